@@ -1,0 +1,72 @@
+"""Metrics exactly as DESIGN.md defines them: multi-class and binary (malignant = positive)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from skinart import SkinartError
+from skinart.data import CLASSES
+
+
+def _ratio(num: float, den: float) -> float | None:
+    """num/den, or None (JSON null) where the ratio is undefined."""
+    return float(num / den) if den else None
+
+
+def parse_malignant(text: str | list[str] | tuple[str, ...], classes: tuple[str, ...] = CLASSES) -> list[str]:
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    unknown = [n for n in names if n not in classes]
+    if unknown or not names:
+        raise SkinartError(f"--malignant names unknown class(es) {', '.join(unknown) or '(none)'}; choose from {', '.join(classes)}")
+    if len(set(names)) == len(classes):
+        raise SkinartError("--malignant lists every class, so no class is benign; name only the malignant ones")
+    return sorted(set(names), key=classes.index)
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int]) -> dict:
+    """Malignant (positive) vs benign; matrix rows = truth [benign, malignant], columns = prediction."""
+    t, p = np.isin(y_true, malignant_idx), np.isin(y_pred, malignant_idx)
+    tp, tn = int(np.sum(t & p)), int(np.sum(~t & ~p))
+    fp, fn = int(np.sum(~t & p)), int(np.sum(t & ~p))
+    sensitivity = _ratio(tp, tp + fn)
+    return {
+        "accuracy": _ratio(tp + tn, len(t)),
+        "sensitivity": sensitivity,
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "npv": _ratio(tn, tn + fn),
+        "fnr": None if sensitivity is None else 1.0 - sensitivity,
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+    }
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: list[str] = ("akiec", "bcc", "mel")
+) -> dict:
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes)))
+    support = cm.sum(axis=1)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    tn = cm.sum() - support - fp
+    per_class = {
+        c: {
+            "recall": _ratio(tp[i], support[i]),
+            "specificity": _ratio(tn[i], tn[i] + fp[i]),
+            "precision": _ratio(tp[i], tp[i] + fp[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(classes)
+    }
+    present = [v for v in per_class.values() if v["recall"] is not None]
+    return {
+        "accuracy": _ratio(tp.sum(), cm.sum()),
+        # classes absent from y_true have no recall; the macro mean is over present classes (= balanced accuracy)
+        "macro_recall": float(np.mean([v["recall"] for v in present])) if present else None,
+        "macro_specificity": float(np.mean([v["specificity"] for v in present])) if present else None,
+        "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).round(4).tolist(),
+        "binary": binary_metrics(y_true, y_pred, [classes.index(m) for m in malignant]),
+    }
+

@@ -1,0 +1,224 @@
+"""Models: timm creation by name, checkpoints (safetensors + JSON, never pickle), ART wrapping."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import load_model, save_model
+from timm.models import register_model
+from torch import nn
+
+from skinart import SkinartError, __version__
+from skinart.data import CLASSES, cache_root
+
+CHECKPOINT_FORMAT = "skinart-checkpoint/1"
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "skinart.json"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class SkinCNN(nn.Module):
+    """The small CNN of Purohit et al.: five conv layers with batch-norm, max-pooling, dropout, one FC layer."""
+
+    def __init__(self, num_classes: int = len(CLASSES), in_chans: int = 3, drop_rate: float = 0.25, **_):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(in_chans, 32), *block(32, 32), nn.MaxPool2d(2), nn.Dropout(drop_rate),
+            *block(32, 64), *block(64, 64), nn.MaxPool2d(2), nn.Dropout(drop_rate),
+            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop_rate),
+        )
+        self.num_classes = num_classes
+        self.fc = nn.Linear(128, num_classes)
+        self.pretrained_cfg = {"classifier": "fc", "num_classes": num_classes}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+@register_model
+def skin_cnn(pretrained: bool = False, **kwargs) -> SkinCNN:
+    if pretrained:
+        raise SkinartError("skin_cnn has no pretrained weights; drop --pretrained (or pass --weights PATH)")
+    return SkinCNN(**kwargs)
+
+
+class Normalize(nn.Module):
+    """First layer of every wrapped model: casts to float32 and applies the timm mean/std, so epsilons
+    stay in [0, 1] pixel units and ART keeps `preprocessing=None`."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+
+def _check_model_name(name: str) -> None:
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise SkinartError(f"unknown model '{name}'{hint}; use a timm model name (timm.list_models()) or skin_cnn")
+
+
+def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    """A timm model by name; `pretrained` downloads timm/hub weights, `weights` loads a local file.
+
+    A classifier head whose shape does not fit `num_classes` (e.g. ImageNet weights) is left
+    freshly initialised, as timm does for its own pretrained weights.
+    """
+    _check_model_name(name)
+    if pretrained and weights:
+        raise SkinartError("pass either --pretrained or --weights, not both")
+    try:
+        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+    except SkinartError:
+        raise
+    except Exception as e:  # hub/network failures come in many types
+        raise SkinartError(
+            f"could not download pretrained weights for {name} ({e.__class__.__name__}); offline, pass --weights PATH "
+            "to a local .safetensors/.pth file instead of --pretrained"
+        ) from e
+    if weights:
+        _load_weights(net, Path(weights), name)
+    return net
+
+
+def _load_weights(net: nn.Module, path: Path, name: str) -> None:
+    if not path.is_file():
+        raise SkinartError(f"weights file {path} does not exist; pass --weights PATH to a .safetensors/.pth state dict")
+    try:
+        state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True)
+    except Exception as e:
+        raise SkinartError(f"cannot read weights {path} ({e.__class__.__name__}); pass a .safetensors or .pth state dict") from e
+    head = net.pretrained_cfg.get("classifier", "")
+    own = net.state_dict()
+    heads = [k for k in state if k.startswith(f"{head}.") and k in own and state[k].shape != own[k].shape]
+    for k in heads:  # another class count: keep our fresh head, as timm does for pretrained weights
+        del state[k]
+    missing, unexpected = [k for k in own if k not in state and k not in heads], [k for k in state if k not in own]
+    mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        bad = (missing + unexpected + mismatched)[0]
+        raise SkinartError(
+            f"weights {path.name} do not fit model {name} ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(mismatched)} mis-shaped tensors, e.g. '{bad}'); pass weights saved from {name}"
+        )
+    net.load_state_dict(state, strict=False)
+
+
+def data_config(net: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    cfg = timm.data.resolve_model_data_config(net)
+    return tuple(float(m) for m in cfg["mean"]), tuple(float(s) for s in cfg["std"])
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise SkinartError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SkinartError("--device cuda asked for, but torch sees no CUDA device; use --device auto or cpu")
+    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+
+
+def _art():
+    """Import ART with its data folder under skinart's cache instead of ~/.art (DESIGN.md)."""
+    import art.config
+
+    path = os.environ.get("ART_DATA_PATH") or str(cache_root() / "art")
+    if art.config.ART_DATA_PATH != path:
+        art.config.set_data_path(path)
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier
+
+
+def wrap(
+    net: nn.Module,
+    img_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: str = "auto",
+    loss: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    preprocessing_defences=None,
+):
+    """ART PyTorchClassifier over Sequential(Normalize, net): inputs float32 NCHW in [0, 1]."""
+    PyTorchClassifier = _art()
+    device = resolve_device(device)
+    model = nn.Sequential(Normalize(mean, std), net)
+    classifier = PyTorchClassifier(
+        model=model,
+        loss=(loss or nn.CrossEntropyLoss()).to(device),  # ART moves the model, not the loss's class weights
+        input_shape=(3, img_size, img_size),
+        nb_classes=net.num_classes,
+        optimizer=optimizer,
+        clip_values=(0.0, 1.0),
+        preprocessing=None,
+        preprocessing_defences=preprocessing_defences,
+        device_type="gpu" if device == "cuda" else "cpu",
+    )
+    return classifier
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(directory: Path, net: nn.Module, meta: dict) -> dict:
+    """Write model.safetensors + skinart.json into `directory` (a run's temporary directory)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_FILE
+    save_model(net, str(weights))
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "skinart_version": __version__,
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        **meta,
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def read_checkpoint_meta(directory: str | Path) -> dict:
+    directory = Path(directory)
+    fix = "pass --checkpoint pointing at a directory written by `skinart train`"
+    if not directory.is_dir():
+        raise SkinartError(f"checkpoint {directory} does not exist; {fix}")
+    meta_path, weights = directory / META_FILE, directory / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights.is_file():
+        raise SkinartError(f"{directory} is not a skinart checkpoint (needs {WEIGHTS_FILE} and {META_FILE}); {fix}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SkinartError(f"{meta_path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise SkinartError(f"{meta_path} is not a {CHECKPOINT_FORMAT} file; {fix}")
+    return meta
+
+
+def load_checkpoint(directory: str | Path) -> tuple[nn.Module, dict]:
+    """(timm net with the saved weights, checkpoint metadata); never unpickles."""
+    meta = read_checkpoint_meta(directory)
+    net = create_model(meta["model"], num_classes=len(meta["classes"]))
+    try:
+        load_model(net, str(Path(directory) / WEIGHTS_FILE))
+    except Exception as e:
+        raise SkinartError(f"{directory}/{WEIGHTS_FILE} does not fit model {meta['model']} ({str(e).splitlines()[0]}); retrain it") from e
+    return net, meta
+
+
+def classifier_from_checkpoint(directory: str | Path, device: str = "auto", preprocessing_defences=None):
+    net, meta = load_checkpoint(directory)
+    net.eval()
+    classifier = wrap(net, meta["img_size"], tuple(meta["mean"]), tuple(meta["std"]), device, preprocessing_defences=preprocessing_defences)
+    return classifier, meta

@@ -1,0 +1,221 @@
+"""Training: ART's `fit_generator` inside an epoch loop that adds what ART lacks (augmentation,
+a per-epoch LR schedule, validation, best checkpoint by validation macro recall, early stopping,
+seeds, progress, curves)."""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from skinart import SkinartError
+from skinart.data import (
+    BALANCE_METHODS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, load_dataset, oversample, parse_ratios,
+)
+from skinart.evaluate import predict
+from skinart.metrics import classification_metrics, parse_malignant
+from skinart.models import create_model, data_config, save_checkpoint, wrap
+from skinart.report import plot_training_curves
+from skinart.runs import needs_run, staged, write_json
+
+AUGMENTATIONS = {
+    "none": lambda size: [],
+    "flip": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()],
+    # lesions have no canonical orientation: any rotation is a valid view
+    "rotate": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180)],
+    "full": lambda size: [
+        v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180),
+        v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True), v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
+    ],
+}
+OPTIMIZERS = {
+    "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
+    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
+}
+SCHEDULERS = {
+    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
+    "none": lambda opt, epochs: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),
+}
+
+
+@dataclass
+class TrainConfig:
+    model: str = "resnet18"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    patience: int = 10
+    augment: str = "rotate"
+    balance: str = "none"
+    label_smoothing: float = 0.0
+    seed: int = 0
+    pretrained: bool = False
+    weights: str | None = None
+
+    def check(self) -> None:
+        for value, table, option in (
+            (self.augment, AUGMENTATIONS, "--augment"), (self.optimizer, OPTIMIZERS, "--optimizer"),
+            (self.scheduler, SCHEDULERS, "--scheduler"), (self.balance, BALANCE_METHODS, "--balance"),
+        ):
+            if value not in table:
+                raise SkinartError(f"unknown {option} '{value}'; choose one of {', '.join(table)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.patience < 0:
+            raise SkinartError("--lr must be > 0, --weight-decay ≥ 0, --label-smoothing in [0, 1), --patience ≥ 0")
+
+
+class _Images(Dataset):
+    """uint8 NHWC images -> (float CHW in [0, 1], one-hot label), as ART's fit_generator expects."""
+
+    def __init__(self, split: Split, indices: np.ndarray, transform: v2.Compose, n_classes: int):
+        self.images, self.labels, self.indices = split.images, split.labels, indices
+        self.transform, self.eye = transform, torch.eye(n_classes)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        j = self.indices[i]
+        x = self.transform(torch.from_numpy(np.ascontiguousarray(self.images[j])).permute(2, 0, 1))
+        return x.float().div_(255), self.eye[self.labels[j]]
+
+
+class _ProgressLoader(DataLoader):
+    """A DataLoader (ART checks the type) whose iteration shows a progress bar on a terminal."""
+
+    def __iter__(self):
+        from tqdm import tqdm
+
+        yield from tqdm(super().__iter__(), total=len(self), leave=False, file=sys.stderr, disable=None, desc="batches")
+
+
+class _LoggedLoss(nn.CrossEntropyLoss):
+    """Cross-entropy that keeps the training losses ART computes, so the epoch loss costs no extra pass."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen: list[float] = []
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = super().forward(logits, target)
+        if torch.is_grad_enabled():
+            self.seen.append(loss.item())
+        return loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _validate(classifier, split: Split, malignant: list[str]) -> dict:
+    probs = predict(classifier, split.images)
+    metrics = classification_metrics(split.labels, probs.argmax(1), malignant=malignant)
+    picked = probs[np.arange(len(split.labels)), split.labels]
+    return {
+        "val_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+        "val_accuracy": metrics["accuracy"],
+        "val_macro_recall": metrics["macro_recall"],
+        "val_fnr": metrics["binary"]["fnr"],
+    }
+
+
+def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT) -> dict:
+    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`."""
+    from art.data_generators import PyTorchDataGenerator
+
+    cfg.check()
+    seed_everything(cfg.seed)
+    train_split, val_split = dataset.splits["train"], dataset.splits.get("val")
+    net = create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
+    mean, std = data_config(net)
+    weights = class_weights(train_split.labels, len(dataset.classes)) if cfg.balance == "weights" else None
+    optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)
+    scheduler = SCHEDULERS[cfg.scheduler](optimizer, cfg.epochs)
+    loss = _LoggedLoss(weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
+    classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer)
+    indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
+    images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    drop_last = len(images) > cfg.batch_size  # a batch of one breaks BatchNorm
+    history, best, best_state, best_epoch = [], -1.0, None, 0
+    print(f"training {cfg.model} on {len(images)} images ({dataset.name} @ {dataset.img_size}px) on {classifier.device}", file=sys.stderr)
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        loader = _ProgressLoader(images, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=drop_last)
+        loss.seen.clear()
+        classifier.fit_generator(PyTorchDataGenerator(loader, len(images), cfg.batch_size), nb_epochs=1)
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(loss.seen))}
+        scheduler.step()
+        if val_split is not None and len(val_split):
+            record.update(_validate(classifier, val_split, list(malignant)))
+        record["seconds"] = round(time.perf_counter() - start, 2)
+        history.append(record)
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), file=sys.stderr)
+        score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
+        if score > best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(net.state_dict())
+        elif cfg.patience and epoch - best_epoch >= cfg.patience:
+            print(f"early stop: no better validation macro recall for {cfg.patience} epochs", file=sys.stderr)
+            break
+    net.load_state_dict(best_state)
+    meta = save_checkpoint(out, net, {
+        "model": cfg.model,
+        "classes": list(dataset.classes),
+        "img_size": dataset.img_size,
+        "mean": list(mean),
+        "std": list(std),
+        "malignant": list(malignant),
+        "best_epoch": best_epoch,
+        "train_config": asdict(cfg),
+        "data": dataset.settings(),
+    })
+    write_json(out / "history.json", history)
+    plot_training_curves(history, out / "training_curves.png")
+    return {"history": history, "best_epoch": best_epoch, "checkpoint": meta}
+
+
+def train_run(
+    out: Path,
+    cfg: TrainConfig,
+    data: str,
+    data_root: str | None = None,
+    img_size: int | None = None,
+    resize: str = "crop",
+    split_ratios: str | None = None,
+    malignant: str = ",".join(DEFAULT_MALIGNANT),
+    device: str = "auto",
+    overwrite: bool = False,
+) -> dict | None:
+    """`skinart train`: a checkpoint run directory at `out`; None when `out` already holds this run."""
+    cfg.check()
+    malignant_names = parse_malignant(malignant)
+    ratios = parse_ratios(split_ratios)
+    config = {
+        "command": "train",
+        "data": {"name": data, "root": str(Path(data_root).resolve()) if data_root else None, "img_size": img_size,
+                 "resize": resize, "split_ratios": ratios},
+        "train": asdict(cfg),
+        "malignant": malignant_names,
+    }
+    if not needs_run(out, config, overwrite):
+        return None
+    dataset = load_dataset(data, data_root, img_size, resize, ratios, cfg.seed)
+    with staged(out, config) as tmp:
+        return train(dataset, cfg, tmp, device, malignant_names)
