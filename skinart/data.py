@@ -8,6 +8,7 @@ where the source has one), so that splits never put one lesion on both sides.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
 import os
 import sys
@@ -196,8 +197,15 @@ def _read_csv(path: Path, required: tuple[str, ...], fix: str) -> list[dict[str,
     return rows
 
 
+def _walk(root: Path, pattern: str) -> list[Path]:
+    """Files matching `pattern` anywhere below `root`, following symlinked folders (unlike Path.rglob)."""
+    return sorted(
+        Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in fnmatch.filter(files, pattern) if not f.startswith(".")
+    )
+
+
 def _index_images(root: Path, pattern: str) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(root.rglob(pattern)) if not p.name.startswith(".")}
+    return {p.stem: p for p in _walk(root, pattern)}
 
 
 # ---------------------------------------------------------------------------------- loaders
@@ -205,7 +213,7 @@ def _index_images(root: Path, pattern: str) -> dict[str, Path]:
 
 def _read_ham10000(root: Path, spec: dict) -> Source:
     root = _existing_dir(root, "ham10000")
-    found = sorted(root.rglob(spec["metadata"]))
+    found = _walk(root, spec["metadata"])
     if not found:
         raise SkinartError(f"{root} holds no {spec['metadata']}; point --data-root at the folder with it and the ISIC_*.jpg images")
     meta = found[0]
@@ -237,7 +245,7 @@ def _read_ham10000(root: Path, spec: dict) -> Source:
 
 def _read_isic2018(root: Path, spec: dict) -> Source:
     root = _existing_dir(root, "isic2018")
-    truths = sorted(root.rglob(spec["ground_truth_glob"]))
+    truths = _walk(root, spec["ground_truth_glob"])
     if not truths:
         raise SkinartError(f"{root} holds no ISIC2018_Task3_*_GroundTruth.csv; point --data-root at the ISIC 2018 Task 3 folder")
     one_hot = spec["columns"][1:]
@@ -252,7 +260,7 @@ def _read_isic2018(root: Path, spec: dict) -> Source:
                 raise SkinartError(f"{gt.name} line {line}: labels {values} are not one-hot; each row needs exactly one 1")
             labelled[row["image"].strip()] = CLASSES.index(one_hot[values.index(1.0)].lower())
     lesions: dict[str, str] = {}
-    for grouping in sorted(root.rglob(spec["lesion_groupings_glob"])):
+    for grouping in _walk(root, spec["lesion_groupings_glob"]):
         for row in _read_csv(grouping, ("image", "lesion_id"), "expected columns image,lesion_id"):
             lesions[row["image"].strip()] = row["lesion_id"].strip()
     images = {**_index_images(root, "ISIC_*.jpg"), **_index_images(root, "ISIC_*.png")}
@@ -286,7 +294,7 @@ def _read_folder(root: Path, spec: dict) -> Source:
     paths, labels = [], []
     for sub in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
         label = _class_of_folder(sub.name)
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [p for p in _walk(sub, "*") if p.suffix.lower() in IMAGE_SUFFIXES]
         paths += files
         labels += [label] * len(files)
     if not paths:

@@ -28,7 +28,7 @@ from skinart.report import plot_training_curves
 from skinart.runs import needs_run, staged, write_json
 
 AUGMENTATIONS = {
-    "none": lambda size: [],
+    "none": lambda size: [v2.Identity()],
     "flip": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()],
     # lesions have no canonical orientation: any rotation is a valid view
     "rotate": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180)],

@@ -1,0 +1,77 @@
+"""Shared fixtures. Tests that need the real data read SKINART_DATA and skip cleanly without it."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_caches(tmp_path_factory):
+    """Keep resized-image caches and ART's data folder out of the user's home."""
+    cache = tmp_path_factory.mktemp("skinart-cache")
+    old = {k: os.environ.get(k) for k in ("SKINART_CACHE", "ART_DATA_PATH")}
+    os.environ["SKINART_CACHE"] = str(cache)
+    os.environ["ART_DATA_PATH"] = str(cache / "art")
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = os.environ.get("SKINART_DATA")
+    if not root or not Path(root, "ham10000", "HAM10000_metadata.csv").is_file():
+        pytest.skip("real data not found: set SKINART_DATA to the shared data folder (see data/README.md)")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def ham_rows(shared_data) -> list[dict]:
+    with open(shared_data / "ham10000" / "HAM10000_metadata.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_ham_subset(rows: list[dict], images: Path, target: Path, per_class: int = 30) -> list[dict]:
+    """A HAM10000-layout folder with whole lesions of every class (images linked, not copied)."""
+    chosen, count = [], {}
+    by_lesion: dict[str, list[dict]] = {}
+    for r in rows:
+        by_lesion.setdefault(r["lesion_id"], []).append(r)
+    for lesion_rows in by_lesion.values():
+        dx = lesion_rows[0]["dx"]
+        if count.get(dx, 0) < per_class:
+            chosen += lesion_rows
+            count[dx] = count.get(dx, 0) + len(lesion_rows)
+    (target / "images").mkdir(parents=True)
+    for r in chosen:
+        (target / "images" / f"{r['image_id']}.jpg").symlink_to(images / f"{r['image_id']}.jpg")
+    with open(target / "HAM10000_metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def ham_subset(shared_data, ham_rows, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ham-subset")
+    write_ham_subset(ham_rows, shared_data / "ham10000" / "images_200x150", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def derma_subset(shared_data, tmp_path_factory) -> Path:
+    """The first samples of each official split of the real DermaMNIST-format npz."""
+    real = np.load(next((shared_data / "dermamnist").glob("*.npz")))
+    sizes = {"train": 600, "val": 150, "test": 200}
+    path = tmp_path_factory.mktemp("derma-subset") / "dermamnist.npz"
+    np.savez(path, **{f"{s}_{k}": real[f"{s}_{k}"][:n] for s, n in sizes.items() for k in ("images", "labels")})
+    return path

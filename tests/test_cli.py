@@ -1,0 +1,115 @@
+"""The commands end to end on real data (small subsets, the paper's small CNN, few epochs)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from skinart.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(derma_subset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "cnn"
+    result = invoke("train", "--data", "dermamnist", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 3,
+                    "--batch-size", 32, "--lr", 3e-3, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_checkpoint_run(trained):
+    assert {"model.safetensors", "skinart.json", "config.json", "history.json", "training_curves.png"} <= {p.name for p in trained.iterdir()}
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"val_accuracy", "val_macro_recall", "val_loss"} <= set(history[0])
+    meta = json.loads((trained / "skinart.json").read_text())
+    assert meta["img_size"] == 28 and meta["model"] == "skin_cnn"
+    assert meta["best_epoch"] == max(range(3), key=lambda i: history[i]["val_macro_recall"]) + 1
+    assert not list(trained.parent.glob(".*partial*"))
+
+
+def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset):
+    out = trained / "eval"
+    result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "macro_recall", "macro_specificity", "per_class", "confusion_matrix", "binary"} <= set(metrics)
+    assert set(metrics["binary"]) == {"accuracy", "sensitivity", "specificity", "ppv", "npv", "fnr", "confusion_matrix"}
+    cm = metrics["confusion_matrix"]
+    assert sum(map(sum, cm)) == 200  # the whole test subset
+    assert metrics["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(7)) / 200)
+    for name in ("confusion_matrix.png", "confusion_matrix_binary.png", "metrics.md", "predictions.npz"):
+        assert (out / name).stat().st_size > 0
+    # the same command again is skipped; another malignant set is another run and is refused without --overwrite
+    again = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out)
+    assert again.exit_code == 0 and "skipped" in again.stderr
+    other = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--malignant", "mel,nv,bcc,akiec")
+    assert other.exit_code == 2 and "--overwrite" in other.stderr
+    replaced = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out,
+                      "--malignant", "mel,nv,bcc,akiec", "--overwrite")
+    assert replaced.exit_code == 0
+    thesis = json.loads((out / "metrics.json").read_text())["binary"]["confusion_matrix"]
+    assert sum(thesis[1]) > sum(metrics["binary"]["confusion_matrix"][1])  # nv now counts as cancerous
+
+
+def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
+    import skinart.train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(skinart.train, "plot_training_curves", broken)
+    out = tmp_path / "run"
+    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", out)
+    assert result.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--model", "resnet19"], "unknown model 'resnet19'"),
+        (["train", "--img-size", "0"], "--img-size must be positive"),
+        (["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--balance", "smote"], "unknown --balance 'smote'"),
+        (["train", "--malignant", "mel,cancer"], "unknown class(es) cancer"),
+        (["train", "--split-ratios", "0.9,0.2"], "bad split ratios"),
+        (["train", "--weights", "/nonexistent/w.safetensors"], "weights file"),
+        (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
+    ],
+)
+def test_bad_train_input_is_one_line_and_writes_nothing(derma_subset, tmp_path, args, message):
+    out = tmp_path / "run"
+    result = invoke(*args, "--data-root", derma_subset, "--out", out, "--epochs" if "--epochs" not in args else "--seed", 1)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bad_evaluate_input(tmp_path, trained):
+    result = invoke("evaluate", "--checkpoint", tmp_path, "--out", tmp_path / "eval")
+    assert result.exit_code == 2 and "not a skinart checkpoint" in result.stderr
+    result = invoke("evaluate", "--checkpoint", trained, "--out", tmp_path / "eval", "--split", "holdout")
+    assert result.exit_code == 2 and "split 'holdout' does not exist" in result.stderr
+    assert not (tmp_path / "eval").exists()
+
+
+def test_out_directory_with_foreign_files_is_refused(derma_subset, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path)
+    assert result.exit_code == 2 and "not a skinart run" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_data_info(derma_subset):
+    result = invoke("data", "info", "--data", "dermamnist", "--data-root", derma_subset)
+    assert result.exit_code == 0
+    assert "600" in result.stdout and "groups shared between splits: 0" in result.stdout

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from skinart import SkinartError
+from skinart.models import classifier_from_checkpoint, create_model, load_checkpoint, save_checkpoint, wrap, data_config
+
+
+def test_skin_cnn_is_registered_in_timm():
+    import timm
+
+    net = timm.create_model("skin_cnn", num_classes=7)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, torch.nn.Dropout) for m in net.modules())
+    assert net(torch.rand(2, 3, 28, 28)).shape == (2, 7)
+
+
+def test_unknown_model_names_close_matches():
+    with pytest.raises(SkinartError, match="unknown model 'resnet19'.*resnet18"):
+        create_model("resnet19")
+
+
+def test_pretrained_offline_points_at_weights(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast instead of waiting on timeouts
+    with pytest.raises(SkinartError, match="--weights"):
+        create_model("resnet10t", pretrained=True)
+
+
+def test_wrapped_classifier_normalises_inside_and_casts_to_float32():
+    net = create_model("skin_cnn").eval()
+    mean, std = data_config(net)
+    classifier = wrap(net, 28, mean, std, "cpu")
+    x = np.random.default_rng(0).random((4, 3, 28, 28))  # float64 on purpose (HopSkipJump under numpy 2)
+    with torch.no_grad():
+        expected = net((torch.from_numpy(x).float() - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+    assert np.allclose(classifier.predict(x), expected.numpy(), atol=1e-5)
+    assert classifier.clip_values[0] == 0 and classifier.clip_values[1] == 1
+    assert classifier.preprocessing is None
+
+
+def _checkpoint(tmp_path, name="skin_cnn"):
+    net = create_model(name).eval()
+    mean, std = data_config(net)
+    save_checkpoint(tmp_path, net, {"model": name, "classes": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
+                                    "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["mel"]})
+    return net
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+    net = _checkpoint(tmp_path)
+    classifier, meta = classifier_from_checkpoint(tmp_path, "cpu")
+    x = np.random.default_rng(1).random((3, 3, 28, 28)).astype(np.float32)
+    mean, std = data_config(net)
+    assert np.allclose(classifier.predict(x), wrap(net, 28, mean, std, "cpu").predict(x), atol=1e-6)
+    assert meta["model"] == "skin_cnn" and len(meta["weights_sha256"]) == 64
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(SkinartError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing")
+    with pytest.raises(SkinartError, match="not a skinart checkpoint"):
+        load_checkpoint(tmp_path)
+    _checkpoint(tmp_path)
+    (tmp_path / "skinart.json").write_text('{"format": "something-else"}')
+    with pytest.raises(SkinartError, match="not a skinart-checkpoint"):
+        load_checkpoint(tmp_path)
+    other = tmp_path / "other"
+    _checkpoint(other)
+    meta = (other / "skinart.json").read_text().replace('"skin_cnn"', '"resnet10t"')
+    (other / "skinart.json").write_text(meta)
+    with pytest.raises(SkinartError, match="does not fit model resnet10t"):
+        load_checkpoint(other)
+
+
+def test_weights_file_loads_and_keeps_fresh_head_for_other_class_count(tmp_path):
+    source = create_model("skin_cnn", num_classes=10)
+    path = tmp_path / "ten_classes.safetensors"
+    save_file(source.state_dict(), path)
+    net = create_model("skin_cnn", num_classes=7, weights=path)
+    assert torch.equal(net.features[0].weight, source.features[0].weight)
+    assert net.fc.weight.shape == (7, 128)
+    torch.save(source.state_dict(), tmp_path / "ten.pth")
+    assert torch.equal(create_model("skin_cnn", weights=tmp_path / "ten.pth").features[0].weight, source.features[0].weight)
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    path = tmp_path / "r10.safetensors"
+    save_file(create_model("resnet10t").state_dict(), path)
+    with pytest.raises(SkinartError, match="do not fit model skin_cnn"):
+        create_model("skin_cnn", weights=path)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SkinartError, match="cannot read weights"):
+        create_model("skin_cnn", weights=tmp_path / "junk.pth")
+    with pytest.raises(SkinartError, match="does not exist"):
+        create_model("skin_cnn", weights=tmp_path / "absent.safetensors")
