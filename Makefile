@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+# Real data for development and CI lies beside the project when present (see data/README.md).
+export SKINART_DATA ?= $(if $(wildcard $(SHARED_DATA)/PROVENANCE.md),$(SHARED_DATA),)
+
+.PHONY: demo test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/skinart train --data dermamnist --model skin_cnn --epochs 12 --lr 3e-3 --weight-decay 5e-4 --out runs/demo
+	$(BIN)/skinart evaluate --checkpoint runs/demo --split test --out runs/demo/eval
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf runs

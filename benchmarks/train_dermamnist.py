@@ -1,0 +1,48 @@
+"""Train skinart's CPU choice on the 28 px DermaMNIST-format data; print test accuracy, macro recall, FNR.
+
+Targets (issue 2): accuracy >= 0.78 and macro recall >= 0.60 with binary FNR <= 0.25, in <= 15 minutes
+on 2 CPU cores. The published best at 28 px is accuracy 0.766-0.768 (MedMNIST v2).
+
+    SKINART_DATA=../shared/data python benchmarks/train_dermamnist.py [--model skin_cnn --epochs 40 ...]
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from skinart.evaluate import evaluate_run
+from skinart.train import TrainConfig, train_run
+
+
+def main() -> None:
+    defaults = TrainConfig(model="skin_cnn", epochs=40, lr=3e-3, weight_decay=5e-4, patience=0, balance="weights")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, value in vars(defaults).items():
+        if name not in ("pretrained", "weights"):
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if not os.environ.get("SKINART_DATA"):
+        sys.exit("set SKINART_DATA to the folder holding dermamnist/ (see data/README.md)")
+    cfg = TrainConfig(**{k: getattr(args, k) for k in vars(defaults) if k not in ("pretrained", "weights")})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        start = time.perf_counter()
+        train_run(out, cfg, "dermamnist", device=args.device)
+        metrics = evaluate_run(out, out / "eval", device=args.device)
+        wall = time.perf_counter() - start
+    fnr = metrics["binary"]["fnr"]
+    print(f"config         {cfg}")
+    print(f"wall time      {wall / 60:.1f} min (target <= 15) on {os.cpu_count()} cores")
+    print(f"test accuracy  {metrics['accuracy']:.4f} (target >= 0.78)")
+    print(f"macro recall   {metrics['macro_recall']:.4f} (target >= 0.60)")
+    print(f"binary FNR     {fnr:.4f} (target <= 0.25)")
+    met = metrics["accuracy"] >= 0.78 and metrics["macro_recall"] >= 0.60 and fnr <= 0.25 and wall <= 900
+    print("targets        " + ("met" if met else "NOT met"))
+
+
+if __name__ == "__main__":
+    main()
