@@ -3,7 +3,7 @@
 Targets (issue 2): accuracy >= 0.78 and macro recall >= 0.60 with binary FNR <= 0.25, in <= 15 minutes
 on 2 CPU cores. The published best at 28 px is accuracy 0.766-0.768 (MedMNIST v2).
 
-    SKINART_DATA=../shared/data python benchmarks/train_dermamnist.py [--model skin_cnn --epochs 40 ...]
+    SKINART_DATA=../shared/data python benchmarks/train_dermamnist.py [--model skin_cnn --epochs 30 --balance none ...]
 """
 
 import argparse
@@ -18,7 +18,7 @@ from skinart.train import TrainConfig, train_run
 
 
 def main() -> None:
-    defaults = TrainConfig(model="skin_cnn", epochs=40, lr=3e-3, weight_decay=5e-4, patience=0, balance="weights")
+    defaults = TrainConfig(model="skin_cnn", epochs=30, lr=3e-3, weight_decay=5e-4, patience=0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, value in vars(defaults).items():
         if name not in ("pretrained", "weights"):

@@ -65,7 +65,7 @@ class Normalize(nn.Module):
         return (x.float() - self.mean) / self.std
 
 
-def _check_model_name(name: str) -> None:
+def check_model_name(name: str) -> None:
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -78,7 +78,7 @@ def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = 
     A classifier head whose shape does not fit `num_classes` (e.g. ImageNet weights) is left
     freshly initialised, as timm does for its own pretrained weights.
     """
-    _check_model_name(name)
+    check_model_name(name)
     if pretrained and weights:
         raise SkinartError("pass either --pretrained or --weights, not both")
     try:

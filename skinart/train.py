@@ -23,7 +23,7 @@ from skinart.data import (
 )
 from skinart.evaluate import predict
 from skinart.metrics import classification_metrics, parse_malignant
-from skinart.models import create_model, data_config, save_checkpoint, wrap
+from skinart.models import check_model_name, create_model, data_config, save_checkpoint, wrap
 from skinart.report import plot_training_curves
 from skinart.runs import needs_run, staged, write_json
 
@@ -131,7 +131,7 @@ def _validate(classifier, split: Split, malignant: list[str]) -> dict:
     return {
         "val_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
         "val_accuracy": metrics["accuracy"],
-        "val_macro_recall": metrics["macro_recall"],
+        "val_macro_recall": metrics["macro_recall"] or 0.0,
         "val_fnr": metrics["binary"]["fnr"],
     }
 
@@ -205,6 +205,7 @@ def train_run(
 ) -> dict | None:
     """`skinart train`: a checkpoint run directory at `out`; None when `out` already holds this run."""
     cfg.check()
+    check_model_name(cfg.model)  # before a possibly long first load of the data
     malignant_names = parse_malignant(malignant)
     ratios = parse_ratios(split_ratios)
     config = {
