@@ -3,7 +3,7 @@
 Targets on 2 cores: first load <= 60 s, cached reload <= 3 s. The baseline, measured in the same run,
 is a plain single-threaded Pillow loop over the same files (open, convert, ImageOps.fit).
 
-    SKINART_DATA=../shared/data python benchmarks/data_cache.py [--size 224]
+    SKINART_DATA=/path/to/data python benchmarks/data_cache.py [--size 224]
 """
 
 import argparse

@@ -3,7 +3,7 @@
 Targets (issue 2): accuracy >= 0.78 and macro recall >= 0.60 with binary FNR <= 0.25, in <= 15 minutes
 on 2 CPU cores. The published best at 28 px is accuracy 0.766-0.768 (MedMNIST v2).
 
-    SKINART_DATA=../shared/data python benchmarks/train_dermamnist.py [--model skin_cnn --epochs 30 --balance none ...]
+    SKINART_DATA=/path/to/data python benchmarks/train_dermamnist.py [--model skin_cnn --epochs 30 --balance none ...]
 """
 
 import argparse
