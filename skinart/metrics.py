@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from skinart import SkinartError
-from skinart.data import CLASSES
+from skinart.data import CLASSES, DEFAULT_MALIGNANT
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -42,7 +42,7 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[i
 
 
 def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: list[str] = ("akiec", "bcc", "mel")
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: tuple[str, ...] = DEFAULT_MALIGNANT
 ) -> dict:
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes)))
     support = cm.sum(axis=1)

@@ -21,7 +21,7 @@ from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.d
     SPLIT_NAMES, cache_root,
 )
 from skinart.data.pixels import load_pixels, resize_image, to_model_input  # noqa: F401
-from skinart.data.sources import Source, open_npz, read_source  # noqa: F401
+from skinart.data.sources import Source, read_source  # noqa: F401
 from skinart.data.splits import parse_ratios, source_splits, split_indices  # noqa: F401
 
 
@@ -68,7 +68,7 @@ def load_dataset(
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
     if img_size is None:
-        img_size = open_npz(source.npz)["test_images"].shape[1] if source.npz else DEFAULT_IMG_SIZE
+        img_size = source.native_size or DEFAULT_IMG_SIZE
     pixels = load_pixels(source, img_size, resize, use_cache)
     splits = {
         s: Split(images=np.ascontiguousarray(pixels[idx]), labels=source.labels[idx], groups=source.groups[idx], ids=source.ids[idx])

@@ -30,6 +30,7 @@ class Source:
     paths: list[Path] | None = None  # image files, or
     npz: Path | None = None  # a MedMNIST npz holding the pixels
     official_split: np.ndarray | None = None  # 'train'/'val'/'test' per sample
+    native_size: int | None = None  # image side when the source stores pixels at one size
     notes: list[str] = field(default_factory=list)
 
 
@@ -248,10 +249,13 @@ def _read_dermamnist(root: Path | None, spec: dict, img_size: int | None = None)
         labels.append(by_name[raw])
         ids += [f"{s}_{i:05d}" for i in range(len(raw))]
         split += [s] * len(raw)
+    with npz.zip.open("test_images.npy") as member:  # the image side from the header, without decompressing pixels
+        read = {(1, 0): np.lib.format.read_array_header_1_0}.get(np.lib.format.read_magic(member), np.lib.format.read_array_header_2_0)
+        shape = read(member)[0]
     ids_arr = np.array(ids)
     return Source(
         name="dermamnist", root=path, ids=ids_arr, labels=np.concatenate(labels), groups=ids_arr,
-        npz=path, official_split=np.array(split), fingerprint=_fingerprint([path.name], [path]),
+        npz=path, official_split=np.array(split), fingerprint=_fingerprint([path.name], [path]), native_size=shape[1],
     )
 
 
