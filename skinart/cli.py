@@ -104,6 +104,51 @@ def evaluate(
     typer.echo(metrics_markdown(metrics, f"{checkpoint} on {split}"))
 
 
+@app.command()
+@one_line_errors
+def attack(
+    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, patch, poison-flip or poison-backdoor")],
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint to attack (written by `skinart train`)")],
+    out: Out,
+    data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
+    data_root: DataRoot = None,
+    eps: Annotated[Optional[str], typer.Option(help="L∞ budget in [0, 1] pixel units: 2/255 or 0.2 (default per method)")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step)")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="iterations (uap: passes over the fit sample; patch: epochs)")] = None,
+    random_init: Annotated[Optional[int], typer.Option(help="random starts (fgsm, pgd)")] = None,
+    attacker: Annotated[Optional[str], typer.Option(help="uap sub-attacker: fgsm or pgd")] = None,
+    target_class: Annotated[Optional[str], typer.Option(help="targeted attack towards this class (uap, patch, fgsm, pgd, poison-*)")] = None,
+    source_class: Annotated[Optional[str], typer.Option(help="poison-flip: the class whose labels are flipped")] = None,
+    fraction: Annotated[Optional[float], typer.Option(help="poison-*: share of the candidate training images to poison, in (0, 1)")] = None,
+    patch_size: Annotated[Optional[float], typer.Option(help="patch side as a share of the image side, in (0, 1]")] = None,
+    fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
+    max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
+    retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(help="further ART parameter, key=value (repeatable)")] = None,
+    source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
+    seed: int = 0,
+    malignant: Malignant = None,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+):
+    """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
+    measured L∞/L2), adversarial.npz and figures."""
+    from skinart.attacks import AttackConfig, attack_run, parse_params
+    from skinart.report import attack_markdown
+
+    cfg = AttackConfig(method=method, eps=eps, eps_step=eps_step, max_iter=max_iter, random_init=random_init, attacker=attacker,
+                       patch_size=patch_size, target_class=target_class, source_class=source_class, fraction=fraction,
+                       fit_samples=fit_samples, max_samples=max_samples, retrain_epochs=retrain_epochs,
+                       params=parse_params(param or []), seed=seed)
+    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite)
+    if metrics is None:
+        return _skipped(out)
+    if "adversarial" in metrics:
+        typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}"))
+    else:
+        typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
+
+
 @data_app.command("info")
 @one_line_errors
 def data_info(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from skinart import SkinartError
-from skinart.data import Split, load_dataset, to_model_input
+from skinart.data import LesionDataset, Split, load_dataset, to_model_input
 from skinart.metrics import classification_metrics, parse_malignant
 from skinart.models import classifier_from_checkpoint, read_checkpoint_meta
 from skinart.report import metrics_markdown, plot_confusion
@@ -17,10 +17,11 @@ from skinart.runs import needs_run, staged, write_json
 
 
 def predict(classifier, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities for uint8 NHWC images, converted to model input one chunk at a time."""
+    """Class probabilities for uint8 NHWC images (converted one chunk at a time) or float32 NCHW model input."""
     chunk = 4 * batch_size
+    as_input = to_model_input if images.dtype == np.uint8 else np.asarray
     logits = [
-        classifier.predict(to_model_input(images[i : i + chunk]), batch_size=batch_size)
+        classifier.predict(as_input(images[i : i + chunk]), batch_size=batch_size)
         for i in range(0, len(images), chunk)
     ]
     if not logits:
@@ -44,6 +45,19 @@ def evaluate(classifier, split: Split, classes: list[str], malignant: list[str],
     return metrics
 
 
+def checkpoint_dataset(checkpoint: Path, meta: dict, data: str | None, data_root: str | None, split: str = "test") -> LesionDataset:
+    """The data with the checkpoint's own split settings (same ratios, seed and resize), so its test
+    images are never ones it trained on."""
+    trained_on = meta["data"]
+    data = data or trained_on["name"]
+    dataset = load_dataset(data, data_root, meta["img_size"], trained_on["resize"], tuple(trained_on["split_ratios"]), trained_on["seed"])
+    if split not in dataset.splits:
+        raise SkinartError(f"split '{split}' does not exist for {data} with these ratios; choose one of {', '.join(dataset.splits)}")
+    if dataset.name == trained_on["name"] and dataset.fingerprint != trained_on["fingerprint"]:
+        print(f"note: the {data} data differ from those {checkpoint} was trained on; splits may not match", file=sys.stderr)
+    return dataset
+
+
 def evaluate_run(
     checkpoint: Path,
     out: Path,
@@ -54,8 +68,7 @@ def evaluate_run(
     device: str = "auto",
     overwrite: bool = False,
 ) -> dict | None:
-    """`skinart evaluate`: metrics of a checkpoint on a split, with the checkpoint's own split settings
-    (same ratios, seed and resize), so its test images are never ones it trained on."""
+    """`skinart evaluate`: metrics of a checkpoint on a split of its own data settings."""
     meta = read_checkpoint_meta(checkpoint)
     trained_on = meta["data"]
     data = data or trained_on["name"]
@@ -68,11 +81,7 @@ def evaluate_run(
     }
     if not needs_run(out, config, overwrite):
         return None
-    dataset = load_dataset(data, data_root, meta["img_size"], trained_on["resize"], tuple(trained_on["split_ratios"]), trained_on["seed"])
-    if split not in dataset.splits:
-        raise SkinartError(f"split '{split}' does not exist for {data} with these ratios; choose one of {', '.join(dataset.splits)}")
-    if dataset.name == trained_on["name"] and dataset.fingerprint != trained_on["fingerprint"]:
-        print(f"note: the {data} data differ from those {checkpoint} was trained on; splits may not match", file=sys.stderr)
+    dataset = checkpoint_dataset(checkpoint, meta, data, data_root, split)
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
     with staged(out, config) as tmp:
         return evaluate(classifier, dataset.splits[split], meta["classes"], malignant_names, tmp,

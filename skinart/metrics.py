@@ -70,3 +70,33 @@ def classification_metrics(
         "binary": binary_metrics(y_true, y_pred, [classes.index(m) for m in malignant]),
     }
 
+
+
+def attack_metrics(
+    y_true: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray, classes: tuple[str, ...] = CLASSES,
+    malignant: tuple[str, ...] = DEFAULT_MALIGNANT, target: int | None = None,
+) -> dict:
+    """Clean and attacked metrics plus the three rates DESIGN.md separates: fooling (prediction changed),
+    error (1 − accuracy, the thesis's "fooling rate") and success (originally correct, now wrong)."""
+    clean = classification_metrics(y_true, clean_pred, classes, malignant)
+    adversarial = classification_metrics(y_true, adv_pred, classes, malignant)
+    correct = clean_pred == y_true
+    metrics = {
+        "clean": clean,
+        "adversarial": adversarial,
+        "fooling_rate": _ratio(np.sum(adv_pred != clean_pred), len(y_true)),
+        "error_rate": None if adversarial["accuracy"] is None else 1.0 - adversarial["accuracy"],
+        "success_rate": _ratio(np.sum(correct & (adv_pred != y_true)), np.sum(correct)),
+    }
+    if target is not None:  # share of images of other classes now predicted as the target
+        others = y_true != target
+        metrics["targeted_success_rate"] = _ratio(np.sum(others & (adv_pred == target)), np.sum(others))
+    return metrics
+
+
+def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
+    """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
+    delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)
+    if not len(delta):
+        return {"linf_max": None, "l2_mean": None}
+    return {"linf_max": float(np.abs(delta).max()), "l2_mean": float(np.linalg.norm(delta, axis=1).mean())}

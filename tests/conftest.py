@@ -8,6 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from skinart.cli import app
+
+
+def invoke(*args):
+    """Run the skinart command in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -75,3 +83,14 @@ def derma_subset(shared_data, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("derma-subset") / "dermamnist.npz"
     np.savez(path, **{f"{s}_{k}": real[f"{s}_{k}"][:n] for s, n in sizes.items() for k in ("images", "labels")})
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(derma_subset, tmp_path_factory) -> Path:
+    """The paper's small CNN trained for a few epochs on the real subset (class-weighted, so it does not
+    collapse onto nv and attacks have decisions to change)."""
+    out = tmp_path_factory.mktemp("runs") / "cnn"
+    result = invoke("train", "--data", "dermamnist", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 3,
+                    "--batch-size", 32, "--lr", 3e-3, "--balance", "weights", "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return out

@@ -3,24 +3,7 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from skinart.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def trained(derma_subset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "cnn"
-    result = invoke("train", "--data", "dermamnist", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 3,
-                    "--batch-size", 32, "--lr", 3e-3, "--out", out, "--device", "cpu")
-    assert result.exit_code == 0, result.output
-    return out
+from conftest import invoke
 
 
 def test_train_writes_a_checkpoint_run(trained):

@@ -1,0 +1,148 @@
+"""Attacks on a model trained on real DermaMNIST-format images: budgets respected, outputs complete,
+ART's slow paths bypassed without changing results, poisoning exactly where it was asked for."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import invoke
+
+from skinart import SkinartError
+from skinart.attacks import METHODS, attacking, build, parse_eps, parse_params
+from skinart.models import classifier_from_checkpoint
+from skinart.poisoning import poison_split
+
+
+def attack(trained, derma_subset, out, *args):
+    result = invoke("attack", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--device", "cpu", *args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eps_accepts_fractions_and_decimals():
+    assert parse_eps("2/255") == pytest.approx(2 / 255)
+    assert parse_eps("0.2") == 0.2
+    for bad in ("0", "-1/255", "1.5", "eight", "1/0"):
+        with pytest.raises(SkinartError, match="--eps"):
+            parse_eps(bad)
+    assert parse_params(["decay=0.9", "eps_step=1/255", "targeted=true", "norm=inf"]) == {
+        "decay": 0.9, "eps_step": pytest.approx(1 / 255), "targeted": True, "norm": "inf"}
+
+
+@pytest.mark.parametrize("method, args", [
+    ("fgsm", ["--eps", "4/255"]),
+    ("pgd", ["--eps", "8/255", "--eps-step", "2/255", "--max-iter", 10]),
+    ("mim", ["--eps", "8/255", "--max-iter", 5]),
+    ("square", ["--eps", "8/255", "--max-iter", 30]),
+    ("uap", ["--eps", "8/255", "--fit-samples", 150, "--max-iter", 2]),
+])
+def test_bounded_attacks_respect_eps_and_write_every_output(trained, derma_subset, tmp_path, method, args):
+    out = tmp_path / method
+    metrics = attack(trained, derma_subset, out, "--method", method, "--max-samples", 80, *args)
+    eps = parse_eps(args[1])
+    assert metrics["linf_max"] <= eps + 1e-6 and metrics["eps"] == pytest.approx(eps)
+    assert metrics["images"] == 80 and metrics["threat_model"] == "white-box"
+    assert metrics["adversarial"]["accuracy"] == pytest.approx(1 - metrics["error_rate"])
+    assert metrics["adversarial"]["accuracy"] <= metrics["clean"]["accuracy"]
+    assert metrics["fooling_rate"] > 0  # a real attack on a real model changes some decisions
+    arrays = np.load(out / "adversarial.npz")
+    assert arrays["adversarial"].dtype == np.float32 and arrays["adversarial"].shape == (80, 3, 28, 28)
+    assert (arrays["adversarial_probabilities"].argmax(1) != arrays["clean_probabilities"].argmax(1)).mean() == pytest.approx(metrics["fooling_rate"])
+    for name in ("perturbations.png", "confusion_matrix_adversarial.png", "confusion_matrix_adversarial_binary.png", "metrics.md"):
+        assert (out / name).stat().st_size > 0
+    if method == "uap":
+        noise = np.load(out / "noise.npz")["noise"]
+        assert noise.shape == (3, 28, 28) and np.abs(noise).max() <= eps + 1e-6
+        assert metrics["fit_samples"] == 150 and 0 <= metrics["fit_fooling_rate"] <= 1
+
+
+def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
+    """The frozen weights, the clamp projection and the skipped success log give ART's exact adversarials."""
+    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    x = np.load(derma_subset)["test_images"][:32].transpose(0, 3, 1, 2).astype(np.float32) / 255
+    y = np.eye(7, dtype=np.float32)[np.load(derma_subset)["test_labels"][:32].ravel()]
+    pgd = build("pgd", classifier, {"num_random_init": 0, "max_iter": 5}, {"verbose": False})
+    plain = pgd.generate(x, y)
+    with attacking(classifier, pgd):
+        fast = pgd.generate(x, y)
+    np.testing.assert_allclose(fast, plain, atol=1e-7)
+    assert all(p.requires_grad for p in classifier.model.parameters())  # weights thawed afterwards
+
+
+def test_targeted_patch_and_uap(trained, derma_subset, tmp_path):
+    patch = attack(trained, derma_subset, tmp_path / "patch", "--method", "patch", "--target-class", "mel", "--patch-size", 0.3,
+                   "--max-iter", 3, "--fit-samples", 64, "--max-samples", 60)
+    assert 0 <= patch["targeted_success_rate"] <= 1 and patch["bounded"] is False
+    assert np.load(tmp_path / "patch" / "patch.npz")["patch"].shape == (3, 28, 28)
+    assert (tmp_path / "patch" / "patch.png").stat().st_size > 0
+    uap = attack(trained, derma_subset, tmp_path / "tuap", "--method", "uap", "--target-class", "bkl", "--fit-samples", 100,
+                 "--max-iter", 1, "--max-samples", 60)
+    assert "fit_targeted_success_rate" in uap and "targeted_success_rate" in uap
+
+
+def test_transfer_from_a_source_checkpoint(trained, derma_subset, tmp_path):
+    metrics = attack(trained, derma_subset, tmp_path / "transfer", "--method", "fgsm", "--source-checkpoint", trained,
+                     "--max-samples", 40)
+    assert metrics["threat_model"] == "transfer"
+    other = tmp_path / "other-size"
+    shutil.copytree(trained, other)
+    meta = json.loads((other / "skinart.json").read_text())
+    (other / "skinart.json").write_text(json.dumps({**meta, "img_size": 64}))
+    result = invoke("attack", "--method", "fgsm", "--checkpoint", trained, "--source-checkpoint", other,
+                    "--data-root", derma_subset, "--out", tmp_path / "bad")
+    assert result.exit_code == 2 and "img_size" in result.stderr and not (tmp_path / "bad").exists()
+
+
+def test_poison_split_changes_only_the_chosen_samples(derma_subset):
+    from skinart.data import load_dataset
+
+    train = load_dataset("dermamnist", derma_subset).splits["train"]
+    chosen = np.flatnonzero(train.labels == 5)[:10]
+    flipped = poison_split(train, "poison-flip", chosen, target=2, n_classes=7)
+    assert np.array_equal(flipped.images, train.images)
+    assert (flipped.labels[chosen] == 2).all() and np.array_equal(np.delete(flipped.labels, chosen), np.delete(train.labels, chosen))
+    backdoor = poison_split(train, "poison-backdoor", chosen, target=5, n_classes=7)
+    changed = np.flatnonzero((backdoor.images != train.images).reshape(len(train), -1).any(1))
+    assert set(changed) <= set(chosen) and len(changed) >= 9
+    corner = backdoor.images[chosen][:, -6:, -6:]  # ART's pattern sits in the bottom-right corner, white pixels
+    assert (corner == 255).any() and np.array_equal(backdoor.images[chosen][:, :-6], train.images[chosen][:, :-6])
+
+
+def test_poison_flip_retrains_and_reports_the_confusion(trained, derma_subset, tmp_path):
+    out = tmp_path / "flip"
+    metrics = attack(trained, derma_subset, out, "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl",
+                     "--fraction", 0.6, "--retrain-epochs", 2)
+    n_nv = int((np.load(derma_subset)["train_labels"].ravel() == 5).sum())
+    poison = np.load(out / "poison.npz")
+    assert len(poison["indices"]) == metrics["poisoned_samples"] == round(0.6 * n_nv)
+    assert (poison["original_labels"] == 5).all()
+    rates = metrics["source_to_target"]
+    assert set(rates) == {"clean_model", "poisoned_model"} and rates["poisoned_model"] > rates["clean_model"]
+    assert (out / "model.safetensors").is_file()  # the poisoned model is a checkpoint of its own
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "deepfool"], "unknown attack method 'deepfool'; choose one of fgsm"),
+    (["--method", "fgsm", "--eps", "0"], "outside (0, 1]"),
+    (["--method", "fgsm", "--eps", "300/255"], "outside (0, 1]"),
+    (["--method", "fgsm", "--eps-step", "1/255"], "--eps-step does not apply to fgsm"),
+    (["--method", "pgd", "--param", "colour=red"], "pgd:"),
+    (["--method", "pgd", "--param", "nokey"], "is not key=value"),
+    (["--method", "pgd", "--target-class", "melanoma"], "'melanoma' is not a class"),
+    (["--method", "patch", "--patch-size", "1.5"], "--patch-size 1.5 must be in (0, 1]"),
+    (["--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", "1.2"], "--fraction in (0, 1)"),
+    (["--method", "poison-flip", "--target-class", "bkl", "--fraction", "0.2"], "needs --source-class"),
+    (["--method", "uap", "--attacker", "pgd", "--target-class", "nv"], "supports only --attacker fgsm"),
+])
+def test_bad_attack_input_is_one_line_and_writes_nothing(trained, derma_subset, tmp_path, args, message):
+    out = tmp_path / "attack"
+    result = invoke("attack", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_method_has_help_and_a_known_kind():
+    assert {m.kind for m in METHODS.values()} == {"evasion", "universal", "patch", "poison-flip", "poison-backdoor"}
+    assert all(m.help for m in METHODS.values())
