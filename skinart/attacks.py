@@ -20,7 +20,7 @@ from skinart import SkinartError
 from skinart.data import to_model_input
 from skinart.evaluate import checkpoint_dataset, predict
 from skinart.metrics import attack_metrics, parse_malignant, perturbation_norms
-from skinart.models import _art, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.models import _art, classifier_from_checkpoint, read_checkpoint_meta, resolve_device
 from skinart.report import amplified, attack_markdown, plot_confusion, plot_perturbations, save_image
 from skinart.runs import needs_run, staged, write_json
 
@@ -73,7 +73,9 @@ METHODS: dict[str, Method] = {
                   ("eps", "eps_step", "max_iter", "num_random_init"), True, "Projected Gradient Descent (Madry et al. 2018)"),
     "mim": Method("evasion", MomentumIterativeMethod, {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "batch_size": 128},
                   ("eps", "eps_step", "max_iter"), True, "Momentum Iterative Method (Dong et al. 2018)"),
-    "cw": Method("evasion", CarliniL2Method, {"max_iter": 10, "binary_search_steps": 5, "batch_size": 128},
+    "cw": Method("evasion", CarliniL2Method,
+                 # ART's initial_const 0.01 leaves most images unperturbed within a few search steps on [0, 1] inputs
+                 {"max_iter": 10, "binary_search_steps": 5, "initial_const": 1.0, "learning_rate": 0.1, "batch_size": 128},
                  ("max_iter",), False, "Carlini & Wagner L2, minimal perturbation (unbounded)"),
     "cw-linf": Method("evasion", CarliniLInfMethod, {"max_iter": 10, "batch_size": 128}, ("max_iter",), False,
                       "Carlini & Wagner L∞, minimal perturbation (unbounded)"),
@@ -84,7 +86,7 @@ METHODS: dict[str, Method] = {
     "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 5, "delta": 0.2, "attacker": "fgsm"},
                   ("eps", "eps_step", "max_iter", "attacker"), True,
                   "Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images"),
-    "patch": Method("patch", _patch, {"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32, "verbose": False},
+    "patch": Method("patch", _patch, {"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32},
                     ("max_iter", "patch_size"), False, "universal adversarial patch (Brown et al. 2017), EOT over rotation/scale/place"),
     "poison-flip": Method("poison-flip", None, {}, (), False, "label flip source→target on a share of the training set, then retrain"),
     "poison-backdoor": Method("poison-backdoor", None, {}, (), False,
@@ -314,10 +316,38 @@ def _check_source(meta: dict, source_meta: dict, source: Path) -> None:
                                "craft on a model trained for the same classes and input size")
 
 
+THREATS = ("white-box", "transfer", "adaptive")
+
+
+def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint: Path | None, device: str):
+    """The model the attacker differentiates (DESIGN.md threat models). On a checkpoint with preprocessing
+    defences, white-box means oblivious (the defended weights without the preprocessor) and adaptive means
+    through it (BPDA, plus EOT over random flips when every preprocessor is PyTorch)."""
+    if threat not in THREATS:
+        raise SkinartError(f"unknown --threat '{threat}'; choose one of {', '.join(THREATS)}")
+    if threat == "transfer":
+        source = source_checkpoint or (meta.get("defence") or {}).get("source")
+        if not source:
+            raise SkinartError("--threat transfer needs --source-checkpoint (the model the attacker crafts on)")
+        _check_source(meta, read_checkpoint_meta(source), source)
+        return classifier_from_checkpoint(source, device, defended=False)[0], str(Path(source).resolve())
+    if source_checkpoint:
+        raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
+    if threat == "white-box" or not meta.get("preprocessing"):
+        return classifier_from_checkpoint(checkpoint, device, defended=False)[0], None
+    from skinart.defences import EoTFlips, preprocessors  # defences build on this module
+
+    chain = preprocessors(meta["preprocessing"], resolve_device(device))
+    if all(hasattr(p, "forward") for p in chain):
+        chain.append(EoTFlips())
+    return classifier_from_checkpoint(checkpoint, device, preprocessing_defences=chain)[0], None
+
+
 def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None,
                source_checkpoint: Path | None = None, malignant: str | None = None, device: str = "auto",
-               overwrite: bool = False) -> dict | None:
-    """`skinart attack`: attack a checkpoint's test split (white-box, or transfer from `source_checkpoint`)."""
+               overwrite: bool = False, threat: str | None = None) -> dict | None:
+    """`skinart attack`: attack a checkpoint's test split under a threat model (default: transfer when a
+    source checkpoint is given, else white-box); the attacked images are scored by the full defended model."""
 
     meta = read_checkpoint_meta(checkpoint)
     classes = meta["classes"]
@@ -329,13 +359,12 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
 
         return poison_run(cfg, checkpoint, meta, out, data, data_root, malignant, device, overwrite)
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(classes))
-    source_meta = read_checkpoint_meta(source_checkpoint) if source_checkpoint else None
-    if source_meta:
-        _check_source(meta, source_meta, source_checkpoint)
+    threat = threat or ("transfer" if source_checkpoint else "white-box")
+    crafter, source = crafting_model(threat, checkpoint, meta, source_checkpoint, device)
     config = {
-        "command": "attack", "attack": cfg.__dict__, "threat_model": "transfer" if source_meta else "white-box",
+        "command": "attack", "attack": cfg.__dict__, "threat_model": threat,
         "checkpoint": {"path": str(Path(checkpoint).resolve()), "weights_sha256": meta["weights_sha256"]},
-        "source_checkpoint": source_meta and {"path": str(Path(source_checkpoint).resolve()), "weights_sha256": source_meta["weights_sha256"]},
+        "source_checkpoint": source and {"path": source, "weights_sha256": read_checkpoint_meta(source)["weights_sha256"]},
         "data": {"name": data or meta["data"]["name"], "root": str(Path(data_root).resolve()) if data_root else None},
         "malignant": malignant_names,
     }
@@ -346,7 +375,6 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     labels, ids = test.labels[keep], test.ids[keep]
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
-    crafter = classifier_from_checkpoint(source_checkpoint, device)[0] if source_meta else classifier
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)
     n_classes = len(classes)
     print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({config['threat_model']})", file=sys.stderr)

@@ -126,6 +126,7 @@ def attack(
     retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
     param: Annotated[Optional[list[str]], typer.Option(help="further ART parameter, key=value (repeatable)")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
+    threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
     seed: int = 0,
     malignant: Malignant = None,
     device: Device = "auto",
@@ -140,13 +141,37 @@ def attack(
                        patch_size=patch_size, target_class=target_class, source_class=source_class, fraction=fraction,
                        fit_samples=fit_samples, max_samples=max_samples, retrain_epochs=retrain_epochs,
                        params=parse_params(param or []), seed=seed)
-    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite)
+    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat)
     if metrics is None:
         return _skipped(out)
     if "adversarial" in metrics:
         typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}"))
     else:
         typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
+
+
+@app.command()
+@one_line_errors
+def defend(
+    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing or squeeze")],
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint to defend (written by `skinart train`)")],
+    out: Out,
+    data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
+    data_root: DataRoot = None,
+    webp_quality: Annotated[int, typer.Option(help="llt/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
+    window: Annotated[int, typer.Option(help="smoothing: median window")] = 3,
+    bits: Annotated[int, typer.Option(help="squeeze: bit depth")] = 4,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+):
+    """Attach a preprocessing defence: a checkpoint (same weights) that applies it, with its clean test metrics."""
+    from skinart.defences import defend_run
+    from skinart.report import metrics_markdown
+
+    metrics = defend_run(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, data, data_root, device, overwrite)
+    if metrics is None:
+        return _skipped(out)
+    typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))
 
 
 @data_app.command("info")

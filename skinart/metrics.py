@@ -88,9 +88,10 @@ def attack_metrics(
         "error_rate": None if adversarial["accuracy"] is None else 1.0 - adversarial["accuracy"],
         "success_rate": _ratio(np.sum(correct & (adv_pred != y_true)), np.sum(correct)),
     }
-    if target is not None:  # share of images of other classes now predicted as the target
+    if target is not None:  # share of images of other classes predicted as the target, attacked and clean
         others = y_true != target
         metrics["targeted_success_rate"] = _ratio(np.sum(others & (adv_pred == target)), np.sum(others))
+        metrics["targeted_rate_clean"] = _ratio(np.sum(others & (clean_pred == target)), np.sum(others))
     return metrics
 
 

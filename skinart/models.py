@@ -217,8 +217,14 @@ def load_checkpoint(directory: str | Path) -> tuple[nn.Module, dict]:
     return net, meta
 
 
-def classifier_from_checkpoint(directory: str | Path, device: str = "auto", preprocessing_defences=None):
+def classifier_from_checkpoint(directory: str | Path, device: str = "auto", preprocessing_defences=None, defended: bool = True):
+    """The checkpoint as an ART classifier, with the preprocessing defences its metadata names (unless
+    `defended` is False or `preprocessing_defences` replaces them)."""
     net, meta = load_checkpoint(directory)
     net.eval()
+    if preprocessing_defences is None and defended and meta.get("preprocessing"):
+        from skinart.defences import preprocessors  # defences build on this module
+
+        preprocessing_defences = preprocessors(meta["preprocessing"], resolve_device(device))
     classifier = wrap(net, meta["img_size"], tuple(meta["mean"]), tuple(meta["std"]), device, preprocessing_defences=preprocessing_defences)
     return classifier, meta

@@ -37,7 +37,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def poison_split(split: Split, method: str, indices: np.ndarray, target: int, n_classes: int) -> Split:
     """A copy of `split` whose `indices` carry ART's poison (perturbed images, target label)."""
     attack = PoisoningAttackBackdoor(PERTURBATIONS[method])
-    x, y = attack.poison(to_model_input(split.images[indices]), y=one_hot(np.array([target]), n_classes), broadcast=True)
+    x, y = attack.poison(to_model_input(split.images[indices]), y=one_hot(np.int64(target), n_classes), broadcast=True)
     images, labels = split.images.copy(), split.labels.copy()
     images[indices], labels[indices] = to_uint8(x), y.argmax(1)
     return replace(split, images=images, labels=labels)

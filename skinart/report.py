@@ -107,7 +107,7 @@ def attack_markdown(metrics: dict, title: str) -> str:
         m, b = metrics[row], metrics[row]["binary"]
         lines.append(f"| {row} | " + " | ".join(_pct(v) for v in (
             m["accuracy"], m["macro_recall"], m["macro_specificity"], b["sensitivity"], b["npv"], b["fnr"])) + " |")
-    rates = ("fooling_rate", "error_rate", "success_rate", "targeted_success_rate")
+    rates = ("fooling_rate", "error_rate", "success_rate", "targeted_success_rate", "targeted_rate_clean")
     lines += ["", " · ".join(f"{r.replace('_', ' ')} {_pct(metrics[r])}" for r in rates if r in metrics)]
     if metrics.get("linf_max") is not None:
         lines.append(f"measured perturbation: L∞ max {metrics['linf_max'] * 255:.2f}/255, L2 mean {metrics['l2_mean']:.4f}")

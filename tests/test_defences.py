@@ -1,0 +1,83 @@
+"""Preprocessing defences on real images: the WebP+flip transformation, its BPDA gradient, defended
+checkpoints and the three threat models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import invoke
+
+from skinart import SkinartError
+from skinart.defences import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
+
+
+@pytest.fixture(scope="module")
+def real_images(derma_subset):
+    return np.load(derma_subset)["test_images"][:16]  # uint8 NHWC
+
+
+def test_webp_roundtrip_is_lossy_but_close(real_images):
+    out = webp_roundtrip(real_images[0], 60)
+    assert out.shape == real_images[0].shape and out.dtype == np.uint8
+    mse = np.mean((out.astype(float) - real_images[0]) ** 2)
+    assert 0 < mse and 10 * np.log10(255**2 / mse) > 25  # changed, yet above 25 dB PSNR
+    batch = webp_batch(real_images.transpose(0, 3, 1, 2) / 255.0, 60, threads=2)
+    assert batch.dtype == np.float32 and np.array_equal(np.rint(batch[0] * 255).astype(np.uint8).transpose(1, 2, 0), out)
+
+
+def test_webp_flip_forward_and_its_bpda_gradient(real_images):
+    x = torch.from_numpy(real_images.transpose(0, 3, 1, 2) / np.float32(255)).requires_grad_(True)
+    out, _ = WebPFlip(60, device_type="cpu").forward(x)
+    expected = torch.flip(torch.from_numpy(webp_batch(x.detach().numpy(), 60)), dims=[-1])
+    torch.testing.assert_close(out.detach(), expected)
+    weights = torch.rand_like(out)
+    (out * weights).sum().backward()
+    torch.testing.assert_close(x.grad, torch.flip(weights, dims=[-1]))  # identity through WebP, flip through the flip
+
+
+def test_eot_flips_expands_each_image_into_flipped_copies(real_images):
+    x = torch.from_numpy(real_images[:2].transpose(0, 3, 1, 2) / np.float32(255))
+    out, _ = EoTFlips(nb_samples=8).forward(x)
+    assert out.shape == (16, *x.shape[1:])
+    views = [x[0], x[0].flip(-1), x[0].flip(-2), x[0].flip(-1).flip(-2)]
+    assert all(any(torch.equal(o, v) for v in views) for o in out[:8])
+
+
+def test_quality_outside_range_is_refused():
+    for bad in (0, 101):
+        with pytest.raises(SkinartError, match="outside 1–100"):
+            check_quality(bad)
+
+
+def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset, tmp_path):
+    defended = tmp_path / "llt"
+    result = invoke("defend", "--method", "llt", "--checkpoint", trained, "--data-root", derma_subset, "--out", defended,
+                    "--webp-quality", 50)
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((defended / "skinart.json").read_text())
+    assert meta["preprocessing"] == [{"name": "llt", "quality": 50, "window": 3, "bits": 4}]
+    assert json.loads((defended / "metrics.json").read_text())["confusion_matrix"]
+    threats = {}
+    for threat in ("white-box", "adaptive", "transfer"):
+        out = tmp_path / threat
+        result = invoke("attack", "--method", "pgd", "--max-iter", 3, "--max-samples", 40, "--threat", threat,
+                        "--checkpoint", defended, "--data-root", derma_subset, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        threats[threat] = json.loads((out / "metrics.json").read_text())
+        assert threats[threat]["threat_model"] == threat and threats[threat]["linf_max"] <= 8 / 255 + 1e-6
+    # the defended checkpoint's source has the same weights: transfer and oblivious white-box craft identically
+    assert threats["transfer"]["adversarial"] == threats["white-box"]["adversarial"]
+    assert all(t["clean"] == threats["white-box"]["clean"] for t in threats.values())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["defend", "--method", "llt", "--webp-quality", 0], "outside 1–100"),
+    (["defend", "--method", "blur"], "unknown defence 'blur'"),
+    (["attack", "--method", "fgsm", "--threat", "transfer"], "needs --source-checkpoint"),
+    (["attack", "--method", "fgsm", "--threat", "grey-box"], "unknown --threat 'grey-box'"),
+])
+def test_bad_defence_input_is_one_line_and_writes_nothing(trained, derma_subset, tmp_path, args, message):
+    result = invoke(*args, "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
