@@ -153,22 +153,37 @@ def attack(
 @app.command()
 @one_line_errors
 def defend(
-    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing or squeeze")],
+    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry or combined")],
     checkpoint: Annotated[Path, typer.Option(help="checkpoint to defend (written by `skinart train`)")],
     out: Out,
     data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
     data_root: DataRoot = None,
-    webp_quality: Annotated[int, typer.Option(help="llt/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
+    webp_quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
     window: Annotated[int, typer.Option(help="smoothing: median window")] = 3,
     bits: Annotated[int, typer.Option(help="squeeze: bit depth")] = 4,
+    attacks: Annotated[str, typer.Option(help="retrain: fgsm, pgd, mim or a comma-separated mix (the share is split evenly)")] = "fgsm",
+    ratio: Annotated[float, typer.Option(help="retrain: adversarial share in (0, 1] (static: of the train split; online: of each batch)")] = 0.5,
+    mode: Annotated[str, typer.Option(help="retrain: static (craft once on the source model) or online (every batch)")] = "static",
+    rounds: Annotated[int, typer.Option(help="retrain static: craft-and-train rounds (the thesis: 5)")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(help="retrain/madry: epochs per round (default: the checkpoint's)")] = None,
+    init: Annotated[str, typer.Option(help="retrain/madry: finetune (from the checkpoint) or scratch (re-initialised, the paper)")] = "finetune",
+    eps: Annotated[Optional[str], typer.Option(help="retrain/madry: attack budget, e.g. 2/255 (default per attack)")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="retrain/madry: step of pgd/mim")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="retrain/madry: iterations of pgd/mim")] = None,
+    retrained: Annotated[Optional[Path], typer.Option(help="combined: the retrained run to add llt to")] = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
-    """Attach a preprocessing defence: a checkpoint (same weights) that applies it, with its clean test metrics."""
-    from skinart.defences import defend_run
+    """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
+    from skinart.attacks import parse_eps
+    from skinart.defences import RetrainConfig, defend_run
     from skinart.report import metrics_markdown
 
-    metrics = defend_run(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, data, data_root, device, overwrite)
+    options = {"eps": eps and parse_eps(eps), "eps_step": eps_step and parse_eps(eps_step, "--eps-step"), "max_iter": max_iter}
+    retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
+                            epochs=epochs, init=init, options=options)
+    metrics = defend_run(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, retrain, retrained,
+                         data, data_root, device, overwrite)
     if metrics is None:
         return _skipped(out)
     typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))

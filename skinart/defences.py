@@ -7,7 +7,9 @@ import io
 import json
 import os
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -16,9 +18,12 @@ import torch
 from PIL import Image
 
 from skinart import SkinartError
+from skinart.attacks import METHODS, attacking, build, craft_evasion, one_hot
+from skinart.data import Split, from_model_input, to_model_input
 from skinart.evaluate import checkpoint_dataset, evaluate
 from skinart.models import META_FILE, WEIGHTS_FILE, _art, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.runs import needs_run, staged
+from skinart.train import TrainConfig, train
 
 _art()  # ART's data folder goes under skinart's cache before any ART module is imported
 from art.defences.preprocessor import FeatureSqueezing, JpegCompression, SpatialSmoothing  # noqa: E402
@@ -38,7 +43,7 @@ def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
 def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
     """float NCHW in [0, 1] -> WebP round trip per image on a thread pool (Pillow releases the GIL while
     coding) -> float32 NCHW. Pixels are rounded, not truncated, on the way to uint8."""
-    images = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    images = from_model_input(x)
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         decoded = list(pool.map(lambda im: webp_roundtrip(im, quality), images))
     return np.stack(decoded).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
@@ -108,12 +113,10 @@ def preprocessors(entries: list[dict], device: str = "cpu") -> list:
     return built
 
 
-def defend_run(method: str, checkpoint: Path, out: Path, settings: dict, data: str | None = None, data_root: str | None = None,
-               device: str = "auto", overwrite: bool = False) -> dict | None:
-    """`skinart defend` with a preprocessing defence: a checkpoint (same weights) whose metadata attaches the
-    preprocessor, plus its clean test metrics (what the defence costs on clean images)."""
-    if method not in PREPROCESSORS:
-        raise SkinartError(f"unknown defence '{method}'; choose one of {', '.join(PREPROCESSORS)}")
+def preprocess_run(method: str, checkpoint: Path, out: Path, settings: dict, data: str | None = None, data_root: str | None = None,
+                   device: str = "auto", overwrite: bool = False, label: str | None = None) -> dict | None:
+    """A checkpoint with the same weights whose metadata attaches the preprocessor `method`, plus its clean
+    test metrics (what the defence costs on clean images)."""
     if "quality" in settings:
         check_quality(settings["quality"])
     meta = read_checkpoint_meta(checkpoint)
@@ -121,16 +124,166 @@ def defend_run(method: str, checkpoint: Path, out: Path, settings: dict, data: s
         raise SkinartError(f"{checkpoint} already carries the defence {meta['preprocessing']}; defend its source checkpoint instead")
     entry = {"name": method, **{k: settings.get(k, v) for k, v in PREPROCESSOR_DEFAULTS.items()}}
     preprocessors([entry])  # ART checks the settings before anything is written
-    config = {"command": "defend", "method": method, "preprocessing": [entry],
+    config = {"command": "defend", "method": label or method, "preprocessing": [entry],
               "checkpoint": {"path": str(Path(checkpoint).resolve()), "weights_sha256": meta["weights_sha256"]},
               "data": {"name": data or meta["data"]["name"], "root": str(Path(data_root).resolve()) if data_root else None}}
     if not needs_run(out, config, overwrite):
         return None
     dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    # transfer attacks craft on the undefended model: the retrained model's own source, if it has one
+    source = (meta.get("defence") or {}).get("source") or str(Path(checkpoint).resolve())
     with staged(out, config) as tmp:
         shutil.copyfile(Path(checkpoint) / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
-        defended = {**meta, "preprocessing": [entry], "defence": {"method": method, "source": str(Path(checkpoint).resolve())}}
+        defended = {**meta, "preprocessing": [entry], "defence": {**(meta.get("defence") or {}), "method": label or method, "source": source}}
         (tmp / META_FILE).write_text(json.dumps(defended, indent=2))
         classifier, _ = classifier_from_checkpoint(tmp, device)
         return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
+                        f"{meta['model']} + {label or method} on {dataset.name} test")
+
+
+# --------------------------------------------------------------------------- adversarial retraining
+
+RETRAIN_MODES = ("static", "online")
+INITS = ("scratch", "finetune")
+
+
+@dataclass
+class RetrainConfig:
+    """`skinart defend --method retrain|madry`: which attacks, what share, how."""
+
+    attacks: tuple[str, ...] = ("fgsm",)
+    ratio: float = 0.5
+    mode: str = "static"
+    rounds: int = 1
+    epochs: int | None = None  # per round; default: the checkpoint's
+    init: str = "finetune"
+    options: dict = field(default_factory=dict)  # eps, eps_step, max_iter of the attacks (ART names)
+
+    def check(self) -> None:
+        unknown = [a for a in self.attacks if a not in ("fgsm", "pgd", "mim")]
+        if unknown or not self.attacks:
+            raise SkinartError(f"--attacks names {', '.join(unknown) or 'nothing'}; choose from fgsm, pgd, mim (comma-separated)")
+        if not 0 < self.ratio <= 1:
+            raise SkinartError(f"--ratio {self.ratio} is outside (0, 1]; it is the adversarial share (the paper: 0.2–0.8)")
+        if self.mode not in RETRAIN_MODES or self.init not in INITS:
+            raise SkinartError(f"--mode must be one of {', '.join(RETRAIN_MODES)} and --init one of {', '.join(INITS)}")
+        if self.rounds < 1 or (self.epochs is not None and self.epochs < 1):
+            raise SkinartError("--rounds and --epochs must be at least 1")
+        if self.mode == "online" and self.rounds != 1:
+            raise SkinartError("--rounds is for --mode static (online mode regenerates adversarials every batch)")
+
+
+def _attacks(names: tuple[str, ...], classifier, options: dict) -> list:
+    given = {k: v for k, v in options.items() if v is not None}
+    return [build(name, classifier, {k: v for k, v in given.items() if k in METHODS[name].options}, {"verbose": False}
+                  if name != "fgsm" else {}) for name in names]
+
+
+def with_adversarial_copies(split: Split, attacks: list, classifier, ratio: float, seed: int) -> Split:
+    """The split plus adversarial copies (true labels, rounded to uint8) of a `ratio` share of it, crafted
+    once on `classifier`; with several attacks the share is divided evenly between them."""
+    chosen = np.random.default_rng(seed).choice(len(split), max(1, round(ratio * len(split))), replace=False)
+    parts = np.array_split(chosen, len(attacks))
+    adversarial = [
+        from_model_input(craft_evasion(attack, classifier, to_model_input(split.images[idx]), one_hot(split.labels[idx], classifier.nb_classes)))
+        for attack, idx in zip(attacks, parts)
+    ]
+    idx = np.concatenate(parts)
+    return Split(images=np.concatenate([split.images, *adversarial]), labels=np.concatenate([split.labels, split.labels[idx]]),
+                 groups=np.concatenate([split.groups, split.groups[idx]]), ids=np.concatenate([split.ids, split.ids[idx]]))
+
+
+def online_trainer(names: tuple[str, ...], options: dict, ratio: float) -> Callable:
+    """ART's AdversarialTrainer regenerating adversarials per batch; the weights are frozen only while
+    each attack runs (they are being trained in between)."""
+    from art.defences.trainer import AdversarialTrainer
+
+    def make(classifier):
+        attacks = _attacks(names, classifier, options)
+        for attack in attacks:
+            attack.generate = _frozen(attack.generate, classifier, attack)
+        return AdversarialTrainer(classifier, attacks, ratio=ratio)
+
+    return make
+
+
+def madry_trainer(options: dict) -> Callable:
+    """ART's AdversarialTrainerMadryPGD (PGD at ratio 1), its ε given in [0, 1] units (its defaults assume 0–255)."""
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+
+    def make(classifier):
+        madry = AdversarialTrainerMadryPGD(classifier, eps=options.get("eps") or 8 / 255, eps_step=options.get("eps_step") or 2 / 255,
+                                           max_iter=options.get("max_iter") or 7, num_random_init=1)
+        madry.attack.set_params(verbose=False)
+        madry.attack.generate = _frozen(madry.attack.generate, classifier, madry.attack)
+        return madry.trainer
+
+    return make
+
+
+def _frozen(generate: Callable, classifier, attack) -> Callable:
+    def run(x, y=None, **kwargs):
+        with attacking(classifier, attack):
+            return generate(x, y, **kwargs)
+
+    return run
+
+
+def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, data: str | None = None,
+                data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """`skinart defend --method retrain|madry`: adversarial (re)training from the checkpoint's own training
+    settings; the run directory is the retrained checkpoint with its clean test metrics."""
+    cfg.check()
+    meta = read_checkpoint_meta(checkpoint)
+    if meta.get("preprocessing"):
+        raise SkinartError(f"{checkpoint} carries a preprocessing defence; retrain its source checkpoint instead")
+    train_cfg = TrainConfig(**meta["train_config"])
+    train_cfg.epochs = cfg.epochs or train_cfg.epochs
+    if cfg.init == "finetune":
+        train_cfg.weights, train_cfg.pretrained = str(Path(checkpoint).resolve() / WEIGHTS_FILE), False
+    config = {"command": "defend", "method": method, "retrain": asdict(cfg), "train": asdict(train_cfg),
+              "checkpoint": {"path": str(Path(checkpoint).resolve()), "weights_sha256": meta["weights_sha256"]},
+              "data": {"name": data or meta["data"]["name"], "root": str(Path(data_root).resolve()) if data_root else None}}
+    if not needs_run(out, config, overwrite):
+        return None
+    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    defence = {"defence": {"method": method, "source": str(Path(checkpoint).resolve()), **asdict(cfg)}}
+    with staged(out, config) as tmp:
+        if cfg.mode == "online":
+            make = madry_trainer(cfg.options) if method == "madry" else online_trainer(cfg.attacks, cfg.options, cfg.ratio)
+            train(dataset, train_cfg, tmp, device, meta["malignant"], make, defence)
+        crafter = classifier_from_checkpoint(checkpoint, device)[0]
+        for round_ in range(cfg.rounds if cfg.mode == "static" else 0):
+            print(f"round {round_ + 1}/{cfg.rounds}: crafting {cfg.ratio:.0%} adversarial copies with {'+'.join(cfg.attacks)}", file=sys.stderr)
+            train_split = with_adversarial_copies(dataset.splits["train"], _attacks(cfg.attacks, crafter, cfg.options), crafter,
+                                                  cfg.ratio, train_cfg.seed + round_)
+            train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, tmp, device, meta["malignant"],
+                  extra_meta=defence)
+            crafter = classifier_from_checkpoint(tmp, device)[0]
+            train_cfg.weights = str(tmp / WEIGHTS_FILE)  # the next round continues from this one
+        classifier, _ = classifier_from_checkpoint(tmp, device)
+        return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
                         f"{meta['model']} + {method} on {dataset.name} test")
+
+
+DEFENCES = {**{name: description for name, (_, description) in PREPROCESSORS.items()},
+            "retrain": "adversarial retraining with ART's AdversarialTrainer (static or online)",
+            "madry": "ART's AdversarialTrainerMadryPGD (PGD adversarial training, ratio 1)",
+            "combined": "retrained weights + llt (the thesis's best defence)"}
+
+
+def defend_run(method: str, checkpoint: Path, out: Path, settings: dict, retrain: RetrainConfig | None = None,
+               retrained: Path | None = None, data: str | None = None, data_root: str | None = None, device: str = "auto",
+               overwrite: bool = False) -> dict | None:
+    """`skinart defend`: one of DEFENCES; the run directory is the defended checkpoint with its clean metrics."""
+    if method not in DEFENCES:
+        raise SkinartError(f"unknown defence '{method}'; choose one of {', '.join(DEFENCES)}")
+    if method in ("retrain", "madry"):
+        return retrain_run(retrain or RetrainConfig(), method, checkpoint, out, data, data_root, device, overwrite)
+    if method == "combined":
+        checkpoint = retrained or checkpoint
+        if (read_checkpoint_meta(checkpoint).get("defence") or {}).get("method") not in ("retrain", "madry"):
+            raise SkinartError(f"combined needs retrained weights and {checkpoint} has none: pass --retrained RUN, a run of "
+                               "`skinart defend --method retrain` (or madry)")
+        return preprocess_run("llt", checkpoint, out, settings, data, data_root, device, overwrite, label="combined")
+    return preprocess_run(method, checkpoint, out, settings, data, data_root, device, overwrite)

@@ -14,7 +14,7 @@ from art.attacks.poisoning import PoisoningAttackBackdoor
 from art.attacks.poisoning.perturbations import add_pattern_bd
 
 from skinart.attacks import AttackConfig, one_hot, sample_indices
-from skinart.data import LesionDataset, Split, to_model_input
+from skinart.data import LesionDataset, Split, from_model_input, to_model_input
 from skinart.evaluate import checkpoint_dataset, predict
 from skinart.metrics import classification_metrics, parse_malignant
 from skinart.models import classifier_from_checkpoint
@@ -29,17 +29,12 @@ PERTURBATIONS = {
 }
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float32 NCHW in [0, 1] -> uint8 NHWC, rounding (not truncating)."""
-    return np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
 def poison_split(split: Split, method: str, indices: np.ndarray, target: int, n_classes: int) -> Split:
     """A copy of `split` whose `indices` carry ART's poison (perturbed images, target label)."""
     attack = PoisoningAttackBackdoor(PERTURBATIONS[method])
     x, y = attack.poison(to_model_input(split.images[indices]), y=one_hot(np.int64(target), n_classes), broadcast=True)
     images, labels = split.images.copy(), split.labels.copy()
-    images[indices], labels[indices] = to_uint8(x), y.argmax(1)
+    images[indices], labels[indices] = from_model_input(x), y.argmax(1)
     return replace(split, images=images, labels=labels)
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -136,8 +137,11 @@ def _validate(classifier, split: Split, malignant: list[str]) -> dict:
     }
 
 
-def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT) -> dict:
-    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`."""
+def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT,
+          trainer: Callable | None = None, extra_meta: dict | None = None) -> dict:
+    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`.
+    `trainer(classifier)` may return an ART trainer (e.g. `AdversarialTrainer`) whose `fit_generator`
+    replaces the classifier's own for each epoch."""
     from art.data_generators import PyTorchDataGenerator
 
     cfg.check()
@@ -155,12 +159,13 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     generator = torch.Generator().manual_seed(cfg.seed)
     drop_last = len(images) > cfg.batch_size  # a batch of one breaks BatchNorm
     history, best, best_state, best_epoch = [], -1.0, None, 0
+    fitter = trainer(classifier) if trainer else classifier
     print(f"training {cfg.model} on {len(images)} images ({dataset.name} @ {dataset.img_size}px) on {classifier.device}", file=sys.stderr)
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         loader = _ProgressLoader(images, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=drop_last)
         loss.seen.clear()
-        classifier.fit_generator(PyTorchDataGenerator(loader, len(images), cfg.batch_size), nb_epochs=1)
+        fitter.fit_generator(PyTorchDataGenerator(loader, len(images), cfg.batch_size), nb_epochs=1)
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(loss.seen))}
         scheduler.step()
         if val_split is not None and len(val_split):
@@ -185,6 +190,7 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
         "best_epoch": best_epoch,
         "train_config": asdict(cfg),
         "data": dataset.settings(),
+        **(extra_meta or {}),
     })
     write_json(out / "history.json", history)
     plot_training_curves(history, out / "training_curves.png")

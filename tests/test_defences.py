@@ -76,8 +76,47 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
     (["defend", "--method", "blur"], "unknown defence 'blur'"),
     (["attack", "--method", "fgsm", "--threat", "transfer"], "needs --source-checkpoint"),
     (["attack", "--method", "fgsm", "--threat", "grey-box"], "unknown --threat 'grey-box'"),
+    (["defend", "--method", "retrain", "--ratio", 0], "--ratio 0.0 is outside (0, 1]"),
+    (["defend", "--method", "retrain", "--attacks", "fgsm,deepfool"], "--attacks names deepfool"),
+    (["defend", "--method", "combined"], "combined needs retrained weights"),
 ])
 def test_bad_defence_input_is_one_line_and_writes_nothing(trained, derma_subset, tmp_path, args, message):
     result = invoke(*args, "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / "out")
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subset):
+    from skinart.attacks import build
+    from skinart.data import load_dataset
+    from skinart.defences import with_adversarial_copies
+    from skinart.models import classifier_from_checkpoint
+
+    train = load_dataset("dermamnist", derma_subset).splits["train"]
+    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    augmented = with_adversarial_copies(train, [build("fgsm", classifier, {"eps": 2 / 255}, {})], classifier, 0.25, seed=0)
+    n, extra = len(train), round(0.25 * len(train))
+    assert len(augmented) == n + extra and np.array_equal(augmented.images[:n], train.images)
+    index = {i: k for k, i in enumerate(train.ids)}
+    originals = np.array([index[i] for i in augmented.ids[n:]])
+    assert np.array_equal(augmented.labels[n:], train.labels[originals])  # true labels
+    delta = np.abs(augmented.images[n:].astype(int) - train.images[originals])
+    assert delta.max() == 2 and (delta > 0).mean() > 0.5  # ±2/255 on most pixels, after rounding to uint8
+
+
+def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_subset, tmp_path):
+    def defend(out, *args):
+        result = invoke("defend", "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / out, *args)
+        assert result.exit_code == 0, result.stderr
+        return json.loads((tmp_path / out / "skinart.json").read_text())
+
+    source = json.loads((trained / "skinart.json").read_text())
+    static = defend("retrain", "--method", "retrain", "--attacks", "fgsm,pgd", "--ratio", 0.4, "--epochs", 1, "--max-iter", 3)
+    assert static["defence"]["method"] == "retrain" and static["defence"]["attacks"] == ["fgsm", "pgd"]
+    assert static["weights_sha256"] != source["weights_sha256"] and not static.get("preprocessing")
+    madry = defend("madry", "--method", "madry", "--epochs", 1, "--max-iter", 2)
+    assert madry["defence"]["method"] == "madry" and madry["weights_sha256"] != source["weights_sha256"]
+    combined = defend("combined", "--method", "combined", "--retrained", tmp_path / "retrain")
+    assert combined["preprocessing"][0]["name"] == "llt" and combined["weights_sha256"] == static["weights_sha256"]
+    assert combined["defence"]["source"] == str(trained.resolve())  # transfer attacks craft on the undefended model
+    assert json.loads((tmp_path / "combined" / "metrics.json").read_text())["accuracy"] is not None

@@ -20,7 +20,7 @@ from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.d
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
     SPLIT_NAMES, cache_root,
 )
-from skinart.data.pixels import load_pixels, resize_image, to_model_input  # noqa: F401
+from skinart.data.pixels import from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
 from skinart.data.sources import Source, read_source  # noqa: F401
 from skinart.data.splits import parse_ratios, source_splits, split_indices  # noqa: F401
 

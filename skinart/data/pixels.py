@@ -69,3 +69,8 @@ def load_pixels(source: Source, size: int, method: str = "crop", use_cache: bool
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 NHWC -> float32 NCHW in [0, 1], the classifier's input space (epsilons live here)."""
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+
+def from_model_input(x: np.ndarray) -> np.ndarray:
+    """float NCHW in [0, 1] -> uint8 NHWC, rounding (not truncating) to the nearest level."""
+    return np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
