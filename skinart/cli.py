@@ -35,6 +35,8 @@ DataRoot = Annotated[Optional[str], typer.Option(help="dataset file or folder (d
 SplitRatios = Annotated[Optional[str], typer.Option(help="train,val,test shares (or train,test); default 0.7,0.15,0.15")]
 Malignant = Annotated[Optional[str], typer.Option(help="comma-separated malignant classes (binary metrics)")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda")]
+Checkpoint = Annotated[Path, typer.Option(help="checkpoint directory (written by `skinart train` or `skinart defend`)")]
+CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")]
 Out = Annotated[Path, typer.Option(help="run directory to write")]
 Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
 
@@ -85,9 +87,9 @@ def train(
 @app.command()
 @one_line_errors
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint directory written by `skinart train`")],
+    checkpoint: Checkpoint,
     out: Out,
-    data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
+    data: CheckpointData = None,
     data_root: DataRoot = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     malignant: Malignant = None,
@@ -108,9 +110,9 @@ def evaluate(
 @one_line_errors
 def attack(
     method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, patch, poison-flip or poison-backdoor")],
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint to attack (written by `skinart train`)")],
+    checkpoint: Checkpoint,
     out: Out,
-    data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
+    data: CheckpointData = None,
     data_root: DataRoot = None,
     eps: Annotated[Optional[str], typer.Option(help="L∞ budget in [0, 1] pixel units: 2/255 or 0.2 (default per method)")] = None,
     eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step)")] = None,
@@ -154,9 +156,9 @@ def attack(
 @one_line_errors
 def defend(
     method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry or combined")],
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint to defend (written by `skinart train`)")],
+    checkpoint: Checkpoint,
     out: Out,
-    data: Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")] = None,
+    data: CheckpointData = None,
     data_root: DataRoot = None,
     webp_quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
     window: Annotated[int, typer.Option(help="smoothing: median window")] = 3,
