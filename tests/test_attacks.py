@@ -58,7 +58,7 @@ def test_bounded_attacks_respect_eps_and_write_every_output(trained, derma_subse
 
 
 @pytest.mark.parametrize("method, args", [
-    ("cw", ["--max-iter", 5, "--param", "binary_search_steps=2"]),
+    ("cw", ["--max-iter", 5, "--param", "binary_search_steps=2", "--param", "initial_const=10"]),
     ("hopskipjump", ["--max-iter", 2, "--param", "max_eval=50", "--param", "init_eval=10"]),
 ])
 def test_minimal_perturbation_attacks_report_their_measured_norms(trained, derma_subset, tmp_path, method, args):
