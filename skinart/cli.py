@@ -155,9 +155,9 @@ def attack(
 @app.command()
 @one_line_errors
 def defend(
-    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry or combined")],
-    checkpoint: Checkpoint,
+    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry, combined or detect-poison")],
     out: Out,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to defend (written by `skinart train`)")] = None,
     data: CheckpointData = None,
     data_root: DataRoot = None,
     webp_quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
@@ -173,6 +173,8 @@ def defend(
     eps_step: Annotated[Optional[str], typer.Option(help="retrain/madry: step of pgd/mim")] = None,
     max_iter: Annotated[Optional[int], typer.Option(help="retrain/madry: iterations of pgd/mim")] = None,
     retrained: Annotated[Optional[Path], typer.Option(help="combined: the retrained run to add llt to")] = None,
+    poisoned_run: Annotated[Optional[Path], typer.Option(help="detect-poison: a run of `skinart attack --method poison-*`")] = None,
+    detector: Annotated[str, typer.Option(help="detect-poison: activation (clustering) or spectral (signatures)")] = "activation",
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -185,9 +187,12 @@ def defend(
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
                             epochs=epochs, init=init, options=options)
     metrics = defend_run(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, retrain, retrained,
-                         data, data_root, device, overwrite)
+                         data, data_root, device, overwrite, poisoned_run, detector)
     if metrics is None:
         return _skipped(out)
+    if method == "detect-poison":
+        return typer.echo(f"{detector}: flagged {metrics['flagged']} of {metrics['train_samples']} training images; "
+                          f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({metrics['poisoned']} poisoned)")
     typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))
 
 

@@ -16,16 +16,21 @@ from typing import Callable
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.metrics import precision_recall_fscore_support
 
 from skinart import SkinartError
 from skinart.attacks import METHODS, attacking, build, craft_evasion, one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.evaluate import checkpoint_dataset, evaluate
-from skinart.models import META_FILE, WEIGHTS_FILE, _art, classifier_from_checkpoint, read_checkpoint_meta
-from skinart.runs import needs_run, staged
+from skinart.models import (
+    META_FILE, WEIGHTS_FILE, PreLogits, _art, classifier_from_checkpoint, load_checkpoint, read_checkpoint_meta, wrap,
+)
+from skinart.poisoning import poison_split
+from skinart.runs import needs_run, staged, write_json
 from skinart.train import TrainConfig, train
 
 _art()  # ART's data folder goes under skinart's cache before any ART module is imported
+from art.defences.detector.poison import ActivationDefence, SpectralSignatureDefense  # noqa: E402
 from art.defences.preprocessor import FeatureSqueezing, JpegCompression, SpatialSmoothing  # noqa: E402
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch  # noqa: E402
 from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
@@ -269,15 +274,23 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, da
 DEFENCES = {**{name: description for name, (_, description) in PREPROCESSORS.items()},
             "retrain": "adversarial retraining with ART's AdversarialTrainer (static or online)",
             "madry": "ART's AdversarialTrainerMadryPGD (PGD adversarial training, ratio 1)",
-            "combined": "retrained weights + llt (the thesis's best defence)"}
+            "combined": "retrained weights + llt (the thesis's best defence)",
+            "detect-poison": "ART ActivationDefence / SpectralSignatureDefense on a poisoned run's training split"}
 
 
-def defend_run(method: str, checkpoint: Path, out: Path, settings: dict, retrain: RetrainConfig | None = None,
+def defend_run(method: str, checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig | None = None,
                retrained: Path | None = None, data: str | None = None, data_root: str | None = None, device: str = "auto",
-               overwrite: bool = False) -> dict | None:
-    """`skinart defend`: one of DEFENCES; the run directory is the defended checkpoint with its clean metrics."""
+               overwrite: bool = False, poisoned_run: Path | None = None, detector: str = "activation") -> dict | None:
+    """`skinart defend`: one of DEFENCES; the run directory is the defended checkpoint with its clean metrics
+    (for detect-poison: the detector's precision and recall)."""
     if method not in DEFENCES:
         raise SkinartError(f"unknown defence '{method}'; choose one of {', '.join(DEFENCES)}")
+    if method == "detect-poison":
+        if poisoned_run is None:
+            raise SkinartError("detect-poison needs --poisoned-run, a run of `skinart attack --method poison-flip|poison-backdoor`")
+        return detect_poison_run(poisoned_run, out, detector, data, data_root, device, overwrite)
+    if checkpoint is None and not (method == "combined" and retrained):
+        raise SkinartError(f"{method} needs --checkpoint, the model to defend")
     if method in ("retrain", "madry"):
         return retrain_run(retrain or RetrainConfig(), method, checkpoint, out, data, data_root, device, overwrite)
     if method == "combined":
@@ -287,3 +300,52 @@ def defend_run(method: str, checkpoint: Path, out: Path, settings: dict, retrain
                                "`skinart defend --method retrain` (or madry)")
         return preprocess_run("llt", checkpoint, out, settings, data, data_root, device, overwrite, label="combined")
     return preprocess_run(method, checkpoint, out, settings, data, data_root, device, overwrite)
+
+
+# --------------------------------------------------------------------------- poison detection
+
+def _pca_dims(y: np.ndarray) -> int:
+    """ART's 10 PCA dimensions, or fewer when a class has fewer training images than that."""
+    counts = np.bincount(y.argmax(1))
+    return int(min(10, counts[counts > 0].min()))
+
+
+# ART's settings otherwise: the defender does not know the poisoned share (no oracle)
+DETECTORS = {
+    "activation": lambda clf, x, y: ActivationDefence(clf, x, y).detect_poison(nb_clusters=2, reduce="PCA", nb_dims=_pca_dims(y)),
+    "spectral": lambda clf, x, y: SpectralSignatureDefense(clf, x, y).detect_poison(),
+}
+
+
+def detect_poison_run(poisoned_run: Path, out: Path, detector: str = "activation", data: str | None = None,
+                      data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """`skinart defend --method detect-poison`: ART's detector on the poisoned model's pre-logit features of
+    its own (poisoned) training split, scored against the samples the attack really poisoned."""
+    if detector not in DETECTORS:
+        raise SkinartError(f"unknown --detector '{detector}'; choose one of {', '.join(DETECTORS)}")
+    meta = read_checkpoint_meta(poisoned_run)
+    poison_file, config_file = Path(poisoned_run) / "poison.npz", Path(poisoned_run) / "config.json"
+    if not poison_file.is_file() or not config_file.is_file():
+        raise SkinartError(f"{poisoned_run} is not a poisoned run (no poison.npz); pass --poisoned-run, a run of "
+                           "`skinart attack --method poison-flip|poison-backdoor`")
+    attack = json.loads(config_file.read_text())["attack"]
+    config = {"command": "defend", "method": "detect-poison", "detector": detector,
+              "poisoned_run": {"path": str(Path(poisoned_run).resolve()), "weights_sha256": meta["weights_sha256"]}}
+    if not needs_run(out, config, overwrite):
+        return None
+    dataset = checkpoint_dataset(poisoned_run, meta, data, data_root)
+    poison = np.load(poison_file)
+    train_split = poison_split(dataset.splits["train"], attack["method"], poison["indices"], int(poison["target"]), len(meta["classes"]))
+    net, _ = load_checkpoint(poisoned_run)
+    features = wrap(PreLogits(net.eval()), meta["img_size"], tuple(meta["mean"]), tuple(meta["std"]), device)
+    x, y = to_model_input(train_split.images), one_hot(train_split.labels, len(meta["classes"]))
+    _, is_clean = DETECTORS[detector](features, x, y)
+    flagged, poisoned = np.asarray(is_clean) == 0, np.isin(np.arange(len(train_split)), poison["indices"])
+    precision, recall, f1, _ = precision_recall_fscore_support(poisoned, flagged, average="binary", zero_division=0)
+    metrics = {"detector": detector, "attack": attack["method"], "fraction": attack["fraction"], "train_samples": len(flagged),
+               "poisoned": int(poisoned.sum()), "flagged": int(flagged.sum()), "true_positives": int((flagged & poisoned).sum()),
+               "precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    with staged(out, config) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        np.savez(tmp / "flagged.npz", indices=np.flatnonzero(flagged), ids=train_split.ids[flagged])
+    return metrics

@@ -41,8 +41,15 @@ class SkinCNN(nn.Module):
         self.fc = nn.Linear(128, num_classes)
         self.pretrained_cfg = {"classifier": "fc", "num_classes": num_classes}
 
+    # timm's feature API, so skinart can reach the pre-logits of any model the same way
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.fc(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.forward_head(self.forward_features(x))
 
 
 @register_model
@@ -63,6 +70,18 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() - self.mean) / self.std
+
+
+class PreLogits(nn.Module):
+    """A timm model up to its pooled features: the penultimate layer that poison detectors cluster
+    (ART's detectors read the last layer of the wrapped model)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net, self.num_classes = net, net.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 
 
 def check_model_name(name: str) -> None:

@@ -120,3 +120,24 @@ def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_su
     assert combined["preprocessing"][0]["name"] == "llt" and combined["weights_sha256"] == static["weights_sha256"]
     assert combined["defence"]["source"] == str(trained.resolve())  # transfer attacks craft on the undefended model
     assert json.loads((tmp_path / "combined" / "metrics.json").read_text())["accuracy"] is not None
+
+
+def test_detect_poison_scores_the_detector_against_the_real_poison(trained, derma_subset, tmp_path):
+    poisoned = tmp_path / "flip"
+    result = invoke("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.9,
+                    "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--out", poisoned)
+    assert result.exit_code == 0, result.stderr
+    truth = set(np.load(poisoned / "poison.npz")["indices"])
+    for detector in ("activation", "spectral"):
+        out = tmp_path / detector
+        result = invoke("defend", "--method", "detect-poison", "--detector", detector, "--poisoned-run", poisoned,
+                        "--data-root", derma_subset, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        flagged = set(np.load(out / "flagged.npz")["indices"])
+        assert metrics["poisoned"] == len(truth) and metrics["flagged"] == len(flagged)
+        assert metrics["precision"] == pytest.approx(len(flagged & truth) / len(flagged))
+        assert metrics["recall"] == pytest.approx(len(flagged & truth) / len(truth))
+        assert metrics["precision"] > len(truth) / metrics["train_samples"]  # better than flagging at random
+    result = invoke("defend", "--method", "detect-poison", "--poisoned-run", trained, "--data-root", derma_subset, "--out", tmp_path / "no")
+    assert result.exit_code == 2 and "is not a poisoned run" in result.stderr and not (tmp_path / "no").exists()
