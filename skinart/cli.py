@@ -93,13 +93,30 @@ def evaluate(
     data_root: DataRoot = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     malignant: Malignant = None,
+    attack: Annotated[Optional[str], typer.Option(help="evaluate under this attack (see `skinart attack --method`)")] = None,
+    threat: Annotated[str, typer.Option(help="with --attack: white-box, transfer, adaptive or all (side by side)")] = "all",
+    eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
+    max_samples: Annotated[Optional[int], typer.Option(help="with --attack: a seeded sample of this many test images")] = None,
+    source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
+                                                              "(default: the defended checkpoint's source)")] = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
-    """Evaluate a checkpoint: metrics.json, metrics.md, confusion matrices (multi-class and 2×2)."""
+    """Evaluate a checkpoint: metrics.json, metrics.md, confusion matrices (multi-class and 2×2); with
+    --attack, under the threat models side by side, flagging likely gradient masking."""
     from skinart.evaluate import evaluate_run
     from skinart.report import metrics_markdown
 
+    if attack:
+        from skinart.attacks import THREATS, AttackConfig
+        from skinart.defences import threats_markdown, threats_run
+
+        cfg = AttackConfig(method=attack, eps=eps, eps_step=eps_step, max_iter=max_iter, max_samples=max_samples)
+        threats = THREATS if threat == "all" else (threat,)
+        metrics = threats_run(cfg, checkpoint, out, threats, source_checkpoint, data, data_root, device, overwrite)
+        return _skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
     metrics = evaluate_run(checkpoint, out, data, data_root, split, malignant, device, overwrite)
     if metrics is None:
         return _skipped(out)

@@ -19,7 +19,7 @@ from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 
 from skinart import SkinartError
-from skinart.attacks import METHODS, attacking, build, craft_evasion, one_hot
+from skinart.attacks import METHODS, THREATS, attack_run, attacking, build, craft_evasion, one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.evaluate import checkpoint_dataset, evaluate
 from skinart.models import (
@@ -349,3 +349,41 @@ def detect_poison_run(poisoned_run: Path, out: Path, detector: str = "activation
         write_json(tmp / "metrics.json", metrics)
         np.savez(tmp / "flagged.npz", indices=np.flatnonzero(flagged), ids=train_split.ids[flagged])
     return metrics
+
+
+# --------------------------------------------------------------------------- evaluation under the three threat models
+
+MASKING_GAP = 0.10  # adaptive accuracy this far below transfer accuracy: the robustness came from the preprocessor's gradients
+
+
+def threats_run(cfg, checkpoint: Path, out: Path, threats: tuple[str, ...] = THREATS, source_checkpoint: Path | None = None,
+                data: str | None = None, data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """One attack under several threat models side by side (one sub-run each), with the gradient-masking flag."""
+    config = {"command": "evaluate", "attack": cfg.__dict__, "threats": list(threats),
+              "checkpoint": str(Path(checkpoint).resolve()), "source_checkpoint": source_checkpoint and str(Path(source_checkpoint).resolve()),
+              "data": {"name": data, "root": str(Path(data_root).resolve()) if data_root else None}}
+    if not needs_run(out, config, overwrite):
+        return None
+    with staged(out, config) as tmp:
+        runs = {t: attack_run(cfg, checkpoint, tmp / t, data, data_root, source_checkpoint if t == "transfer" else None,
+                              None, device, overwrite, t) for t in threats}
+        table = {t: {"clean_accuracy": m["clean"]["accuracy"], "accuracy": m["adversarial"]["accuracy"],
+                     "sensitivity": m["adversarial"]["binary"]["sensitivity"], "npv": m["adversarial"]["binary"]["npv"],
+                     "fnr": m["adversarial"]["binary"]["fnr"], "fooling_rate": m["fooling_rate"]} for t, m in runs.items()}
+        masking = "adaptive" in table and "transfer" in table and \
+            table["adaptive"]["accuracy"] < table["transfer"]["accuracy"] - MASKING_GAP
+        metrics = {"method": cfg.method, "threats": table, "gradient_masking_suspected": masking}
+        write_json(tmp / "metrics.json", metrics)
+        (tmp / "metrics.md").write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
+    return metrics
+
+
+def threats_markdown(metrics: dict, title: str) -> str:
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = [f"# {title}", "", "| threat model | clean accuracy | accuracy | sensitivity | NPV | FNR | fooling rate |", "|---|---|---|---|---|---|---|"]
+    for threat, row in metrics["threats"].items():
+        lines.append(f"| {threat} | " + " | ".join(pct(row[k]) for k in ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "fooling_rate")) + " |")
+    if metrics["gradient_masking_suspected"]:
+        lines += ["", f"**likely gradient masking**: the adaptive attack's accuracy is more than {MASKING_GAP:.0%} below the "
+                  "transfer attack's; the defence's robustness under transfer comes from hiding gradients."]
+    return "\n".join(lines) + "\n\n(all values in %; binary: malignant = positive)\n"

@@ -58,14 +58,16 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
     meta = json.loads((defended / "skinart.json").read_text())
     assert meta["preprocessing"] == [{"name": "llt", "quality": 50, "window": 3, "bits": 4}]
     assert json.loads((defended / "metrics.json").read_text())["confusion_matrix"]
-    threats = {}
-    for threat in ("white-box", "adaptive", "transfer"):
-        out = tmp_path / threat
-        result = invoke("attack", "--method", "pgd", "--max-iter", 3, "--max-samples", 40, "--threat", threat,
-                        "--checkpoint", defended, "--data-root", derma_subset, "--out", out)
-        assert result.exit_code == 0, result.stderr
-        threats[threat] = json.loads((out / "metrics.json").read_text())
-        assert threats[threat]["threat_model"] == threat and threats[threat]["linf_max"] <= 8 / 255 + 1e-6
+    out = tmp_path / "threats"
+    result = invoke("evaluate", "--checkpoint", defended, "--attack", "pgd", "--max-iter", 3, "--max-samples", 40,
+                    "--data-root", derma_subset, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "metrics.json").read_text())
+    assert set(summary["threats"]) == {"white-box", "transfer", "adaptive"} and isinstance(summary["gradient_masking_suspected"], bool)
+    threats = {t: json.loads((out / t / "metrics.json").read_text()) for t in summary["threats"]}
+    for threat, metrics in threats.items():
+        assert metrics["threat_model"] == threat and metrics["linf_max"] <= 8 / 255 + 1e-6
+        assert summary["threats"][threat]["accuracy"] == metrics["adversarial"]["accuracy"]
     # the defended checkpoint's source has the same weights: transfer and oblivious white-box craft identically
     assert threats["transfer"]["adversarial"] == threats["white-box"]["adversarial"]
     assert all(t["clean"] == threats["white-box"]["clean"] for t in threats.values())
