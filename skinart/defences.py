@@ -46,12 +46,17 @@ def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
-    """float NCHW in [0, 1] -> WebP round trip per image on a thread pool (Pillow releases the GIL while
-    coding) -> float32 NCHW. Pixels are rounded, not truncated, on the way to uint8."""
-    images = from_model_input(x)
+    """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. Each image is converted, coded and
+    converted back inside a worker thread (Pillow and numpy release the GIL), rounding, not truncating,
+    on the way to uint8."""
+    out = np.empty(x.shape, dtype=np.float32)
+
+    def one(i: int) -> None:
+        out[i] = webp_roundtrip(from_model_input(x[i : i + 1])[0], quality).transpose(2, 0, 1) / np.float32(255)
+
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        decoded = list(pool.map(lambda im: webp_roundtrip(im, quality), images))
-    return np.stack(decoded).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+        list(pool.map(one, range(len(x))))
+    return out
 
 
 class WebPFlip(PreprocessorPyTorch):

@@ -156,3 +156,16 @@ def test_bad_attack_input_is_one_line_and_writes_nothing(trained, derma_subset, 
 def test_every_method_has_help_and_a_known_kind():
     assert {m.kind for m in METHODS.values()} == {"evasion", "universal", "patch", "poison-flip", "poison-backdoor"}
     assert all(m.help for m in METHODS.values())
+
+
+def test_poison_backdoor_reports_the_trigger_success(trained, derma_subset, tmp_path):
+    out = tmp_path / "backdoor"
+    metrics = attack(trained, derma_subset, out, "--method", "poison-backdoor", "--target-class", "mel", "--fraction", 0.3,
+                     "--retrain-epochs", 3)
+    poison = np.load(out / "poison.npz")
+    assert (poison["original_labels"] != 4).all() and metrics["poisoned_samples"] == len(poison["indices"])
+    assert set(metrics["attack_success_rate"]) == {"clean_model", "poisoned_model"}
+    assert all(0 <= v <= 1 for v in metrics["attack_success_rate"].values())
+    clean = json.loads((trained / "skinart.json").read_text())["weights_sha256"]
+    assert json.loads((out / "skinart.json").read_text())["weights_sha256"] != clean  # retrained on the poisoned split
+    assert (out / "perturbations.png").stat().st_size > 0
