@@ -14,6 +14,8 @@ from skinart.data import DATASETS, DEFAULT_MALIGNANT
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Adversarial attacks and defences for skin-lesion classifiers.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
+recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.")
+app.add_typer(recipes_app, name="recipes")
 
 
 def one_line_errors(command):
@@ -211,6 +213,59 @@ def defend(
         return typer.echo(f"{detector}: flagged {metrics['flagged']} of {metrics['train_samples']} training images; "
                           f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({metrics['poisoned']} poisoned)")
     typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))
+
+
+@app.command("run")
+@one_line_errors
+def run_recipe(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/)")],
+    out: Annotated[Optional[Path], typer.Option(help="run directory (default: runs/<recipe name>)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe value, key.path=value (repeatable), "
+                                                     "e.g. data.size=64 or steps.train.params.epochs=3")] = None,
+    resume: Annotated[bool, typer.Option(help="skip steps already done with the same settings (--no-resume: redo every step)")] = True,
+):
+    """Replay a recipe: validate it, then run its steps in order, each into its own run directory."""
+    from skinart.recipes import run_recipe as run
+
+    typer.echo(f"run finished: {run(recipe, out, set_ or [], resume)}")
+
+
+@app.command()
+@one_line_errors
+def report(
+    run: Annotated[Path, typer.Argument(help="run directory written by `skinart run`")],
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    also_malignant: Annotated[Optional[str], typer.Option(help="a second malignant set for the health table, "
+                                                          "e.g. akiec,bcc,mel,nv (the thesis's mapping)")] = None,
+    also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
+):
+    """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
+    from skinart.metrics import parse_malignant
+    from skinart.report import run_report
+
+    result = run_report(run, bootstrap, seed, also_malignant and parse_malignant(also_malignant), also_label)
+    typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
+
+
+@recipes_app.command("validate")
+@one_line_errors
+def recipes_validate(
+    recipes: Annotated[list[Path], typer.Argument(help="YAML recipes")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, key.path=value (repeatable)")] = None,
+):
+    """Check recipes against the commands' options (keys, types, step references) without running anything."""
+    from skinart.recipes import validate
+
+    failed = 0
+    for path in recipes:
+        try:
+            typer.echo(validate(path, set_ or []))
+        except SkinartError as e:
+            typer.echo(f"error: {e}", err=True)
+            failed += 1
+    if failed:
+        raise typer.Exit(2)
 
 
 @data_app.command("info")

@@ -68,6 +68,7 @@ def classification_metrics(
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).round(4).tolist(),
         "binary": binary_metrics(y_true, y_pred, [classes.index(m) for m in malignant]),
+        "malignant": list(malignant),
     }
 
 
@@ -101,3 +102,35 @@ def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
     if not len(delta):
         return {"linf_max": None, "l2_mean": None}
     return {"linf_max": float(np.abs(delta).max()), "l2_mean": float(np.linalg.norm(delta, axis=1).mean())}
+
+
+def _macro_recall(y, p, n_classes: int, axis: int = -1):
+    recalls = [np.sum((y == c) & (p == c), axis=axis) / np.sum(y == c, axis=axis) for c in range(n_classes)]
+    return np.nanmean(np.stack(recalls), axis=0)
+
+
+def _fnr(y, p, malignant_idx: list[int], axis: int = -1):
+    t, q = np.isin(y, malignant_idx), np.isin(p, malignant_idx)
+    return np.sum(t & ~q, axis=axis) / np.sum(t, axis=axis)
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
+                 seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals (scipy, test images resampled in pairs, seeded) of the headline metrics."""
+    from scipy.stats import bootstrap
+
+    statistics = {
+        "accuracy": lambda y, p, axis=-1: np.mean(y == p, axis=axis),
+        "macro_recall": lambda y, p, axis=-1: _macro_recall(y, p, n_classes, axis),
+        "fnr": lambda y, p, axis=-1: _fnr(y, p, malignant_idx, axis),
+    }
+    if len(y_true) < 2 or resamples < 1:
+        return {}
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, statistic in statistics.items():
+            result = bootstrap((y_true, y_pred), statistic, paired=True, vectorized=True, n_resamples=resamples,
+                               confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+            low, high = result.confidence_interval
+            out[name] = None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
+    return out

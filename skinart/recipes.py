@@ -1,0 +1,313 @@
+"""Recipes: one YAML file replays a study as an ordered list of skinart commands.
+
+The schema of a step's `params` *is* the signature of its command: validation and argument conversion
+go through the Typer/click command itself, so a recipe step and a command line can never disagree.
+Each step writes its own run directory (atomically, skipped on re-run when its config hash matches),
+so a killed run resumes where it stopped by running the recipe again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import typer
+import yaml
+
+from skinart import SkinartError
+
+STEP_COMMANDS = ("train", "evaluate", "attack", "defend", "report")
+TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
+STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
+# Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
+GLOBAL_OPTIONS = {
+    "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
+             "balance": "balance", "malignant": "malignant"},
+    "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
+}
+# Options naming another run directory: a step name there means that step's output.
+REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run")
+RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
+PLAN_FILE = "plan.json"
+
+
+@dataclass
+class Task:
+    """One command invocation of a run: a step, or one member of a step's grid."""
+
+    name: str
+    step: str
+    command: str
+    params: dict
+    grid: dict = field(default_factory=dict)  # the grid values (and referenced members) that made this task
+    uses: dict = field(default_factory=dict)  # reference option -> task name it reads
+
+    def argv(self, run_dir: Path) -> list[str]:
+        args = [self.command] + ([] if self.command == "report" else ["--out", str(run_dir / self.name)])
+        params = {k: str(run_dir / self.uses[k]) if k in self.uses else v for k, v in self.params.items()}
+        return args + [a for key, value in params.items() for a in _cli_args(key, value)]
+
+
+def _commands() -> dict:
+    from skinart.cli import app
+
+    group = typer.main.get_command(app)
+    return {name: group.commands[name] for name in STEP_COMMANDS}
+
+
+def _options(command) -> dict:
+    return {p.name: p for p in command.params if p.param_type_name == "option" and p.name not in RUNNER_OPTIONS + ("help",)}
+
+
+def _cli_args(key: str, value) -> list[str]:
+    """A recipe value as command-line words: lists comma-joined, mappings as repeated key=value, flags as --x/--no-x."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + key.replace("_", "-")]
+    if isinstance(value, dict):  # --param: ART keywords
+        return [w for k, v in value.items() for w in (flag, f"{k}={v}")]
+    if isinstance(value, list):
+        return [flag, ",".join(map(str, value))]
+    return [flag, str(value)]
+
+
+def _expect(path: str, value, kind: type) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SkinartError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _unknown(path: str, key: str, known) -> SkinartError:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return SkinartError(f"{path}.{key}: unknown key; {hint}expected one of {', '.join(known)}")
+
+
+def _slug(value) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", str(value))
+
+
+def load_recipe(path: Path, overrides: list[str] = ()) -> dict:
+    """Read a recipe and apply `--set a.b.c=value` overrides (values in YAML syntax; a step by name or index)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SkinartError(f"recipe {path} not found; give the path of a YAML recipe (see recipes/)")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SkinartError(f"recipe {path} is not valid YAML{where}: {getattr(e, 'problem', e)}; fix the syntax") from None
+    if not isinstance(recipe, dict):
+        raise SkinartError(f"recipe {path}: expected a mapping with name, data, model and steps at the top level")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SkinartError(f"--set {item!r}: expected key.path=value, e.g. data.size=64")
+        _set(recipe, key.split("."), yaml.safe_load(text), key)
+    return recipe
+
+
+def _set(node, keys: list[str], value, full: str) -> None:
+    for i, key in enumerate(keys):
+        if isinstance(node, list):  # steps: by name or index
+            match = [s for s in node if isinstance(s, dict) and s.get("name") == key]
+            if not match and not (key.isdigit() and int(key) < len(node)):
+                raise SkinartError(f"--set {full}: no step '{key}'")
+            key_node = match[0] if match else node[int(key)]
+            if i == len(keys) - 1:
+                raise SkinartError(f"--set {full}: name a key inside the step, e.g. {full}.params.epochs")
+            node = key_node
+            continue
+        if not isinstance(node, dict):
+            raise SkinartError(f"--set {full}: '{'.'.join(keys[:i])}' is not a mapping")
+        if i == len(keys) - 1:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {})
+
+
+def _check_shape(path: str, option, value) -> None:
+    """What the command line cannot express: a flag needs true/false, only --param takes a mapping."""
+    from skinart.attacks import parse_eps
+
+    if option.is_flag != isinstance(value, bool):
+        raise SkinartError(f"{path}: expected {'true or false' if option.is_flag else 'a value, not true/false'}, got {value!r}")
+    if isinstance(value, dict) != bool(option.multiple):
+        raise SkinartError(f"{path}: expected {'a mapping of ART keywords' if option.multiple else 'one value, not a mapping'}, got {value!r}")
+    if option.name in ("eps", "eps_step"):
+        try:
+            parse_eps(str(value), f"--{option.name.replace('_', '-')}")
+        except SkinartError as e:
+            raise SkinartError(f"{path}: {e}") from None
+
+
+def _parse(path: str, command, task: Task, grid: dict) -> None:
+    """Parse the task's command line exactly as `skinart` will (types, required options), without running it."""
+    try:
+        command.make_context(task.command, task.argv(Path("runs"))[1:] + (["runs"] if task.command == "report" else []))
+    except typer.TyperException as e:
+        name = getattr(getattr(e, "param", None), "name", None)
+        where = f"{path}.grid.{name}" if name in grid else f"{path}.params.{name}" if name else path
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        raise SkinartError(f"{where}: {message}") from None
+
+
+def _check_method(path: str, command: str, method) -> None:
+    from skinart.attacks import check_method
+    from skinart.defences import DEFENCES
+
+    if command == "attack":
+        check_method(str(method))
+    elif command == "defend" and method not in DEFENCES:
+        raise SkinartError(f"{path}: unknown defence '{method}'; choose one of {', '.join(DEFENCES)}")
+
+
+def plan(recipe: dict) -> list[Task]:
+    """Validate a recipe and expand it into tasks; every error names its key path."""
+    for key, value in recipe.items():
+        if key not in TOP_KEYS:
+            raise _unknown("recipe", key, TOP_KEYS)
+        _expect(key, value, TOP_KEYS[key])
+    for key in ("name", "steps"):
+        if key not in recipe:
+            raise SkinartError(f"recipe: missing '{key}'")
+    globals_ = {"seed": recipe["seed"]} if "seed" in recipe else {}
+    for section, table in GLOBAL_OPTIONS.items():
+        for key, value in recipe.get(section, {}).items():
+            if key not in table:
+                raise _unknown(section, key, table)
+            globals_[table[key]] = value
+    commands = _commands()
+    tasks: list[Task] = []
+    members: dict[str, list[Task]] = {}  # step name -> its tasks
+    for i, step in enumerate(recipe["steps"]):
+        path = f"steps[{i}]"
+        _expect(path, step, dict)
+        for key, value in step.items():
+            if key not in STEP_KEYS:
+                raise _unknown(path, key, STEP_KEYS)
+            _expect(f"{path}.{key}", value, STEP_KEYS[key])
+        name, command = step.get("name"), step.get("command")
+        if not name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise SkinartError(f"{path}.name: expected a step name of letters, digits and _.+-, got {name!r}")
+        if name in members:
+            raise SkinartError(f"{path}.name: step '{name}' is defined twice; step names must be unique")
+        if command not in STEP_COMMANDS:
+            raise SkinartError(f"{path}.command: expected one of {', '.join(STEP_COMMANDS)}, got {command!r}")
+        options = _options(commands[command])
+        params, grid = dict(step.get("params", {})), dict(step.get("grid", {}))
+        for where, keys in (("params", params), ("grid", grid)):
+            for key in keys:
+                if key not in options:
+                    raise _unknown(f"{path}.{where}", key, options)
+                if key in params and key in grid:
+                    raise SkinartError(f"{path}.grid.{key}: also set in params; set it in one place")
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise SkinartError(f"{path}.grid.{key}: expected a non-empty list of values, got {values!r}")
+        for key, value in globals_.items():
+            if key in options and key not in params and key not in grid:
+                params[key] = value
+        # Reference options: a step name fans out over that step's tasks; anything else must be a directory.
+        choices = {k: [(v, None) for v in grid[k]] for k in grid}
+        for key in [k for k in REFERENCE_OPTIONS if k in options]:
+            for j, value in enumerate(choices.get(key, [(params[key], None)] if key in params else [])):
+                target = value[0]
+                where = f"{path}.grid.{key}[{j}]" if key in grid else f"{path}.params.{key}"
+                if not isinstance(target, str):
+                    raise SkinartError(f"{where}: expected a step name or a directory, got {target!r}")
+                if target not in members and not Path(target).is_dir():
+                    raise SkinartError(f"{where}: '{target}' is neither an earlier step ({', '.join(members) or 'none yet'}) "
+                                       "nor an existing directory")
+            refs = choices.pop(key, [(params.pop(key), None)] if key in params else [])
+            if refs:
+                choices[key] = [(None, t.name) for target, _ in refs if target in members for t in members[target]] + \
+                               [(target, None) for target, _ in refs if target not in members]
+        for key, value in params.items():
+            _check_shape(f"{path}.params.{key}", options[key], value)
+        for key in grid:
+            if key not in REFERENCE_OPTIONS:
+                for j, value in enumerate(grid[key]):
+                    _check_shape(f"{path}.grid.{key}[{j}]", options[key], value)
+        method = params.get("method")
+        for j, m in enumerate([method] if method is not None else [v for v, _ in choices.get("method", [])]):
+            _check_method(f"{path}.params.method" if method is not None else f"{path}.grid.method[{j}]", command, m)
+        keys = list(choices)
+        members[name] = []
+        for combo in itertools.product(*(choices[k] for k in keys)):
+            task_params, uses, label = dict(params), {}, []
+            for key, (value, ref) in zip(keys, combo):
+                if ref is not None:
+                    uses[key], task_params[key] = ref, ref
+                    if len(choices[key]) > 1:
+                        label.append(ref)
+                else:
+                    task_params[key] = value
+                    if key in grid:
+                        label.append(f"{key}={_slug(value)}")
+            grid_values = {k: task_params[k] for k in keys if len(choices[k]) > 1 or k in grid}
+            task = Task("@".join([name] + label), name, command, task_params, grid_values, uses)
+            _parse(path, commands[command], task, grid)
+            members[name].append(task)
+            tasks.append(task)
+    _check_references(recipe.get("reference", {}), tasks)
+    return tasks
+
+
+def _check_references(reference: dict, tasks: list[Task]) -> None:
+    from skinart.report import ROW_METRICS
+
+    names = {t.name for t in tasks} | {t.step for t in tasks}
+    for task_name, values in reference.items():
+        if task_name not in names:
+            raise _unknown("reference", task_name, sorted(names))
+        _expect(f"reference.{task_name}", values, dict)
+        for metric, value in values.items():
+            if metric not in ROW_METRICS:
+                raise _unknown(f"reference.{task_name}", metric, ROW_METRICS)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise SkinartError(f"reference.{task_name}.{metric}: expected a fraction in [0, 1] (70.19 % is 0.7019), got {value!r}")
+
+
+def validate(path: Path, overrides: list[str] = ()) -> str:
+    recipe = load_recipe(path, overrides)
+    try:
+        tasks = plan(recipe)
+    except SkinartError as e:
+        raise SkinartError(f"{path}: {e}") from None
+    return f"{path}: ok — '{recipe['name']}', {len(recipe['steps'])} steps, {len(tasks)} runs"
+
+
+def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
+    """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
+    recipe = load_recipe(path, overrides)
+    tasks = plan(recipe)
+    run_dir = Path(out or Path("runs") / recipe["name"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from skinart.runs import write_json
+
+    plan_tmp = run_dir / f".{PLAN_FILE}.partial"
+    write_json(plan_tmp, {"recipe": recipe, "recipe_file": str(Path(path).resolve()), "tasks": [asdict(t) for t in tasks]})
+    plan_tmp.replace(run_dir / PLAN_FILE)
+    group = typer.main.get_command(__import__("skinart.cli", fromlist=["app"]).app)
+    for i, task in enumerate(tasks, 1):
+        argv = task.argv(run_dir) + ([str(run_dir)] if task.command == "report" else [])
+        if not resume and task.command != "report":
+            argv.append("--overwrite")
+        print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
+        code = group.main(argv, prog_name="skinart", standalone_mode=False)
+        if code:
+            raise SkinartError(f"step {task.name} failed (see the error above); fix it and run the recipe again to resume")
+    return run_dir
+
+
+def read_plan(run_dir: Path) -> dict:
+    path = Path(run_dir) / PLAN_FILE
+    if not path.is_file():
+        raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
+    return json.loads(path.read_text())
