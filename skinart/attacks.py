@@ -263,6 +263,12 @@ class AttackConfig:
     params: dict = field(default_factory=dict)
     seed: int = 0
 
+    def __post_init__(self):
+        # parsed once, on construction, so every config hash sees the same float ε
+        for name in ("eps", "eps_step"):
+            if getattr(self, name) is not None:
+                setattr(self, name, parse_eps(getattr(self, name), f"--{name.replace('_', '-')}"))
+
     def options(self) -> dict:
         """The skinart options under their ART names."""
         return {"eps": self.eps, "eps_step": self.eps_step, "max_iter": self.max_iter, "num_random_init": self.random_init,
@@ -271,9 +277,6 @@ class AttackConfig:
     def check(self, classes: list[str]) -> tuple[int | None, int | None]:
         """Validate against the checkpoint's classes; returns (target, source) class indices."""
         method = check_method(self.method)
-        for name in ("eps", "eps_step"):
-            if getattr(self, name) is not None:
-                setattr(self, name, parse_eps(getattr(self, name), f"--{name.replace('_', '-')}"))
         for name in ("max_iter", "fit_samples", "max_samples", "retrain_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -162,7 +162,10 @@ def _check_method(path: str, command: str, method) -> None:
     from skinart.defences import DEFENCES
 
     if command == "attack":
-        check_method(str(method))
+        try:
+            check_method(str(method))
+        except SkinartError as e:
+            raise SkinartError(f"{path}: {e}") from None
     elif command == "defend" and method not in DEFENCES:
         raise SkinartError(f"{path}: unknown defence '{method}'; choose one of {', '.join(DEFENCES)}")
 

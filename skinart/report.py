@@ -190,6 +190,10 @@ def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], 
     return rows, detections, missing
 
 
+def _label(row: dict) -> str:
+    return row["task"] + ("" if row["threat"] in ("—", "white-box") else f" ({row['threat']})")
+
+
 def _fmt(value, ci=None) -> str:
     text = _pct(value)
     return f"{text} [{_pct(ci[0])}–{_pct(ci[1])}]" if ci and value is not None else text
@@ -244,8 +248,8 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
         by_model.setdefault(r["model"], []).append(r)
     for model, group in list(by_model.items())[:12]:
         if len(group) > 1:
-            labels = [r["attack"] if r["threat"] in ("—", "white-box") else f"{r['attack']} ({r['threat']})" for r in group]
-            recap[model] = {k.replace("_", " "): (labels, [r["metrics"][k] for r in group]) for k in ("accuracy", "macro_recall", "sensitivity", "npv", "fnr")}
+            labels = [_label(r) for r in group]
+            recap[model] = {k.replace("_", " ").replace("npv", "NPV").replace("fnr", "FNR"): (labels, [r["metrics"][k] for r in group]) for k in ("accuracy", "macro_recall", "sensitivity", "npv", "fnr")}
     share: dict[str, dict] = {}
     for r in rows:
         model_task = tasks.get(r["model"], {})
@@ -257,7 +261,8 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
     for r in rows:
         if "eps" in r["grid"]:
             for metric in ("accuracy", "fnr"):
-                series = sweep.setdefault(metric.replace("fnr", "FNR"), {}).setdefault(f"{r['step']} ({r['threat']})", ([], []))
+                panel = sweep.setdefault(f"{r['attack']}: {metric.replace('fnr', 'FNR')}", {})
+                series = panel.setdefault(r["model"] + ("" if r["threat"] in ("—", "white-box") else f" ({r['threat']})"), ([], []))
                 series[0].append(255 * parse_eps(str(r["grid"]["eps"])))
                 series[1].append(r["metrics"][metric])
     out = [("Recap: metrics per attack, for each model", _plot_lines(recap, folder / "recap.png", "", "%", categorical=True)),
@@ -292,7 +297,6 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
     recipe = plan["recipe"]
     options = {"bootstrap": bootstrap, "seed": seed, "also_malignant": also_malignant}
     rows, detections, missing = collect_rows(run_dir, plan, options)
-    label = lambda r: f"{r['task']}" + (f" / {r['threat']}" if r["threat"] not in ("—",) else "")  # noqa: E731
     tables = [
         ("Model performance (multi-class)", ["run", "model", "attack", "threat", "accuracy [95% CI]", "macro recall [95% CI]",
                                              "macro specificity", "fooling rate", "error rate"],
@@ -300,13 +304,13 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
            _fmt(r["metrics"]["macro_recall"], r["ci"].get("macro_recall")), _pct(r["metrics"]["macro_specificity"]),
            _pct(r["metrics"]["fooling_rate"]), _pct(r["metrics"]["error_rate"])] for r in rows]),
         ("Health (binary, malignant = positive)", ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]"],
-         [[label(r), _pct(r["metrics"]["binary_accuracy"]), _pct(r["metrics"]["sensitivity"]), _pct(r["metrics"]["npv"]),
+         [[_label(r), _pct(r["metrics"]["binary_accuracy"]), _pct(r["metrics"]["sensitivity"]), _pct(r["metrics"]["npv"]),
            _fmt(r["metrics"]["fnr"], r["ci"].get("fnr"))] for r in rows]),
     ]
     if also_malignant:
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also_malignant)})",
                        ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
-                       [[label(r)] + [_pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
+                       [[_label(r)] + [_pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     pivot = {}
     for r in rows:

@@ -3,6 +3,7 @@ so an interrupted step leaves nothing half-written and a re-run with the same co
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -47,8 +48,9 @@ def needs_run(out: Path, config: dict, overwrite: bool) -> bool:
 def staged(out: Path, config: dict) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success write config.json and swap it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # from a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         yield tmp

@@ -1,0 +1,175 @@
+"""Recipes: validation with key paths, grid and reference expansion, end-to-end run + report on real data,
+and resuming an interrupted run to the same numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skinart.recipes import load_recipe, plan
+from tests.conftest import invoke
+
+RECIPES = sorted(Path(__file__).parent.parent.joinpath("recipes").glob("*.yaml"))
+
+
+def tiny_recipe(root: Path) -> dict:
+    return {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"loader": "dermamnist", "root": str(root)},
+        "model": {"name": "skin_cnn"},
+        "steps": [
+            {"name": "train", "command": "train", "params": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "balance": "weights", "device": "cpu"}},
+            {"name": "clean", "command": "evaluate", "params": {"checkpoint": "train"}},
+            {"name": "fgsm", "command": "attack", "params": {"checkpoint": "train", "method": "fgsm"}, "grid": {"eps": ["2/255", "8/255"]}},
+            {"name": "llt", "command": "defend", "params": {"checkpoint": "train", "method": "llt"}},
+            {"name": "rt", "command": "defend", "params": {"checkpoint": "train", "method": "retrain", "epochs": 1},
+             "grid": {"ratio": [0.2, 0.6]}},
+            {"name": "rt_fgsm", "command": "attack", "params": {"checkpoint": "rt", "method": "fgsm", "eps": "8/255"}},
+            {"name": "llt_pgd", "command": "evaluate", "params": {"checkpoint": "llt", "attack": "pgd", "eps": "4/255", "max_iter": 3,
+                                                                  "source_checkpoint": "train"}},
+            {"name": "report", "command": "report", "params": {"bootstrap": 200, "also_malignant": ["akiec", "bcc", "mel", "nv"]}},
+        ],
+        "reference": {"clean": {"accuracy": 0.70}, "fgsm@eps=8_255": {"accuracy": 0.5, "fnr": 0.4}},
+    }
+
+
+def write(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_shipped_recipes_validate(recipe):
+    result = invoke("recipes", "validate", recipe)
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+def test_grid_and_references_expand_into_tasks(tmp_path):
+    tasks = {t.name: t for t in plan(tiny_recipe(tmp_path / "data.npz"))}
+    assert list(tasks) == ["train", "clean", "fgsm@eps=2_255", "fgsm@eps=8_255", "llt", "rt@ratio=0.2", "rt@ratio=0.6",
+                           "rt_fgsm@rt@ratio=0.2", "rt_fgsm@rt@ratio=0.6", "llt_pgd", "report"]
+    # a reference to a grid step fans out over its members; recipe-wide settings reach every command that takes them
+    assert tasks["rt_fgsm@rt@ratio=0.6"].uses == {"checkpoint": "rt@ratio=0.6"}
+    argv = tasks["rt_fgsm@rt@ratio=0.6"].argv(Path("runs/t"))
+    assert argv[:3] == ["attack", "--out", "runs/t/rt_fgsm@rt@ratio=0.6"]
+    assert argv[argv.index("--checkpoint") + 1] == "runs/t/rt@ratio=0.6" and "--seed" in argv and "--data-root" in argv
+    assert "--seed" not in tasks["llt"].argv(Path("r")) and tasks["rt@ratio=0.2"].params["ratio"] == 0.2
+    paper = {t.name for t in plan(load_recipe(Path("recipes/paper-skin-cnn28.yaml")))}
+    assert len(paper) == 41 and "rt_pgd_attacked@rt_mix@ratio=0.6" in paper
+
+
+def test_set_overrides(tmp_path):
+    path = write(tmp_path / "r.yaml", tiny_recipe(tmp_path / "d.npz"))
+    recipe = load_recipe(path, ["data.size=64", "steps.train.params.epochs=5", "model.name=resnet18"])
+    assert recipe["data"]["size"] == 64 and recipe["steps"][0]["params"]["epochs"] == 5 and recipe["model"]["name"] == "resnet18"
+    argv = plan(recipe)[0].argv(Path("r"))
+    assert argv[argv.index("--img-size") + 1] == "64" and argv[argv.index("--epochs") + 1] == "5"
+
+
+def _broken(tmp_path, edit) -> str:
+    recipe = tiny_recipe(tmp_path / "d.npz")
+    edit(recipe)
+    result = invoke("recipes", "validate", write(tmp_path / "r.yaml", recipe))
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda r: r["steps"][1]["params"].update(chekpoint="train"), r"steps\[1\]\.params\.chekpoint: unknown key; did you mean 'checkpoint'"),
+    (lambda r: r["steps"][0]["params"].update(epochs="many"), r"steps\[0\]\.params\.epochs: .*integer"),
+    (lambda r: r["steps"][2]["grid"].update(eps=["2/255", 3]), r"steps\[2\]\.grid\.eps\[1\]: .*outside"),
+    (lambda r: r["steps"][5]["params"].update(checkpoint="rtt"), r"steps\[5\]\.params\.checkpoint: 'rtt' is neither an earlier step"),
+    (lambda r: r["steps"][4]["grid"].update(ratio=0.2), r"steps\[4\]\.grid\.ratio: expected a non-empty list"),
+    (lambda r: r["steps"][3]["params"].update(method="armour"), r"steps\[3\]: unknown defence 'armour'|steps\[3\]\.params\.method"),
+    (lambda r: r["steps"][2]["params"].update(method="fgsmm"), r"unknown attack method 'fgsmm'|fgsmm"),
+    (lambda r: r["steps"][1].update(command="predict"), r"steps\[1\]\.command: expected one of train, evaluate"),
+    (lambda r: r["steps"][1].update(name="train"), r"steps\[1\]\.name: step 'train' is defined twice"),
+    (lambda r: r["steps"][1]["params"].pop("checkpoint"), r"steps\[1\]\.params\.checkpoint: Missing option"),
+    (lambda r: r["steps"][0]["params"].update(pretrained="yes"), r"steps\[0\]\.params\.pretrained: expected true or false"),
+    (lambda r: r.update(modle={}), r"recipe\.modle: unknown key; did you mean 'model'"),
+    (lambda r: r["data"].update(sise=64), r"data\.sise: unknown key; did you mean 'size'"),
+    (lambda r: r["reference"].update(clean={"acuracy": 0.7}), r"reference\.clean\.acuracy: unknown key"),
+    (lambda r: r["reference"].update(clean={"accuracy": 70.19}), r"reference\.clean\.accuracy: expected a fraction"),
+    (lambda r: r["reference"].update(nosuch={"accuracy": 0.7}), r"reference\.nosuch: unknown key"),
+])
+def test_bad_recipes_name_the_key_path(tmp_path, edit, expected):
+    assert re.search(expected, _broken(tmp_path, edit)), expected
+
+
+def test_malformed_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - name: [unclosed\n")
+    result = invoke("run", bad, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "not valid YAML at line" in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = invoke("run", tmp_path / "nope.yaml")
+    assert result.exit_code == 2 and "not found" in result.stderr
+    result = invoke("recipes", "validate", write(tmp_path / "r.yaml", tiny_recipe(tmp_path)), "--set", "steps.nosuch.params.x=1")
+    assert result.exit_code == 2 and "no step 'nosuch'" in result.stderr
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2 and "plan.json" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(derma_subset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    path = write(root / "tiny.yaml", tiny_recipe(derma_subset))
+    result = invoke("run", path, "--out", root / "run")
+    assert result.exit_code == 0, result.output
+    return path, root / "run"
+
+
+def test_recipe_runs_end_to_end_and_reports(tiny_run):
+    _, run = tiny_run
+    report = json.loads((run / "report.json").read_text())
+    rows = {(r["task"], r["threat"]): r for r in report["rows"]}
+    assert not report["missing"]
+    assert len(rows) == 11  # clean, 2 fgsm, llt, 2 retrained, their 2 attacks, llt_pgd under 3 threat models
+    for row in rows.values():
+        for key, value in row["metrics"].items():
+            assert value is None or 0 <= value <= 1, (row["task"], key, value)
+        for key, (low, high) in ((k, v) for k, v in row["ci"].items() if v):
+            assert low <= row["metrics"][key] <= high, (row["task"], key)
+    clean = rows[("clean", "—")]["metrics"]
+    strong = rows[("fgsm@eps=8_255", "white-box")]["metrics"]
+    assert strong["accuracy"] <= clean["accuracy"] and strong["fooling_rate"] > 0
+    assert strong["clean_accuracy"] == clean["accuracy"]
+    assert rows[("clean", "—")]["also"]["sensitivity"] is not None  # the thesis mapping beside the correct one
+    md = (run / "report.md").read_text()
+    assert "| clean | accuracy | 70.0 |" in md and "Health under the alternative mapping" in md
+    assert "Accuracy by model and attack" in md and "| rt@ratio=0.6 |" in md
+    html = (run / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # one self-contained file
+    for figure in ("recap", "adversarial_share", "eps_sweep"):
+        assert (run / "report_figures" / f"{figure}.png").stat().st_size > 0
+
+
+def test_rerun_skips_and_interrupted_run_resumes_to_the_same_numbers(tiny_run):
+    path, run = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in run.glob("*/metrics.json")}
+    result = invoke("run", path, "--out", run)
+    assert result.exit_code == 0 and result.stderr.count("skipped") == 10
+    assert {p: p.stat().st_mtime_ns for p in run.glob("*/metrics.json")} == before
+    # a run killed while retraining: later steps absent, one step half-written; resumed in place
+    redone = ("rt@ratio=0.6", "rt_fgsm@rt@ratio=0.6", "llt_pgd/adaptive")
+    uninterrupted = {name: json.loads((run / name / "metrics.json").read_text()) for name in redone}
+    for name in ("rt@ratio=0.6", "rt_fgsm@rt@ratio=0.2", "rt_fgsm@rt@ratio=0.6", "llt_pgd", "report.md"):
+        target = run / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    (run / ".rt@ratio=0.6.partial-999").mkdir()
+    result = invoke("run", path, "--out", run)
+    assert result.exit_code == 0, result.output
+    for name in redone:
+        resumed = json.loads((run / name / "metrics.json").read_text())
+        resumed.pop("seconds", None), uninterrupted[name].pop("seconds", None)
+        assert resumed == uninterrupted[name], name
+    assert (run / "report.md").is_file() and not list(run.glob(".*partial*"))
