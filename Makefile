@@ -18,8 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/skinart train --data dermamnist --model skin_cnn --epochs 10 --lr 3e-3 --weight-decay 5e-4 --out runs/demo
-	$(BIN)/skinart evaluate --checkpoint runs/demo --split test --out runs/demo/eval
+	$(BIN)/skinart run recipes/quickstart.yaml --out runs/quickstart
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -20,6 +20,7 @@ import typer
 import yaml
 
 from skinart import SkinartError
+from skinart.runs import write_json
 
 STEP_COMMANDS = ("train", "evaluate", "attack", "defend", "report")
 TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
@@ -53,11 +54,15 @@ class Task:
         return args + [a for key, value in params.items() for a in _cli_args(key, value)]
 
 
-def _commands() -> dict:
+def _group():
+    """The `skinart` command as click sees it: the schema and the runner of every step."""
     from skinart.cli import app
 
-    group = typer.main.get_command(app)
-    return {name: group.commands[name] for name in STEP_COMMANDS}
+    return typer.main.get_command(app)
+
+
+def _commands() -> dict:
+    return {name: _group().commands[name] for name in STEP_COMMANDS}
 
 
 def _options(command) -> dict:
@@ -291,13 +296,13 @@ def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), r
     recipe = load_recipe(path, overrides)
     tasks = plan(recipe)
     run_dir = Path(out or Path("runs") / recipe["name"])
+    if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
+        raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    from skinart.runs import write_json
-
     plan_tmp = run_dir / f".{PLAN_FILE}.partial"
     write_json(plan_tmp, {"recipe": recipe, "recipe_file": str(Path(path).resolve()), "tasks": [asdict(t) for t in tasks]})
     plan_tmp.replace(run_dir / PLAN_FILE)
-    group = typer.main.get_command(__import__("skinart.cli", fromlist=["app"]).app)
+    group = _group()
     for i, task in enumerate(tasks, 1):
         argv = task.argv(run_dir) + ([str(run_dir)] if task.command == "report" else [])
         if not resume and task.command != "report":
