@@ -46,16 +46,18 @@ def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
-    """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. Each image is converted, coded and
-    converted back inside a worker thread (Pillow and numpy release the GIL), rounding, not truncating,
-    on the way to uint8."""
+    """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. The batch is cut into one contiguous chunk
+    per thread; each worker converts its chunk (rounding, not truncating, to uint8), codes it image by
+    image and writes the result back. Pillow's codec and numpy's array loops release the GIL."""
     out = np.empty(x.shape, dtype=np.float32)
 
-    def one(i: int) -> None:
-        out[i] = webp_roundtrip(from_model_input(x[i : i + 1])[0], quality).transpose(2, 0, 1) / np.float32(255)
+    def chunk(part: np.ndarray) -> None:
+        images = from_model_input(x[part])
+        out[part] = np.stack([webp_roundtrip(im, quality) for im in images]).transpose(0, 3, 1, 2) / np.float32(255)
 
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        list(pool.map(one, range(len(x))))
+    parts = [p for p in np.array_split(np.arange(len(x)), threads or os.cpu_count() or 1) if len(p)]
+    with ThreadPoolExecutor(len(parts) or 1) as pool:
+        list(pool.map(chunk, parts))
     return out
 
 
@@ -358,7 +360,14 @@ def detect_poison_run(poisoned_run: Path, out: Path, detector: str = "activation
 
 # --------------------------------------------------------------------------- evaluation under the three threat models
 
-MASKING_GAP = 0.10  # adaptive accuracy this far below transfer accuracy: the robustness came from the preprocessor's gradients
+MASKING_GAP = 0.10  # adaptive accuracy this far below transfer accuracy: the transfer number overstates robustness
+
+
+def robustness_flags(table: dict, preprocessed: bool) -> dict:
+    """Only a preprocessor can hide gradients here: masking shows as the attack through it (BPDA, EOT) beating the
+    attack that ignores it. Adaptive far below transfer, with or without one, means the transfer number overstates."""
+    below = lambda a, b: a in table and b in table and table[a]["accuracy"] < table[b]["accuracy"] - MASKING_GAP  # noqa: E731
+    return {"robustness_overstated": below("adaptive", "transfer"), "gradient_masking_suspected": preprocessed and below("adaptive", "white-box")}
 
 
 def threats_run(cfg, checkpoint: Path, out: Path, threats: tuple[str, ...] = THREATS, source_checkpoint: Path | None = None,
@@ -375,9 +384,8 @@ def threats_run(cfg, checkpoint: Path, out: Path, threats: tuple[str, ...] = THR
         table = {t: {"clean_accuracy": m["clean"]["accuracy"], "accuracy": m["adversarial"]["accuracy"],
                      "sensitivity": m["adversarial"]["binary"]["sensitivity"], "npv": m["adversarial"]["binary"]["npv"],
                      "fnr": m["adversarial"]["binary"]["fnr"], "fooling_rate": m["fooling_rate"]} for t, m in runs.items()}
-        masking = "adaptive" in table and "transfer" in table and \
-            table["adaptive"]["accuracy"] < table["transfer"]["accuracy"] - MASKING_GAP
-        metrics = {"method": cfg.method, "threats": table, "gradient_masking_suspected": masking}
+        preprocessed = bool(read_checkpoint_meta(checkpoint).get("preprocessing"))
+        metrics = {"method": cfg.method, "threats": table, **robustness_flags(table, preprocessed)}
         write_json(tmp / "metrics.json", metrics)
         (tmp / "metrics.md").write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
     return metrics
@@ -389,6 +397,10 @@ def threats_markdown(metrics: dict, title: str) -> str:
     for threat, row in metrics["threats"].items():
         lines.append(f"| {threat} | " + " | ".join(pct(row[k]) for k in ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "fooling_rate")) + " |")
     if metrics["gradient_masking_suspected"]:
-        lines += ["", f"**likely gradient masking**: the adaptive attack's accuracy is more than {MASKING_GAP:.0%} below the "
-                  "transfer attack's; the defence's robustness under transfer comes from hiding gradients."]
+        lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves accuracy more than "
+                  f"{MASKING_GAP:.0%} below the attack that ignores it; the preprocessor's robustness comes from hiding gradients."]
+    if metrics.get("robustness_overstated"):
+        lines += ["", f"**transfer overstates robustness**: the adaptive attack's accuracy is more than {MASKING_GAP:.0%} below "
+                  "the transfer attack's; the number under the thesis's protocol (attacks crafted on the source model) "
+                  "is not the defence's robustness."]
     return "\n".join(lines) + "\n\n(all values in %; binary: malignant = positive)\n"

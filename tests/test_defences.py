@@ -143,3 +143,16 @@ def test_detect_poison_scores_the_detector_against_the_real_poison(trained, derm
         assert metrics["precision"] > len(truth) / metrics["train_samples"]  # better than flagging at random
     result = invoke("defend", "--method", "detect-poison", "--poisoned-run", trained, "--data-root", derma_subset, "--out", tmp_path / "no")
     assert result.exit_code == 2 and "is not a poisoned run" in result.stderr and not (tmp_path / "no").exists()
+
+
+def test_robustness_flags_separate_masking_from_poor_transfer():
+    from skinart.defences import robustness_flags
+
+    rows = lambda w, t, a: {"white-box": {"accuracy": w}, "transfer": {"accuracy": t}, "adaptive": {"accuracy": a}}  # noqa: E731
+    # retrained weights: white-box = adaptive = 0.08, transfer 0.36 -> the thesis's protocol overstates, no masking
+    assert robustness_flags(rows(0.08, 0.36, 0.08), preprocessed=False) == {"robustness_overstated": True, "gradient_masking_suspected": False}
+    # a preprocessor that only resists the attacker who ignores it
+    assert robustness_flags(rows(0.60, 0.62, 0.20), preprocessed=True) == {"robustness_overstated": True, "gradient_masking_suspected": True}
+    assert robustness_flags(rows(0.56, 0.56, 0.48), preprocessed=True) == {"robustness_overstated": False, "gradient_masking_suspected": False}
+    assert robustness_flags({"white-box": {"accuracy": 0.5}}, preprocessed=True) == {"robustness_overstated": False, "gradient_masking_suspected": False}
+
