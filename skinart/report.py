@@ -311,12 +311,13 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also_malignant)})",
                        ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
                        [[_label(r)] + [_pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
-    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    column = lambda r: r["attack"] + ("" if r["threat"] in ("—", "white-box") else f" ({r['threat']})")  # noqa: E731
+    attacks = list(dict.fromkeys(column(r) for r in rows))
     pivot = {}
     for r in rows:
-        pivot.setdefault(r["model"], {}).setdefault(r["attack"], r["metrics"]["accuracy"])
+        pivot.setdefault(r["model"], {}).setdefault(column(r), r["metrics"]["accuracy"])
     if len(attacks) > 1:
-        tables.append(("Accuracy by model and attack (first threat model listed)", ["model"] + attacks,
+        tables.append(("Accuracy by model and attack", ["model"] + attacks,
                        [[model] + [_pct(cells.get(a)) for a in attacks] for model, cells in pivot.items()]))
     if recipe.get("reference"):
         tables.append(("Published numbers beside ours", ["run", "metric", "published", "ours [95% CI]", "Δ (points)"],

@@ -62,7 +62,7 @@ def test_grid_and_references_expand_into_tasks(tmp_path):
     assert argv[argv.index("--checkpoint") + 1] == "runs/t/rt@ratio=0.6" and "--seed" in argv and "--data-root" in argv
     assert "--seed" not in tasks["llt"].argv(Path("r")) and tasks["rt@ratio=0.2"].params["ratio"] == 0.2
     paper = {t.name for t in plan(load_recipe(Path("recipes/paper-skin-cnn28.yaml")))}
-    assert len(paper) == 41 and "rt_pgd_attacked@rt_mix@ratio=0.6" in paper
+    assert len(paper) == 65 and "rt_pgd_transfer@rt_mix@ratio=0.6" in paper
 
 
 def test_set_overrides(tmp_path):
