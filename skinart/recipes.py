@@ -49,7 +49,8 @@ class Task:
     uses: dict = field(default_factory=dict)  # reference option -> task name it reads
 
     def argv(self, run_dir: Path) -> list[str]:
-        args = [self.command] + ([] if self.command == "report" else ["--out", str(run_dir / self.name)])
+        # every command writes its own run directory; report reads the whole run instead
+        args = [self.command] + ([str(run_dir)] if self.command == "report" else ["--out", str(run_dir / self.name)])
         params = {k: str(run_dir / self.uses[k]) if k in self.uses else v for k, v in self.params.items()}
         return args + [a for key, value in params.items() for a in _cli_args(key, value)]
 
@@ -62,7 +63,8 @@ def _group():
 
 
 def _commands() -> dict:
-    return {name: _group().commands[name] for name in STEP_COMMANDS}
+    group = _group()
+    return {name: group.commands[name] for name in STEP_COMMANDS}
 
 
 def _options(command) -> dict:
@@ -154,7 +156,7 @@ def _check_shape(path: str, option, value) -> None:
 def _parse(path: str, command, task: Task, grid: dict) -> None:
     """Parse the task's command line exactly as `skinart` will (types, required options), without running it."""
     try:
-        command.make_context(task.command, task.argv(Path("runs"))[1:] + (["runs"] if task.command == "report" else []))
+        command.make_context(task.command, task.argv(Path("runs"))[1:])
     except typer.TyperException as e:
         name = getattr(getattr(e, "param", None), "name", None)
         where = f"{path}.grid.{name}" if name in grid else f"{path}.params.{name}" if name else path
@@ -304,7 +306,7 @@ def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), r
     plan_tmp.replace(run_dir / PLAN_FILE)
     group = _group()
     for i, task in enumerate(tasks, 1):
-        argv = task.argv(run_dir) + ([str(run_dir)] if task.command == "report" else [])
+        argv = task.argv(run_dir)
         if not resume and task.command != "report":
             argv.append("--overwrite")
         print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
