@@ -3,9 +3,11 @@ runs that apply them to a checkpoint (evasion, universal, patch and poisoning)."
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
+import zipfile
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,7 +24,7 @@ from skinart.evaluate import checkpoint_dataset, predict
 from skinart.metrics import attack_metrics, parse_malignant, perturbation_norms
 from skinart.models import _art, classifier_from_checkpoint, read_checkpoint_meta, resolve_device
 from skinart.report import amplified, attack_markdown, plot_confusion, plot_perturbations, save_image
-from skinart.runs import needs_run, staged, write_json
+from skinart.runs import CONFIG_FILE, needs_run, staged, write_json
 
 _art()  # ART's data folder goes under skinart's cache before any ART module is imported
 from art.attacks.evasion import (  # noqa: E402
@@ -140,6 +142,8 @@ def build(name: str, classifier, options: dict, extra: dict, target: int | None 
         raise SkinartError(f"{_flag(unused[0])} does not apply to {name}; it takes "
                            f"{', '.join(map(_flag, method.options)) or 'no such options'}")
     kwargs = {**method.defaults, **given, **extra}
+    if method.kind == "evasion" and "eps_step" in kwargs and "eps" in given and "eps_step" not in {**given, **extra}:
+        kwargs["eps_step"] = given["eps"] / 4  # the step follows ε (2/255 at the default 8/255) so ε sweeps stay comparable
     if target is not None:
         kwargs["targeted"] = True
     try:
@@ -348,10 +352,14 @@ def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint:
 
 def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None,
                source_checkpoint: Path | None = None, malignant: str | None = None, device: str = "auto",
-               overwrite: bool = False, threat: str | None = None) -> dict | None:
+               overwrite: bool = False, threat: str | None = None, adversarial_run: Path | None = None) -> dict | None:
     """`skinart attack`: attack a checkpoint's test split under a threat model (default: transfer when a
     source checkpoint is given, else white-box); the attacked images are scored by the full defended model."""
 
+    if adversarial_run is not None:
+        if source_checkpoint or threat:
+            raise SkinartError("--adversarial-run fixes the model the images were crafted on; drop --source-checkpoint/--threat")
+        return rescore_run(cfg, checkpoint, Path(adversarial_run), out, data, data_root, malignant, device, overwrite)
     meta = read_checkpoint_meta(checkpoint)
     classes = meta["classes"]
     target, _ = cfg.check(classes)
@@ -399,8 +407,15 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
             scale = cfg.patch_size or method.defaults["patch_size"]
             adv = np.concatenate([attack.apply_patch(x[i : i + 256], scale=scale) for i in range(0, len(x), 256)]).astype(np.float32)
             arrays["patch"] = patch
+    return scored(classifier, cfg, config, x, adv, labels, ids, target, meta, out, start, info, arrays)
+
+
+def scored(classifier, cfg: AttackConfig, config: dict, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, ids: np.ndarray,
+           target: int | None, meta: dict, out: Path, start: float, info: dict, arrays: dict) -> dict:
+    """Score clean and attacked images with the (defended) classifier and write the attack run."""
+    classes, method = meta["classes"], METHODS[cfg.method]
     clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
-    metrics = attack_metrics(labels, clean_probs.argmax(1), adv_probs.argmax(1), tuple(classes), tuple(malignant_names), target)
+    metrics = attack_metrics(labels, clean_probs.argmax(1), adv_probs.argmax(1), tuple(classes), tuple(config["malignant"]), target)
     metrics.update(perturbation_norms(x, adv))
     metrics.update(threat_model=config["threat_model"], method=cfg.method, bounded=method.bounded, images=len(x),
                    eps=attack_eps(cfg, method), seconds=round(time.perf_counter() - start, 2), **info)
@@ -408,6 +423,47 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     with staged(out, config) as tmp:
         write_attack_outputs(tmp, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)
     return metrics
+
+
+def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data: str | None, data_root: str | None,
+                malignant: str | None, device: str, overwrite: bool) -> dict | None:
+    """`skinart attack --adversarial-run RUN`: score a checkpoint on the adversarial test images an earlier attack
+    run saved: the transfer threat model with one adversarial test set crafted once for many models."""
+    try:
+        run_config = json.loads((run / CONFIG_FILE).read_text())
+        saved = dict(np.load(run / "adversarial.npz"))
+        crafted = AttackConfig(**run_config["attack"])
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise SkinartError(f"--adversarial-run {run} is not a finished evasion `skinart attack` run ({e}); give such a run directory")
+    if crafted.method != cfg.method:
+        raise SkinartError(f"{run} holds {crafted.method} images, not {cfg.method}; pass --method {crafted.method} or another run")
+    for name, value in cfg.__dict__.items():
+        if value not in (None, {}, getattr(AttackConfig(cfg.method), name)) and value != getattr(crafted, name):
+            raise SkinartError(f"--{name.replace('_', '-')} {value} differs from the {getattr(crafted, name)} that {run} used; "
+                               f"drop it (the run's settings apply)")
+    meta = read_checkpoint_meta(checkpoint)
+    target, _ = crafted.check(meta["classes"])
+    config = {
+        "command": "attack", "attack": crafted.__dict__, "threat_model": "transfer",
+        "checkpoint": {"path": str(Path(checkpoint).resolve()), "weights_sha256": meta["weights_sha256"]},
+        "source_checkpoint": run_config.get("source_checkpoint") or run_config["checkpoint"],
+        "adversarial_run": {"path": str(run.resolve()), "config_hash": run_config.get("config_hash")},
+        "data": {"name": data or meta["data"]["name"], "root": str(Path(data_root).resolve()) if data_root else None},
+        "malignant": parse_malignant(malignant or meta["malignant"], tuple(meta["classes"])),
+    }
+    if not needs_run(out, config, overwrite):
+        return None
+    test = checkpoint_dataset(checkpoint, meta, data, data_root).splits["test"]
+    position = {image_id: i for i, image_id in enumerate(test.ids)}
+    keep = np.array([position.get(image_id, -1) for image_id in saved["ids"]])
+    x = to_model_input(test.images[keep[keep >= 0]])
+    if (keep < 0).any() or x.shape != saved["adversarial"].shape or (test.labels[keep] != saved["labels"]).any():
+        raise SkinartError(f"{run} was crafted on other test images than {checkpoint}'s (another dataset, split or size); "
+                           "attack a checkpoint trained on the same data")
+    print(f"{crafted.method} images of {run} on {len(x)} test images (transfer)", file=sys.stderr)
+    classifier, _ = classifier_from_checkpoint(checkpoint, device)
+    return scored(classifier, crafted, config, x, saved["adversarial"], saved["labels"], saved["ids"], target, meta, out,
+                  time.perf_counter(), {}, {})
 
 
 def attack_eps(cfg: AttackConfig, method: Method) -> float | None:

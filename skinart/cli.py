@@ -148,6 +148,7 @@ def attack(
     param: Annotated[Optional[list[str]], typer.Option(help="further ART parameter, key=value (repeatable)")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
     threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
+    adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
     seed: int = 0,
     malignant: Malignant = None,
     device: Device = "auto",
@@ -162,7 +163,7 @@ def attack(
                        patch_size=patch_size, target_class=target_class, source_class=source_class, fraction=fraction,
                        fit_samples=fit_samples, max_samples=max_samples, retrain_epochs=retrain_epochs,
                        params=parse_params(param or []), seed=seed)
-    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat)
+    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat, adversarial_run)
     if metrics is None:
         return _skipped(out)
     if "adversarial" in metrics:

@@ -32,7 +32,7 @@ GLOBAL_OPTIONS = {
     "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
 }
 # Options naming another run directory: a step name there means that step's output.
-REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run")
+REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
 PLAN_FILE = "plan.json"
 

@@ -80,6 +80,15 @@ def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
     assert all(p.requires_grad for p in classifier.model.parameters())  # weights thawed afterwards
 
 
+def test_the_iterative_step_follows_eps_unless_given(trained):
+    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    assert build("pgd", classifier, {"eps": 4 / 255}, {}).eps_step == pytest.approx(1 / 255)
+    assert build("mim", classifier, {"eps": 0.2}, {}).eps_step == pytest.approx(0.05)
+    assert build("pgd", classifier, {"eps": 4 / 255, "eps_step": 3 / 255}, {}).eps_step == pytest.approx(3 / 255)
+    assert build("pgd", classifier, {}, {}).eps_step == pytest.approx(2 / 255)  # the default ε keeps its step
+    assert build("pgd", classifier, {"eps": 0.1}, {"eps_step": 0.02}).eps_step == pytest.approx(0.02)
+
+
 def test_targeted_patch_and_uap(trained, derma_subset, tmp_path):
     patch = attack(trained, derma_subset, tmp_path / "patch", "--method", "patch", "--target-class", "mel", "--patch-size", 0.3,
                    "--max-iter", 3, "--fit-samples", 64, "--max-samples", 60)
@@ -103,6 +112,28 @@ def test_transfer_from_a_source_checkpoint(trained, derma_subset, tmp_path):
                     "--data-root", derma_subset, "--out", tmp_path / "bad")
     assert result.exit_code == 2 and "img_size" in result.stderr and not (tmp_path / "bad").exists()
 
+
+def test_a_saved_adversarial_set_scores_like_crafting_it_again(trained, derma_subset, tmp_path):
+    crafted = attack(trained, derma_subset, tmp_path / "pgd", "--method", "pgd", "--eps", "8/255", "--eps-step", "2/255",
+                     "--max-iter", 3, "--max-samples", 50)
+    transfer = attack(trained, derma_subset, tmp_path / "transfer", "--method", "pgd", "--eps", "8/255", "--eps-step", "2/255",
+                      "--max-iter", 3, "--max-samples", 50, "--source-checkpoint", trained)
+    rescored = attack(trained, derma_subset, tmp_path / "rescored", "--method", "pgd", "--adversarial-run", tmp_path / "pgd")
+    assert rescored["threat_model"] == "transfer" and rescored["images"] == crafted["images"] == 50
+    assert rescored["adversarial"] == transfer["adversarial"] and rescored["linf_max"] == transfer["linf_max"]
+    saved, again = np.load(tmp_path / "pgd" / "adversarial.npz"), np.load(tmp_path / "rescored" / "adversarial.npz")
+    assert np.array_equal(saved["ids"], again["ids"]) and np.array_equal(saved["adversarial"], again["adversarial"])
+    config = json.loads((tmp_path / "rescored" / "config.json").read_text())
+    assert config["adversarial_run"]["path"] == str((tmp_path / "pgd").resolve()) and config["attack"]["max_iter"] == 3
+    for args, message in [(["--method", "fgsm"], "holds pgd images, not fgsm"),
+                          (["--method", "pgd", "--eps", "4/255"], "differs from the 0.0313"),
+                          (["--method", "pgd", "--source-checkpoint", trained], "drop --source-checkpoint")]:
+        result = invoke("attack", "--checkpoint", trained, "--data-root", derma_subset, "--adversarial-run", tmp_path / "pgd",
+                        "--out", tmp_path / "bad", *args)
+        assert result.exit_code == 2 and message in result.stderr and not (tmp_path / "bad").exists(), result.stderr
+    result = invoke("attack", "--checkpoint", trained, "--data-root", derma_subset, "--method", "pgd",
+                    "--adversarial-run", trained, "--out", tmp_path / "bad")
+    assert result.exit_code == 2 and "is not a finished evasion `skinart attack` run" in result.stderr
 
 def test_poison_split_changes_only_the_chosen_samples(derma_subset):
     from skinart.data import load_dataset

@@ -61,8 +61,10 @@ def test_grid_and_references_expand_into_tasks(tmp_path):
     assert argv[:3] == ["attack", "--out", "runs/t/rt_fgsm@rt@ratio=0.6"]
     assert argv[argv.index("--checkpoint") + 1] == "runs/t/rt@ratio=0.6" and "--seed" in argv and "--data-root" in argv
     assert "--seed" not in tasks["llt"].argv(Path("r")) and tasks["rt@ratio=0.2"].params["ratio"] == 0.2
-    paper = {t.name for t in plan(load_recipe(Path("recipes/paper-skin-cnn28.yaml")))}
-    assert len(paper) == 65 and "rt_pgd_transfer@rt_mix@ratio=0.6" in paper
+    paper = {t.name: t for t in plan(load_recipe(Path("recipes/paper-skin-cnn28.yaml")))}
+    assert len(paper) == 65
+    transfer = paper["rt_pgd_transfer@rt_mix@ratio=0.6"].argv(Path("r"))  # scored on the images the pgd step saved
+    assert transfer[transfer.index("--adversarial-run") + 1] == "r/pgd" and "--max-iter" not in transfer
 
 
 def test_set_overrides(tmp_path):
@@ -71,6 +73,9 @@ def test_set_overrides(tmp_path):
     assert recipe["data"]["size"] == 64 and recipe["steps"][0]["params"]["epochs"] == 5 and recipe["model"]["name"] == "resnet18"
     argv = plan(recipe)[0].argv(Path("r"))
     assert argv[argv.index("--img-size") + 1] == "64" and argv[argv.index("--epochs") + 1] == "5"
+    full_grid = "steps.flip.grid.fraction=[0.05,0.10,0.15,0.20,0.30,0.45,0.60]"  # the thesis header's GPU replay
+    flips = [t for t in plan(load_recipe(Path("recipes/thesis-resnet50.yaml"), [full_grid])) if t.step == "flip"]
+    assert [t.params["fraction"] for t in flips] == [0.05, 0.10, 0.15, 0.20, 0.30, 0.45, 0.60]
 
 
 def _broken(tmp_path, edit) -> str:
