@@ -114,6 +114,19 @@ def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = 
     return net
 
 
+def check_input_size(net: nn.Module, name: str, img_size: int) -> None:
+    """Fail before training when the network cannot take images this small (inception_v3 needs 75 px)."""
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, img_size, img_size))
+    except RuntimeError as e:
+        raise SkinartError(f"{name} cannot take {img_size} px images ({str(e).splitlines()[0][:90]}); "
+                           "choose a larger --img-size (in a recipe: --set data.size=N)") from None
+    finally:
+        net.train(was_training)
+
+
 def _load_weights(net: nn.Module, path: Path, name: str) -> None:
     if not path.is_file():
         raise SkinartError(f"weights file {path} does not exist; pass --weights PATH to a .safetensors/.pth state dict")

@@ -24,7 +24,7 @@ from skinart.data import (
 )
 from skinart.evaluate import predict
 from skinart.metrics import classification_metrics, parse_malignant
-from skinart.models import check_model_name, create_model, data_config, save_checkpoint, wrap
+from skinart.models import check_input_size, check_model_name, create_model, data_config, save_checkpoint, wrap
 from skinart.report import plot_training_curves
 from skinart.runs import needs_run, staged, write_json
 
@@ -148,6 +148,7 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     seed_everything(cfg.seed)
     train_split, val_split = dataset.splits["train"], dataset.splits.get("val")
     net = create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
+    check_input_size(net, cfg.model, dataset.img_size)
     mean, std = data_config(net)
     weights = class_weights(train_split.labels, len(dataset.classes)) if cfg.balance == "weights" else None
     optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)

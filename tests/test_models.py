@@ -4,7 +4,9 @@ import torch
 from safetensors.torch import save_file
 
 from skinart import SkinartError
-from skinart.models import classifier_from_checkpoint, create_model, load_checkpoint, save_checkpoint, wrap, data_config
+from skinart.models import (
+    check_input_size, classifier_from_checkpoint, create_model, data_config, load_checkpoint, save_checkpoint, wrap,
+)
 
 
 def test_skin_cnn_is_registered_in_timm():
@@ -21,6 +23,14 @@ def test_skin_cnn_is_registered_in_timm():
 def test_unknown_model_names_close_matches():
     with pytest.raises(SkinartError, match="unknown model 'resnet19'.*resnet18"):
         create_model("resnet19")
+
+
+def test_too_small_an_input_is_refused_before_training():
+    net = create_model("inception_v3").train()
+    with pytest.raises(SkinartError, match="inception_v3 cannot take 64 px images .*--img-size"):
+        check_input_size(net, "inception_v3", 64)
+    check_input_size(net, "inception_v3", 75)
+    assert net.training  # the probe leaves the mode as it found it
 
 
 def test_pretrained_offline_points_at_weights(monkeypatch):
