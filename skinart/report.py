@@ -28,13 +28,14 @@ def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: st
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
-    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    if any("val_loss" in h for h in history):
-        loss_ax.plot(epochs, [h.get("val_loss") for h in history], label="val loss")
-        score_ax.plot(epochs, [h.get("val_accuracy") for h in history], label="val accuracy")
-        score_ax.plot(epochs, [h.get("val_macro_recall") for h in history], label="val macro recall")
-    for ax, title in ((loss_ax, "loss"), (score_ax, "validation")):
+    validated = any("val_loss" in h for h in history)  # a split without validation images has the loss panel only
+    fig, axes = plt.subplots(1, 1 + validated, figsize=(5 + 5 * validated, 3.6), squeeze=False)
+    axes[0][0].plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    if validated:
+        axes[0][0].plot(epochs, [h.get("val_loss") for h in history], label="val loss")
+        axes[0][1].plot(epochs, [h.get("val_accuracy") for h in history], label="val accuracy")
+        axes[0][1].plot(epochs, [h.get("val_macro_recall") for h in history], label="val macro recall")
+    for ax, title in zip(axes[0], ("loss", "validation")):
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
