@@ -367,7 +367,6 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     if method.kind.startswith("poison"):
         from skinart.poisoning import poison_run  # poisoning builds on this module
 
-
         return poison_run(cfg, checkpoint, meta, out, data, data_root, malignant, device, overwrite)
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(classes))
     threat = threat or ("transfer" if source_checkpoint else "white-box")
