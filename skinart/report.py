@@ -191,8 +191,20 @@ def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], 
     return rows, detections, missing
 
 
+def _threat(row: dict) -> str:
+    """The threat model as a suffix, left out where it goes without saying (clean rows, white-box)."""
+    return "" if row["threat"] in ("—", "white-box") else f" ({row['threat']})"
+
+
 def _label(row: dict) -> str:
-    return row["task"] + ("" if row["threat"] in ("—", "white-box") else f" ({row['threat']})")
+    return row["task"] + _threat(row)
+
+
+def _eps_label(eps: float | None) -> str:
+    """ε as k/255 when it is one, else as a decimal."""
+    if eps is None:
+        return "ε unbounded"
+    return f"ε={round(eps * 255)}/255" if abs(eps * 255 - round(eps * 255)) < 1e-6 else f"ε={eps:g}"
 
 
 def _fmt(value, ci=None) -> str:
@@ -255,7 +267,7 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
     for r in rows:
         model_task = tasks.get(r["model"], {})
         if "ratio" in model_task.get("grid", {}):
-            series = share.setdefault(model_task["step"], {}).setdefault(r["attack"] + ("" if r["threat"] in ("—", "white-box") else f" ({r['threat']})"), ([], []))
+            series = share.setdefault(model_task["step"], {}).setdefault(r["attack"] + _threat(r), ([], []))
             series[0].append(float(model_task["grid"]["ratio"]))
             series[1].append(r["metrics"]["accuracy"])
     sweep: dict[str, dict] = {}
@@ -263,7 +275,7 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
         if "eps" in r["grid"]:
             for metric in ("accuracy", "fnr"):
                 panel = sweep.setdefault(f"{r['attack']}: {metric.replace('fnr', 'FNR')}", {})
-                series = panel.setdefault(r["model"] + ("" if r["threat"] in ("—", "white-box") else f" ({r['threat']})"), ([], []))
+                series = panel.setdefault(r["model"] + _threat(r), ([], []))
                 series[0].append(255 * parse_eps(str(r["grid"]["eps"])))
                 series[1].append(r["metrics"][metric])
     out = [("Recap: metrics per attack, for each model", _plot_lines(recap, folder / "recap.png", "", "%", categorical=True)),
@@ -312,7 +324,11 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also_malignant)})",
                        ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
                        [[_label(r)] + [_pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
-    column = lambda r: r["attack"] + ("" if r["threat"] in ("—", "white-box") else f" ({r['threat']})")  # noqa: E731
+    epsilons: dict[str, set] = {}
+    for r in rows:
+        epsilons.setdefault(r["attack"] + _threat(r), set()).add(r["eps"])
+    # an attack run at several ε gets one column per ε, so a sweep is not folded into its first value
+    column = lambda r: r["attack"] + (f" {_eps_label(r['eps'])}" if len(epsilons[r["attack"] + _threat(r)]) > 1 else "") + _threat(r)  # noqa: E731
     attacks = list(dict.fromkeys(column(r) for r in rows))
     pivot = {}
     for r in rows:

@@ -151,6 +151,7 @@ def test_recipe_runs_end_to_end_and_reports(tiny_run):
     md = (run / "report.md").read_text()
     assert "| clean | accuracy | 70.0 |" in md and "Health under the alternative mapping" in md
     assert "Accuracy by model and attack" in md and "| rt@ratio=0.6 |" in md
+    assert "| fgsm ε=2/255 | fgsm ε=8/255 |" in md  # the ε grid keeps one column per ε
     html = (run / "report.html").read_text()
     srcs = re.findall(r'src="([^"]*)"', html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # one self-contained file
