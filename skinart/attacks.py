@@ -23,7 +23,7 @@ from skinart.data import to_model_input
 from skinart.evaluate import checkpoint_dataset, predict
 from skinart.metrics import attack_metrics, parse_malignant, perturbation_norms
 from skinart.models import _art, classifier_from_checkpoint, read_checkpoint_meta, resolve_device
-from skinart.report import amplified, attack_markdown, plot_confusion, plot_perturbations, save_image
+from skinart.report import amplified, attack_markdown, plot_confusion, plot_perturbations, save_image, threat_label
 from skinart.runs import CONFIG_FILE, needs_run, staged, write_json
 
 _art()  # ART's data folder goes under skinart's cache before any ART module is imported
@@ -65,6 +65,7 @@ class Method:
     options: tuple[str, ...] = ()  # skinart options the method takes (their ART names match)
     bounded: bool = False  # L∞ ≤ eps holds by construction
     help: str = ""
+    access: str = "gradients"  # what the attacker reads of the model it attacks: gradients | scores | labels
 
 
 METHODS: dict[str, Method] = {
@@ -82,9 +83,9 @@ METHODS: dict[str, Method] = {
     "cw-linf": Method("evasion", CarliniLInfMethod, {"max_iter": 10, "batch_size": 128}, ("max_iter",), False,
                       "Carlini & Wagner L∞, minimal perturbation (unbounded)"),
     "square": Method("evasion", SquareAttack, {"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
-                     ("eps", "max_iter"), True, "Square Attack, score-based black-box (Andriushchenko et al. 2020)"),
+                     ("eps", "max_iter"), True, "Square Attack, score-based black-box (Andriushchenko et al. 2020)", "scores"),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
-                          ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)"),
+                          ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
     "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 5, "delta": 0.2, "attacker": "fgsm"},
                   ("eps", "eps_step", "max_iter", "attacker"), True,
                   "Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images"),
@@ -416,9 +417,9 @@ def scored(classifier, cfg: AttackConfig, config: dict, x: np.ndarray, adv: np.n
     clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
     metrics = attack_metrics(labels, clean_probs.argmax(1), adv_probs.argmax(1), tuple(classes), tuple(config["malignant"]), target)
     metrics.update(perturbation_norms(x, adv))
-    metrics.update(threat_model=config["threat_model"], method=cfg.method, bounded=method.bounded, images=len(x),
-                   eps=attack_eps(cfg, method), seconds=round(time.perf_counter() - start, 2), **info)
-    title = f"{cfg.method} on {meta['model']} ({config['threat_model']}, {len(x)} test images)"
+    metrics.update(threat_model=config["threat_model"], access=method.access, method=cfg.method, bounded=method.bounded,
+                   images=len(x), eps=attack_eps(cfg, method), seconds=round(time.perf_counter() - start, 2), **info)
+    title = f"{cfg.method} on {meta['model']} ({threat_label(config['threat_model'], method.access)}, {len(x)} test images)"
     with staged(out, config) as tmp:
         write_attack_outputs(tmp, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)
     return metrics

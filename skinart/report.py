@@ -123,6 +123,14 @@ FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "co
            "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "noise", "patch")
 
 
+def threat_label(threat: str, access: str = "gradients") -> str:
+    """The threat model as a reader should see it: a query attack on the evaluated model is black-box,
+    not white-box, though it attacks the same model (DESIGN.md threat models)."""
+    if access == "gradients":
+        return threat
+    return f"{'black-box' if threat == 'white-box' else threat}, {access} only"
+
+
 def _flat(m: dict) -> dict:
     b = m["binary"]
     return {"accuracy": m["accuracy"], "macro_recall": m["macro_recall"], "macro_specificity": m["macro_specificity"],
@@ -135,7 +143,8 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
     from skinart.metrics import binary_metrics, bootstrap_ci
 
     m = metrics.get("adversarial", metrics)
-    row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack, "threat": threat,
+    row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
+           "threat": threat_label(threat, metrics.get("access", "gradients")),
            "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None}
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None

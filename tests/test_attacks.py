@@ -43,6 +43,7 @@ def test_bounded_attacks_respect_eps_and_write_every_output(trained, derma_subse
     eps = parse_eps(args[1])
     assert metrics["linf_max"] <= eps + 1e-6 and metrics["eps"] == pytest.approx(eps)
     assert metrics["images"] == 80 and metrics["threat_model"] == "white-box"
+    assert metrics["access"] == ("scores" if method == "square" else "gradients")
     assert metrics["adversarial"]["accuracy"] == pytest.approx(1 - metrics["error_rate"])
     assert metrics["adversarial"]["accuracy"] <= metrics["clean"]["accuracy"]
     assert metrics["fooling_rate"] > 0  # a real attack on a real model changes some decisions
@@ -64,6 +65,8 @@ def test_bounded_attacks_respect_eps_and_write_every_output(trained, derma_subse
 def test_minimal_perturbation_attacks_report_their_measured_norms(trained, derma_subset, tmp_path, method, args):
     metrics = attack(trained, derma_subset, tmp_path / method, "--method", method, "--max-samples", 12, *args)
     assert metrics["bounded"] is False and metrics["eps"] is None
+    if method == "hopskipjump":  # a query attack reads labels only: reported as black-box, not white-box
+        assert metrics["access"] == "labels" and "(black-box, labels only, 12 test images)" in (tmp_path / method / "metrics.md").read_text()
     assert metrics["images"] == 12 and metrics["l2_mean"] > 0 and metrics["linf_max"] <= 1
 
 
