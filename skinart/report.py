@@ -259,7 +259,7 @@ def _plot_lines(panels: dict[str, dict[str, tuple[list, list]]], path: Path, xla
 
 
 def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path]]:
-    """Recap curves (metrics per attack, per model), accuracy vs adversarial share, and ε sweeps."""
+    """Recap curves (metrics per attack, per model), metrics vs poisoned share, accuracy vs adversarial share, and ε sweeps."""
     from skinart.attacks import parse_eps
 
     folder.mkdir(exist_ok=True)
@@ -287,7 +287,17 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
                 series = panel.setdefault(r["model"] + _threat(r), ([], []))
                 series[0].append(255 * parse_eps(str(r["grid"]["eps"])))
                 series[1].append(r["metrics"][metric])
+    poisoned: dict[str, dict] = {}
+    for r in rows:
+        if r["threat"] == "poisoned training" and "fraction" in r["grid"]:
+            panel = poisoned.setdefault(f"{r['step']} ({r['attack']})", {})
+            for metric in ("accuracy", "macro_recall", "macro_specificity", "fnr"):
+                series = panel.setdefault(metric.replace("_", " ").replace("fnr", "FNR"), ([], []))
+                series[0].append(float(r["grid"]["fraction"]))
+                series[1].append(r["metrics"][metric])
     out = [("Recap: metrics per attack, for each model", _plot_lines(recap, folder / "recap.png", "", "%", categorical=True)),
+           ("Metrics vs poisoned share of the training data (the thesis's Fig. 4.6)",
+            _plot_lines(poisoned, folder / "poisoned_share.png", "poisoned share", "%")),
            ("Accuracy vs adversarial share of the training data", _plot_lines(share, folder / "adversarial_share.png", "adversarial share", "accuracy %")),
            ("ε sweep", _plot_lines(sweep, folder / "eps_sweep.png", "ε (/255)", "%"))]
     return [(title, path) for title, path in out if path is not None]
