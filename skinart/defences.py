@@ -54,8 +54,7 @@ def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.nd
 
     def chunk(part: np.ndarray) -> None:
         for i in part:
-            image = np.rint(np.clip(x[i].transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)  # as from_model_input
-            np.divide(webp_roundtrip(image, quality).transpose(2, 0, 1), np.float32(255), out=out[i])
+            out[i] = to_model_input(webp_roundtrip(from_model_input(x[i : i + 1])[0], quality)[None])[0]
 
     parts = [p for p in np.array_split(np.arange(len(x)), threads or os.cpu_count() or 1) if len(p)]
     with ThreadPoolExecutor(len(parts) or 1) as pool:

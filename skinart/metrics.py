@@ -117,7 +117,9 @@ def _fnr(y, p, malignant_idx: list[int], axis: int = -1):
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
                  seed: int = 0, level: float = 0.95) -> dict:
     """Percentile bootstrap intervals (scipy, test images resampled in pairs, seeded) of the headline metrics."""
-    from scipy.stats import bootstrap
+    import warnings
+
+    from scipy.stats import DegenerateDataWarning, bootstrap
 
     statistics = {
         "accuracy": lambda y, p, axis=-1: np.mean(y == p, axis=axis),
@@ -127,7 +129,10 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, maligna
     if len(y_true) < 2 or resamples < 1:
         return {}
     out = {}
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        # every resample giving one value (e.g. accuracy 0 under PGD) is a valid [v, v] percentile interval;
+        # scipy's warning about it speaks of BCa, which is not used here
+        warnings.simplefilter("ignore", DegenerateDataWarning)
         for name, statistic in statistics.items():
             result = bootstrap((y_true, y_pred), statistic, paired=True, vectorized=True, n_resamples=resamples,
                                confidence_level=level, method="percentile", rng=np.random.default_rng(seed))

@@ -140,11 +140,12 @@ def _flat(m: dict) -> dict:
 
 def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat: str, arrays: tuple | None, options: dict) -> dict:
     """One reported line: flat metrics, bootstrap CIs from the per-image predictions, the alternative binary mapping."""
+    from skinart.attacks import METHODS  # attacks builds on this module
     from skinart.metrics import binary_metrics, bootstrap_ci
 
     m = metrics.get("adversarial", metrics)
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
-           "threat": threat_label(threat, metrics.get("access", "gradients")),
+           "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
            "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None}
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
@@ -343,11 +344,12 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also_malignant)})",
                        ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
                        [[_label(r)] + [_pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
+    attack_key = lambda r: r["attack"] + _threat(r)  # noqa: E731
     epsilons: dict[str, set] = {}
     for r in rows:
-        epsilons.setdefault(r["attack"] + _threat(r), set()).add(r["eps"])
+        epsilons.setdefault(attack_key(r), set()).add(r["eps"])
     # an attack run at several ε gets one column per ε, so a sweep is not folded into its first value
-    column = lambda r: r["attack"] + (f" {_eps_label(r['eps'])}" if len(epsilons[r["attack"] + _threat(r)]) > 1 else "") + _threat(r)  # noqa: E731
+    column = lambda r: attack_key(r) + (f" {_eps_label(r['eps'])}" if len(epsilons[attack_key(r)]) > 1 else "")  # noqa: E731
     attacks = list(dict.fromkeys(column(r) for r in rows))
     pivot = {}
     for r in rows:

@@ -33,6 +33,7 @@ def tiny_recipe(root: Path) -> dict:
             {"name": "rt_fgsm", "command": "attack", "params": {"checkpoint": "rt", "method": "fgsm", "eps": "8/255"}},
             {"name": "llt_pgd", "command": "evaluate", "params": {"checkpoint": "llt", "attack": "pgd", "eps": "4/255", "max_iter": 3,
                                                                   "source_checkpoint": "train"}},
+            {"name": "square", "command": "attack", "params": {"checkpoint": "train", "method": "square", "max_iter": 5, "max_samples": 20}},
             {"name": "flip", "command": "attack", "params": {"checkpoint": "train", "method": "poison-flip", "source_class": "nv",
                                                              "target_class": "bkl", "retrain_epochs": 1}, "grid": {"fraction": [0.2, 0.6]}},
             {"name": "report", "command": "report", "params": {"bootstrap": 200, "also_malignant": ["akiec", "bcc", "mel", "nv"]}},
@@ -56,7 +57,8 @@ def test_shipped_recipes_validate(recipe):
 def test_grid_and_references_expand_into_tasks(tmp_path):
     tasks = {t.name: t for t in plan(tiny_recipe(tmp_path / "data.npz"))}
     assert list(tasks) == ["train", "clean", "fgsm@eps=2_255", "fgsm@eps=8_255", "llt", "rt@ratio=0.2", "rt@ratio=0.6",
-                           "rt_fgsm@rt@ratio=0.2", "rt_fgsm@rt@ratio=0.6", "llt_pgd", "flip@fraction=0.2", "flip@fraction=0.6", "report"]
+                           "rt_fgsm@rt@ratio=0.2", "rt_fgsm@rt@ratio=0.6", "llt_pgd", "square", "flip@fraction=0.2",
+                           "flip@fraction=0.6", "report"]
     # a reference to a grid step fans out over its members; recipe-wide settings reach every command that takes them
     assert tasks["rt_fgsm@rt@ratio=0.6"].uses == {"checkpoint": "rt@ratio=0.6"}
     argv = tasks["rt_fgsm@rt@ratio=0.6"].argv(Path("runs/t"))
@@ -139,7 +141,8 @@ def test_recipe_runs_end_to_end_and_reports(tiny_run):
     report = json.loads((run / "report.json").read_text())
     rows = {(r["task"], r["threat"]): r for r in report["rows"]}
     assert not report["missing"]
-    assert len(rows) == 13  # clean, 2 fgsm, llt, 2 retrained, their 2 attacks, llt_pgd under 3 threat models, 2 poisoned
+    assert len(rows) == 14  # clean, 2 fgsm, llt, 2 retrained, their 2 attacks, llt_pgd under 3 threat models, square, 2 poisoned
+    assert ("square", "black-box, scores only") in rows  # a query attack on the evaluated model is not white-box
     for row in rows.values():
         for key, value in row["metrics"].items():
             assert value is None or 0 <= value <= 1, (row["task"], key, value)
@@ -165,7 +168,7 @@ def test_rerun_skips_and_interrupted_run_resumes_to_the_same_numbers(tiny_run):
     path, run = tiny_run
     before = {p: p.stat().st_mtime_ns for p in run.glob("*/metrics.json")}
     result = invoke("run", path, "--out", run)
-    assert result.exit_code == 0 and result.stderr.count("skipped") == 12
+    assert result.exit_code == 0 and result.stderr.count("skipped") == 13
     assert {p: p.stat().st_mtime_ns for p in run.glob("*/metrics.json")} == before
     # a run killed while retraining: later steps absent, one step half-written; resumed in place
     redone = ("rt@ratio=0.6", "rt_fgsm@rt@ratio=0.6", "llt_pgd/adaptive")
