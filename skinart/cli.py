@@ -1,224 +1,29 @@
-"""The `skinart` command. Each command parses its options and calls one library function."""
+"""The `skinart` command: the five step commands (skinart.commands), recipes and data inspection."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from skinart import SkinartError
-from skinart.data import DATASETS, DEFAULT_MALIGNANT
+from skinart.commands import Data, DataRoot, SplitRatios, add_step_commands, one_line_errors
+from skinart.data import describe
+from skinart.errors import EXIT_BAD_INPUT, SkinartError
+from skinart.recipes import validate
+from skinart.runner import run_recipe
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Adversarial attacks and defences for skin-lesion classifiers.")
+app = add_step_commands(typer.Typer(add_completion=False, no_args_is_help=True,
+                                    help="Adversarial attacks and defences for skin-lesion classifiers."))
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.")
 app.add_typer(recipes_app, name="recipes")
 
 
-def one_line_errors(command):
-    """Show a SkinartError as one line on stderr and exit 2 instead of a traceback."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except SkinartError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-
-    return run
-
-
-Data = Annotated[str, typer.Option("--data", help=f"dataset: {', '.join(DATASETS)}")]
-DataRoot = Annotated[Optional[str], typer.Option(help="dataset file or folder (default: $SKINART_DATA/<dataset>)")]
-SplitRatios = Annotated[Optional[str], typer.Option(help="train,val,test shares (or train,test); default 0.7,0.15,0.15")]
-Malignant = Annotated[Optional[str], typer.Option(help="comma-separated malignant classes (binary metrics)")]
-Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda")]
-Checkpoint = Annotated[Path, typer.Option(help="checkpoint directory (written by `skinart train` or `skinart defend`)")]
-CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")]
-Out = Annotated[Path, typer.Option(help="run directory to write")]
-Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
-
-
-def _skipped(out: Path) -> None:
-    typer.echo(f"{out} already holds this run (same config): skipped; pass --overwrite to redo it", err=True)
-
-
-@app.command()
-@one_line_errors
-def train(
-    out: Out,
-    data: Data = "dermamnist",
-    data_root: DataRoot = None,
-    model: Annotated[str, typer.Option(help="timm model name, or skin_cnn (the paper's five-conv CNN)")] = "resnet18",
-    img_size: Annotated[Optional[int], typer.Option(help="image side in px (default: npz size, else 224)")] = None,
-    resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
-    split_ratios: SplitRatios = None,
-    epochs: Annotated[int, typer.Option(help="maximum epochs")] = 30,
-    batch_size: int = 64,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
-    weight_decay: float = 1e-4,
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd")] = "adamw",
-    scheduler: Annotated[str, typer.Option(help="per-epoch LR schedule: cosine, step or none")] = "cosine",
-    patience: Annotated[int, typer.Option(help="stop after this many epochs without better val macro recall (0: never)")] = 10,
-    augment: Annotated[str, typer.Option(help="none, flip, rotate or full")] = "rotate",
-    balance: Annotated[str, typer.Option(help="none, weights (loss weights) or oversample (random oversampling)")] = "none",
-    label_smoothing: float = 0.0,
-    seed: Annotated[int, typer.Option(help="seed for the split, initialisation and batches")] = 0,
-    pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
-    weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict")] = None,
-    malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
-    device: Device = "auto",
-    overwrite: Overwrite = False,
-):
-    """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
-    from skinart.train import TrainConfig, train_run
-
-    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-                      scheduler=scheduler, patience=patience, augment=augment, balance=balance,
-                      label_smoothing=label_smoothing, seed=seed, pretrained=pretrained, weights=weights)
-    result = train_run(out, cfg, data, data_root, img_size, resize, split_ratios, malignant, device, overwrite)
-    if result is None:
-        return _skipped(out)
-    typer.echo(f"checkpoint {out} (best epoch {result['best_epoch']})")
-
-
-@app.command()
-@one_line_errors
-def evaluate(
-    checkpoint: Checkpoint,
-    out: Out,
-    data: CheckpointData = None,
-    data_root: DataRoot = None,
-    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    malignant: Malignant = None,
-    attack: Annotated[Optional[str], typer.Option(help="evaluate under this attack (see `skinart attack --method`)")] = None,
-    threat: Annotated[str, typer.Option(help="with --attack: white-box, transfer, adaptive or all (side by side)")] = "all",
-    eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
-    eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
-    max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
-    max_samples: Annotated[Optional[int], typer.Option(help="with --attack: a seeded sample of this many test images")] = None,
-    source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
-                                                              "(default: the defended checkpoint's source)")] = None,
-    device: Device = "auto",
-    overwrite: Overwrite = False,
-):
-    """Evaluate a checkpoint: metrics.json, metrics.md, confusion matrices (multi-class and 2×2); with
-    --attack, under the threat models side by side, flagging likely gradient masking."""
-    from skinart.evaluate import evaluate_run
-    from skinart.report import metrics_markdown
-
-    if attack:
-        from skinart.attacks import THREATS, AttackConfig
-        from skinart.defences import threats_markdown, threats_run
-
-        cfg = AttackConfig(method=attack, eps=eps, eps_step=eps_step, max_iter=max_iter, max_samples=max_samples)
-        threats = THREATS if threat == "all" else (threat,)
-        metrics = threats_run(cfg, checkpoint, out, threats, source_checkpoint, data, data_root, device, overwrite)
-        return _skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
-    metrics = evaluate_run(checkpoint, out, data, data_root, split, malignant, device, overwrite)
-    if metrics is None:
-        return _skipped(out)
-    typer.echo(metrics_markdown(metrics, f"{checkpoint} on {split}"))
-
-
-@app.command()
-@one_line_errors
-def attack(
-    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, patch, poison-flip or poison-backdoor")],
-    checkpoint: Checkpoint,
-    out: Out,
-    data: CheckpointData = None,
-    data_root: DataRoot = None,
-    eps: Annotated[Optional[str], typer.Option(help="L∞ budget in [0, 1] pixel units: 2/255 or 0.2 (default per method)")] = None,
-    eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step)")] = None,
-    max_iter: Annotated[Optional[int], typer.Option(help="iterations (uap: passes over the fit sample; patch: epochs)")] = None,
-    random_init: Annotated[Optional[int], typer.Option(help="random starts (fgsm, pgd)")] = None,
-    attacker: Annotated[Optional[str], typer.Option(help="uap sub-attacker: fgsm or pgd")] = None,
-    target_class: Annotated[Optional[str], typer.Option(help="targeted attack towards this class (uap, patch, fgsm, pgd, poison-*)")] = None,
-    source_class: Annotated[Optional[str], typer.Option(help="poison-flip: the class whose labels are flipped")] = None,
-    fraction: Annotated[Optional[float], typer.Option(help="poison-*: share of the candidate training images to poison, in (0, 1)")] = None,
-    patch_size: Annotated[Optional[float], typer.Option(help="patch side as a share of the image side, in (0, 1]")] = None,
-    fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
-    max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
-    retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(help="further ART parameter, key=value (repeatable)")] = None,
-    source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
-    threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
-    adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
-    seed: int = 0,
-    malignant: Malignant = None,
-    device: Device = "auto",
-    overwrite: Overwrite = False,
-):
-    """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
-    measured L∞/L2), adversarial.npz and figures."""
-    from skinart.attacks import AttackConfig, attack_run, parse_params
-    from skinart.report import attack_markdown
-
-    cfg = AttackConfig(method=method, eps=eps, eps_step=eps_step, max_iter=max_iter, random_init=random_init, attacker=attacker,
-                       patch_size=patch_size, target_class=target_class, source_class=source_class, fraction=fraction,
-                       fit_samples=fit_samples, max_samples=max_samples, retrain_epochs=retrain_epochs,
-                       params=parse_params(param or []), seed=seed)
-    metrics = attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat, adversarial_run)
-    if metrics is None:
-        return _skipped(out)
-    if "adversarial" in metrics:
-        typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}"))
-    else:
-        typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
-
-
-@app.command()
-@one_line_errors
-def defend(
-    method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry, combined or detect-poison")],
-    out: Out,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to defend (written by `skinart train`)")] = None,
-    data: CheckpointData = None,
-    data_root: DataRoot = None,
-    webp_quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
-    window: Annotated[int, typer.Option(help="smoothing: median window")] = 3,
-    bits: Annotated[int, typer.Option(help="squeeze: bit depth")] = 4,
-    attacks: Annotated[str, typer.Option(help="retrain: fgsm, pgd, mim or a comma-separated mix (the share is split evenly)")] = "fgsm",
-    ratio: Annotated[float, typer.Option(help="retrain: adversarial share in (0, 1] (static: of the train split; online: of each batch)")] = 0.5,
-    mode: Annotated[str, typer.Option(help="retrain: static (craft once on the source model) or online (every batch)")] = "static",
-    rounds: Annotated[int, typer.Option(help="retrain static: craft-and-train rounds (the thesis: 5)")] = 1,
-    epochs: Annotated[Optional[int], typer.Option(help="retrain/madry: epochs per round (default: the checkpoint's)")] = None,
-    init: Annotated[str, typer.Option(help="retrain/madry: finetune (from the checkpoint) or scratch (re-initialised, the paper)")] = "finetune",
-    eps: Annotated[Optional[str], typer.Option(help="retrain/madry: attack budget, e.g. 2/255 (default per attack)")] = None,
-    eps_step: Annotated[Optional[str], typer.Option(help="retrain/madry: step of pgd/mim")] = None,
-    max_iter: Annotated[Optional[int], typer.Option(help="retrain/madry: iterations of pgd/mim")] = None,
-    retrained: Annotated[Optional[Path], typer.Option(help="combined: the retrained run to add llt to")] = None,
-    poisoned_run: Annotated[Optional[Path], typer.Option(help="detect-poison: a run of `skinart attack --method poison-*`")] = None,
-    detector: Annotated[str, typer.Option(help="detect-poison: activation (clustering) or spectral (signatures)")] = "activation",
-    device: Device = "auto",
-    overwrite: Overwrite = False,
-):
-    """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
-    from skinart.attacks import parse_eps
-    from skinart.defences import RetrainConfig, defend_run
-    from skinart.report import metrics_markdown
-
-    options = {"eps": eps and parse_eps(eps), "eps_step": eps_step and parse_eps(eps_step, "--eps-step"), "max_iter": max_iter}
-    retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
-                            epochs=epochs, init=init, options=options)
-    metrics = defend_run(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, retrain, retrained,
-                         data, data_root, device, overwrite, poisoned_run, detector)
-    if metrics is None:
-        return _skipped(out)
-    if method == "detect-poison":
-        return typer.echo(f"{detector}: flagged {metrics['flagged']} of {metrics['train_samples']} training images; "
-                          f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({metrics['poisoned']} poisoned)")
-    typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))
-
-
 @app.command("run")
 @one_line_errors
-def run_recipe(
+def run(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/)")],
     out: Annotated[Optional[Path], typer.Option(help="run directory (default: runs/<recipe name>)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe value, key.path=value (repeatable), "
@@ -226,27 +31,7 @@ def run_recipe(
     resume: Annotated[bool, typer.Option(help="skip steps already done with the same settings (--no-resume: redo every step)")] = True,
 ):
     """Replay a recipe: validate it, then run its steps in order, each into its own run directory."""
-    from skinart.recipes import run_recipe as run
-
-    typer.echo(f"run finished: {run(recipe, out, set_ or [], resume)}")
-
-
-@app.command()
-@one_line_errors
-def report(
-    run: Annotated[Path, typer.Argument(help="run directory written by `skinart run`")],
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    also_malignant: Annotated[Optional[str], typer.Option(help="a second malignant set for the health table, "
-                                                          "e.g. akiec,bcc,mel,nv (the thesis's mapping)")] = None,
-    also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
-):
-    """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
-    from skinart.metrics import parse_malignant
-    from skinart.report import run_report
-
-    result = run_report(run, bootstrap, seed, also_malignant and parse_malignant(also_malignant), also_label)
-    typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
+    typer.echo(f"run finished: {run_recipe(recipe, out, set_ or [], resume)}")
 
 
 @recipes_app.command("validate")
@@ -256,8 +41,6 @@ def recipes_validate(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, key.path=value (repeatable)")] = None,
 ):
     """Check recipes against the commands' options (keys, types, step references) without running anything."""
-    from skinart.recipes import validate
-
     failed = 0
     for path in recipes:
         try:
@@ -266,7 +49,7 @@ def recipes_validate(
             typer.echo(f"error: {e}", err=True)
             failed += 1
     if failed:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @data_app.command("info")
@@ -278,8 +61,6 @@ def data_info(
     seed: int = 0,
 ):
     """Classes, counts per split and lesions shared between splits."""
-    from skinart.data import describe
-
     typer.echo(describe(data, data_root, split_ratios, seed))
 
 

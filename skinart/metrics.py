@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy.stats import DegenerateDataWarning, bootstrap
 from sklearn.metrics import confusion_matrix
 
-from skinart import SkinartError
 from skinart.data import CLASSES, DEFAULT_MALIGNANT
 
 
 def _ratio(num: float, den: float) -> float | None:
     """num/den, or None (JSON null) where the ratio is undefined."""
     return float(num / den) if den else None
-
-
-def parse_malignant(text: str | list[str] | tuple[str, ...], classes: tuple[str, ...] = CLASSES) -> list[str]:
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    unknown = [n for n in names if n not in classes]
-    if unknown or not names:
-        raise SkinartError(f"--malignant names unknown class(es) {', '.join(unknown) or '(none)'}; choose from {', '.join(classes)}")
-    if len(set(names)) == len(classes):
-        raise SkinartError("--malignant lists every class, so no class is benign; name only the malignant ones")
-    return sorted(set(names), key=classes.index)
 
 
 def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int]) -> dict:
@@ -72,7 +64,6 @@ def classification_metrics(
     }
 
 
-
 def attack_metrics(
     y_true: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray, classes: tuple[str, ...] = CLASSES,
     malignant: tuple[str, ...] = DEFAULT_MALIGNANT, target: int | None = None,
@@ -117,10 +108,6 @@ def _fnr(y, p, malignant_idx: list[int], axis: int = -1):
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
                  seed: int = 0, level: float = 0.95) -> dict:
     """Percentile bootstrap intervals (scipy, test images resampled in pairs, seeded) of the headline metrics."""
-    import warnings
-
-    from scipy.stats import DegenerateDataWarning, bootstrap
-
     statistics = {
         "accuracy": lambda y, p, axis=-1: np.mean(y == p, axis=axis),
         "macro_recall": lambda y, p, axis=-1: _macro_recall(y, p, n_classes, axis),
@@ -139,3 +126,13 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, maligna
             low, high = result.confidence_interval
             out[name] = None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
     return out
+
+
+MASKING_GAP = 0.10  # adaptive accuracy this far below transfer (or white-box) accuracy raises a flag
+
+
+def robustness_flags(table: dict, preprocessed: bool) -> dict:
+    """Only a preprocessor can hide gradients here: masking shows as the attack through it (BPDA, EOT) beating the
+    attack that ignores it. Adaptive far below transfer, with or without one, means the transfer number overstates."""
+    below = lambda a, b: a in table and b in table and table[a]["accuracy"] < table[b]["accuracy"] - MASKING_GAP  # noqa: E731
+    return {"robustness_overstated": below("adaptive", "transfer"), "gradient_masking_suspected": preprocessed and below("adaptive", "white-box")}

@@ -1,25 +1,22 @@
-"""Models: timm creation by name, checkpoints (safetensors + JSON, never pickle), ART wrapping."""
+"""Models: timm creation by name (skin_cnn registered in timm's registry), local weights, the ART wrapping
+(normalisation as the first layer) and batched prediction."""
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-import os
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
-from safetensors.torch import load_model, save_model
 from timm.models import register_model
 from torch import nn
 
-from skinart import SkinartError, __version__
-from skinart.data import CLASSES, cache_root
+from skinart.data import CLASSES, to_model_input
+from skinart.errors import SkinartError
+from skinart.options import choose
+from skinart.toolbox import PyTorchClassifier
 
-CHECKPOINT_FORMAT = "skinart-checkpoint/1"
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "skinart.json"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -156,23 +153,10 @@ def data_config(net: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def resolve_device(device: str) -> str:
-    if device not in DEVICES:
-        raise SkinartError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
+    choose(device, DEVICES, "device")
     if device == "cuda" and not torch.cuda.is_available():
         raise SkinartError("--device cuda asked for, but torch sees no CUDA device; use --device auto or cpu")
     return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-
-
-def _art():
-    """Import ART with its data folder under skinart's cache instead of ~/.art (DESIGN.md)."""
-    import art.config
-
-    path = os.environ.get("ART_DATA_PATH") or str(cache_root() / "art")
-    if art.config.ART_DATA_PATH != path:
-        art.config.set_data_path(path)
-    from art.estimators.classification import PyTorchClassifier
-
-    return PyTorchClassifier
 
 
 def wrap(
@@ -186,7 +170,6 @@ def wrap(
     preprocessing_defences=None,
 ):
     """ART PyTorchClassifier over Sequential(Normalize, net): inputs float32 NCHW in [0, 1]."""
-    PyTorchClassifier = _art()
     device = resolve_device(device)
     model = nn.Sequential(Normalize(mean, std), net)
     classifier = PyTorchClassifier(
@@ -203,60 +186,14 @@ def wrap(
     return classifier
 
 
-# ---------------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(directory: Path, net: nn.Module, meta: dict) -> dict:
-    """Write model.safetensors + skinart.json into `directory` (a run's temporary directory)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / WEIGHTS_FILE
-    save_model(net, str(weights))
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "skinart_version": __version__,
-        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        **meta,
-    }
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2))
-    return meta
-
-
-def read_checkpoint_meta(directory: str | Path) -> dict:
-    directory = Path(directory)
-    fix = "pass --checkpoint pointing at a directory written by `skinart train`"
-    if not directory.is_dir():
-        raise SkinartError(f"checkpoint {directory} does not exist; {fix}")
-    meta_path, weights = directory / META_FILE, directory / WEIGHTS_FILE
-    if not meta_path.is_file() or not weights.is_file():
-        raise SkinartError(f"{directory} is not a skinart checkpoint (needs {WEIGHTS_FILE} and {META_FILE}); {fix}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SkinartError(f"{meta_path} is not valid JSON ({e}); {fix}") from e
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise SkinartError(f"{meta_path} is not a {CHECKPOINT_FORMAT} file; {fix}")
-    return meta
-
-
-def load_checkpoint(directory: str | Path) -> tuple[nn.Module, dict]:
-    """(timm net with the saved weights, checkpoint metadata); never unpickles."""
-    meta = read_checkpoint_meta(directory)
-    net = create_model(meta["model"], num_classes=len(meta["classes"]))
-    try:
-        load_model(net, str(Path(directory) / WEIGHTS_FILE))
-    except Exception as e:
-        raise SkinartError(f"{directory}/{WEIGHTS_FILE} does not fit model {meta['model']} ({str(e).splitlines()[0]}); retrain it") from e
-    return net, meta
-
-
-def classifier_from_checkpoint(directory: str | Path, device: str = "auto", preprocessing_defences=None, defended: bool = True):
-    """The checkpoint as an ART classifier, with the preprocessing defences its metadata names (unless
-    `defended` is False or `preprocessing_defences` replaces them)."""
-    net, meta = load_checkpoint(directory)
-    net.eval()
-    if preprocessing_defences is None and defended and meta.get("preprocessing"):
-        from skinart.defences import preprocessors  # defences build on this module
-
-        preprocessing_defences = preprocessors(meta["preprocessing"], resolve_device(device))
-    classifier = wrap(net, meta["img_size"], tuple(meta["mean"]), tuple(meta["std"]), device, preprocessing_defences=preprocessing_defences)
-    return classifier, meta
+def predict(classifier, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for uint8 NHWC images (converted one chunk at a time) or float32 NCHW model input."""
+    chunk = 4 * batch_size
+    as_input = to_model_input if images.dtype == np.uint8 else np.asarray
+    logits = [
+        classifier.predict(as_input(images[i : i + chunk]), batch_size=batch_size)
+        for i in range(0, len(images), chunk)
+    ]
+    if not logits:
+        return np.zeros((0, classifier.nb_classes), dtype=np.float32)
+    return torch.softmax(torch.from_numpy(np.concatenate(logits)), dim=1).numpy()

@@ -1,28 +1,28 @@
-"""Recipes: one YAML file replays a study as an ordered list of skinart commands.
+"""Recipes: one YAML file replays a study as an ordered list of skinart commands; `plan` validates it and
+expands it into tasks (one per step, or per member of a step's grid). The runner is skinart.runner.
 
 The schema of a step's `params` *is* the signature of its command: validation and argument conversion
 go through the Typer/click command itself, so a recipe step and a command line can never disagree.
-Each step writes its own run directory (atomically, skipped on re-run when its config hash matches),
-so a killed run resumes where it stopped by running the recipe again.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import re
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 import yaml
 
-from skinart import SkinartError
-from skinart.runs import write_json
+from skinart.attacks import check_method
+from skinart.commands import STEP_COMMANDS, step_group
+from skinart.defences import check_defence
+from skinart.errors import SkinartError
+from skinart.options import parse_eps
+from skinart.report.rows import ROW_METRICS
 
-STEP_COMMANDS = ("train", "evaluate", "attack", "defend", "report")
 TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
 STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
 # Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
@@ -34,7 +34,6 @@ GLOBAL_OPTIONS = {
 # Options naming another run directory: a step name there means that step's output.
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
-PLAN_FILE = "plan.json"
 
 
 @dataclass
@@ -53,18 +52,6 @@ class Task:
         args = [self.command] + ([str(run_dir)] if self.command == "report" else ["--out", str(run_dir / self.name)])
         params = {k: str(run_dir / self.uses[k]) if k in self.uses else v for k, v in self.params.items()}
         return args + [a for key, value in params.items() for a in _cli_args(key, value)]
-
-
-def _group():
-    """The `skinart` command as click sees it: the schema and the runner of every step."""
-    from skinart.cli import app
-
-    return typer.main.get_command(app)
-
-
-def _commands() -> dict:
-    group = _group()
-    return {name: group.commands[name] for name in STEP_COMMANDS}
 
 
 def _options(command) -> dict:
@@ -138,10 +125,9 @@ def _set(node, keys: list[str], value, full: str) -> None:
             node = node.setdefault(key, {})
 
 
+
 def _check_shape(path: str, option, value) -> None:
     """What the command line cannot express: a flag needs true/false, only --param takes a mapping."""
-    from skinart.attacks import parse_eps
-
     if option.is_flag != isinstance(value, bool):
         raise SkinartError(f"{path}: expected {'true or false' if option.is_flag else 'a value, not true/false'}, got {value!r}")
     if isinstance(value, dict) != bool(option.multiple):
@@ -164,21 +150,19 @@ def _parse(path: str, command, task: Task, grid: dict) -> None:
         raise SkinartError(f"{where}: {message}") from None
 
 
-def _check_method(path: str, command: str, method) -> None:
-    from skinart.attacks import check_method
-    from skinart.defences import DEFENCES
+_METHOD_CHECKS = {"attack": check_method, "defend": check_defence}
 
-    if command == "attack":
+
+def _check_method(path: str, command: str, method) -> None:
+    if command in _METHOD_CHECKS:
         try:
-            check_method(str(method))
+            _METHOD_CHECKS[command](str(method))
         except SkinartError as e:
             raise SkinartError(f"{path}: {e}") from None
-    elif command == "defend" and method not in DEFENCES:
-        raise SkinartError(f"{path}: unknown defence '{method}'; choose one of {', '.join(DEFENCES)}")
 
 
-def plan(recipe: dict) -> list[Task]:
-    """Validate a recipe and expand it into tasks; every error names its key path."""
+def _recipe_globals(recipe: dict) -> dict:
+    """Check the top level; the recipe-wide settings as command options (each goes to every step that takes it)."""
     for key, value in recipe.items():
         if key not in TOP_KEYS:
             raise _unknown("recipe", key, TOP_KEYS)
@@ -192,86 +176,117 @@ def plan(recipe: dict) -> list[Task]:
             if key not in table:
                 raise _unknown(section, key, table)
             globals_[table[key]] = value
-    commands = _commands()
+    return globals_
+
+
+def _check_step(path: str, step, members: dict) -> tuple[str, str]:
+    """The step's keys, name and command; returns (name, command)."""
+    _expect(path, step, dict)
+    for key, value in step.items():
+        if key not in STEP_KEYS:
+            raise _unknown(path, key, STEP_KEYS)
+        _expect(f"{path}.{key}", value, STEP_KEYS[key])
+    name, command = step.get("name"), step.get("command")
+    if not name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise SkinartError(f"{path}.name: expected a step name of letters, digits and _.+-, got {name!r}")
+    if name in members:
+        raise SkinartError(f"{path}.name: step '{name}' is defined twice; step names must be unique")
+    if command not in STEP_COMMANDS:
+        raise SkinartError(f"{path}.command: expected one of {', '.join(STEP_COMMANDS)}, got {command!r}")
+    return name, command
+
+
+def _step_options(path: str, step: dict, options: dict, globals_: dict) -> tuple[dict, dict]:
+    """(params with the recipe-wide settings filled in, grid), every key an option of the step's command."""
+    params, grid = dict(step.get("params", {})), dict(step.get("grid", {}))
+    for where, keys in (("params", params), ("grid", grid)):
+        for key in keys:
+            if key not in options:
+                raise _unknown(f"{path}.{where}", key, options)
+            if key in params and key in grid:
+                raise SkinartError(f"{path}.grid.{key}: also set in params; set it in one place")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SkinartError(f"{path}.grid.{key}: expected a non-empty list of values, got {values!r}")
+    for key, value in globals_.items():
+        if key in options and key not in params and key not in grid:
+            params[key] = value
+    return params, grid
+
+
+def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) -> dict:
+    """key -> list of (value, referenced task name): a grid key takes each of its values; a reference option naming
+    an earlier step takes each of that step's tasks; anything else a reference names must be a directory."""
+    choices = {k: [(v, None) for v in grid[k]] for k in grid}
+    for key in [k for k in REFERENCE_OPTIONS if k in options]:
+        refs = choices.pop(key, [(params.pop(key), None)] if key in params else [])
+        for j, (target, _) in enumerate(refs):
+            where = f"{path}.grid.{key}[{j}]" if key in grid else f"{path}.params.{key}"
+            if not isinstance(target, str):
+                raise SkinartError(f"{where}: expected a step name or a directory, got {target!r}")
+            if target not in members and not Path(target).is_dir():
+                raise SkinartError(f"{where}: '{target}' is neither an earlier step ({', '.join(members) or 'none yet'}) "
+                                   "nor an existing directory")
+        if refs:
+            choices[key] = [(None, t.name) for target, _ in refs if target in members for t in members[target]] + \
+                           [(target, None) for target, _ in refs if target not in members]
+    return choices
+
+
+def _check_values(path: str, command: str, params: dict, grid: dict, choices: dict, options: dict) -> None:
+    """Flags, mappings, ε and the method name of every value, each error naming its key path."""
+    for key, value in params.items():
+        _check_shape(f"{path}.params.{key}", options[key], value)
+    for key in grid:
+        if key not in REFERENCE_OPTIONS:
+            for j, value in enumerate(grid[key]):
+                _check_shape(f"{path}.grid.{key}[{j}]", options[key], value)
+    method = params.get("method")
+    for j, m in enumerate([method] if method is not None else [v for v, _ in choices.get("method", [])]):
+        _check_method(f"{path}.params.method" if method is not None else f"{path}.grid.method[{j}]", command, m)
+
+
+def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict) -> list[Task]:
+    """One task per combination of the choices (the product of a grid over several keys), named step@key=value…"""
+    keys, tasks = list(choices), []
+    for combo in itertools.product(*(choices[k] for k in keys)):
+        task_params, uses, label = dict(params), {}, []
+        for key, (value, ref) in zip(keys, combo):
+            if ref is not None:
+                uses[key], task_params[key] = ref, ref
+                if len(choices[key]) > 1:
+                    label.append(ref)
+            else:
+                task_params[key] = value
+                if key in grid:
+                    label.append(f"{key}={_slug(value)}")
+        grid_values = {k: task_params[k] for k in keys if len(choices[k]) > 1 or k in grid}
+        tasks.append(Task("@".join([name] + label), name, command, task_params, grid_values, uses))
+    return tasks
+
+
+def plan(recipe: dict) -> list[Task]:
+    """Validate a recipe and expand it into tasks; every error names its key path."""
+    globals_ = _recipe_globals(recipe)
+    commands = step_group().commands
     tasks: list[Task] = []
     members: dict[str, list[Task]] = {}  # step name -> its tasks
     for i, step in enumerate(recipe["steps"]):
         path = f"steps[{i}]"
-        _expect(path, step, dict)
-        for key, value in step.items():
-            if key not in STEP_KEYS:
-                raise _unknown(path, key, STEP_KEYS)
-            _expect(f"{path}.{key}", value, STEP_KEYS[key])
-        name, command = step.get("name"), step.get("command")
-        if not name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-            raise SkinartError(f"{path}.name: expected a step name of letters, digits and _.+-, got {name!r}")
-        if name in members:
-            raise SkinartError(f"{path}.name: step '{name}' is defined twice; step names must be unique")
-        if command not in STEP_COMMANDS:
-            raise SkinartError(f"{path}.command: expected one of {', '.join(STEP_COMMANDS)}, got {command!r}")
+        name, command = _check_step(path, step, members)
         options = _options(commands[command])
-        params, grid = dict(step.get("params", {})), dict(step.get("grid", {}))
-        for where, keys in (("params", params), ("grid", grid)):
-            for key in keys:
-                if key not in options:
-                    raise _unknown(f"{path}.{where}", key, options)
-                if key in params and key in grid:
-                    raise SkinartError(f"{path}.grid.{key}: also set in params; set it in one place")
-        for key, values in grid.items():
-            if not isinstance(values, list) or not values:
-                raise SkinartError(f"{path}.grid.{key}: expected a non-empty list of values, got {values!r}")
-        for key, value in globals_.items():
-            if key in options and key not in params and key not in grid:
-                params[key] = value
-        # Reference options: a step name fans out over that step's tasks; anything else must be a directory.
-        choices = {k: [(v, None) for v in grid[k]] for k in grid}
-        for key in [k for k in REFERENCE_OPTIONS if k in options]:
-            for j, value in enumerate(choices.get(key, [(params[key], None)] if key in params else [])):
-                target = value[0]
-                where = f"{path}.grid.{key}[{j}]" if key in grid else f"{path}.params.{key}"
-                if not isinstance(target, str):
-                    raise SkinartError(f"{where}: expected a step name or a directory, got {target!r}")
-                if target not in members and not Path(target).is_dir():
-                    raise SkinartError(f"{where}: '{target}' is neither an earlier step ({', '.join(members) or 'none yet'}) "
-                                       "nor an existing directory")
-            refs = choices.pop(key, [(params.pop(key), None)] if key in params else [])
-            if refs:
-                choices[key] = [(None, t.name) for target, _ in refs if target in members for t in members[target]] + \
-                               [(target, None) for target, _ in refs if target not in members]
-        for key, value in params.items():
-            _check_shape(f"{path}.params.{key}", options[key], value)
-        for key in grid:
-            if key not in REFERENCE_OPTIONS:
-                for j, value in enumerate(grid[key]):
-                    _check_shape(f"{path}.grid.{key}[{j}]", options[key], value)
-        method = params.get("method")
-        for j, m in enumerate([method] if method is not None else [v for v, _ in choices.get("method", [])]):
-            _check_method(f"{path}.params.method" if method is not None else f"{path}.grid.method[{j}]", command, m)
-        keys = list(choices)
-        members[name] = []
-        for combo in itertools.product(*(choices[k] for k in keys)):
-            task_params, uses, label = dict(params), {}, []
-            for key, (value, ref) in zip(keys, combo):
-                if ref is not None:
-                    uses[key], task_params[key] = ref, ref
-                    if len(choices[key]) > 1:
-                        label.append(ref)
-                else:
-                    task_params[key] = value
-                    if key in grid:
-                        label.append(f"{key}={_slug(value)}")
-            grid_values = {k: task_params[k] for k in keys if len(choices[k]) > 1 or k in grid}
-            task = Task("@".join([name] + label), name, command, task_params, grid_values, uses)
+        params, grid = _step_options(path, step, options, globals_)
+        choices = _fan_out(path, params, grid, options, members)
+        _check_values(path, command, params, grid, choices, options)
+        members[name] = _grid_tasks(name, command, params, grid, choices)
+        for task in members[name]:
             _parse(path, commands[command], task, grid)
-            members[name].append(task)
-            tasks.append(task)
+        tasks += members[name]
     _check_references(recipe.get("reference", {}), tasks)
     return tasks
 
 
 def _check_references(reference: dict, tasks: list[Task]) -> None:
-    from skinart.report import ROW_METRICS
-
     names = {t.name for t in tasks} | {t.step for t in tasks}
     for task_name, values in reference.items():
         if task_name not in names:
@@ -291,33 +306,3 @@ def validate(path: Path, overrides: list[str] = ()) -> str:
     except SkinartError as e:
         raise SkinartError(f"{path}: {e}") from None
     return f"{path}: ok — '{recipe['name']}', {len(recipe['steps'])} steps, {len(tasks)} runs"
-
-
-def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
-    """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
-    recipe = load_recipe(path, overrides)
-    tasks = plan(recipe)
-    run_dir = Path(out or Path("runs") / recipe["name"])
-    if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
-        raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    plan_tmp = run_dir / f".{PLAN_FILE}.partial"
-    write_json(plan_tmp, {"recipe": recipe, "recipe_file": str(Path(path).resolve()), "tasks": [asdict(t) for t in tasks]})
-    plan_tmp.replace(run_dir / PLAN_FILE)
-    group = _group()
-    for i, task in enumerate(tasks, 1):
-        argv = task.argv(run_dir)
-        if not resume and task.command != "report":
-            argv.append("--overwrite")
-        print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
-        code = group.main(argv, prog_name="skinart", standalone_mode=False)
-        if code:
-            raise SkinartError(f"step {task.name} failed (see the error above); fix it and run the recipe again to resume")
-    return run_dir
-
-
-def read_plan(run_dir: Path) -> dict:
-    path = Path(run_dir) / PLAN_FILE
-    if not path.is_file():
-        raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
-    return json.loads(path.read_text())

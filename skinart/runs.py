@@ -1,5 +1,6 @@
 """Run directories: config.json + outputs, written under a temporary name and renamed when complete,
-so an interrupted step leaves nothing half-written and a re-run with the same config is skipped."""
+so an interrupted step leaves nothing half-written and a re-run with the same config is skipped.
+`Run` is the skeleton every run kind is built on; `plan.json` marks a recipe run."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import glob
 import hashlib
 import json
 import os
+import random
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from skinart import SkinartError
+import numpy as np
+import torch
+
+from skinart.errors import SkinartError
 
 CONFIG_FILE = "config.json"
+PLAN_FILE = "plan.json"
 
 
 def config_hash(config: dict) -> str:
@@ -23,6 +29,18 @@ def config_hash(config: dict) -> str:
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def resolved(path: str | Path | None) -> str | None:
+    """An absolute path for a config (so a run is the same run from any working directory)."""
+    return str(Path(path).resolve()) if path else None
+
+
+def seed_everything(seed: int) -> None:
+    """Python's `random` (UAP's sample order), numpy (ART's random starts, splits) and torch (weights, patches)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def needs_run(out: Path, config: dict, overwrite: bool) -> bool:
@@ -64,3 +82,41 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
             tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Run:
+    """One run directory: its config names the command, the checkpoint it reads (path and weights hash) and the
+    data, plus the run's own settings. `done` when `out` already holds this very run; `staged()` writes it."""
+
+    def __init__(self, command: str, out: Path, overwrite: bool = False, *, checkpoint: Path | None = None,
+                 meta: dict | None = None, data: dict | None = None, **settings):
+        self.out, self.overwrite = Path(out), overwrite
+        self.config = {"command": command, **settings}
+        if checkpoint is not None:
+            self.config["checkpoint"] = checkpoint_ref(checkpoint, meta)
+        if data is not None:
+            self.config["data"] = data
+
+    @property
+    def done(self) -> bool:
+        return not needs_run(self.out, self.config, self.overwrite)
+
+    def staged(self):
+        return staged(self.out, self.config)
+
+
+def checkpoint_ref(path: Path | str, meta: dict) -> dict:
+    """How a config names a checkpoint it reads: where it is and which weights it held."""
+    return {"path": resolved(path), "weights_sha256": meta["weights_sha256"]}
+
+
+def data_ref(data: str | None, data_root: str | None, meta: dict | None = None, **extra) -> dict:
+    """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
+    return {"name": data or (meta or {}).get("data", {}).get("name"), "root": resolved(data_root), **extra}
+
+
+def read_plan(run_dir: Path) -> dict:
+    path = Path(run_dir) / PLAN_FILE
+    if not path.is_file():
+        raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
+    return json.loads(path.read_text())

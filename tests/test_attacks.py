@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from conftest import invoke
 
-from skinart import SkinartError
-from skinart.attacks import METHODS, attacking, build, parse_eps, parse_params
-from skinart.models import classifier_from_checkpoint
-from skinart.poisoning import poison_split
+from skinart.attacks import METHODS, build
+from skinart.checkpoints import classifier_from_checkpoint
+from skinart.crafting import attacking
+from skinart.errors import SkinartError
+from skinart.options import parse_eps, parse_params
+from skinart.poisons import poison_split
 
 
 def attack(trained, derma_subset, out, *args):
@@ -188,7 +190,7 @@ def test_bad_attack_input_is_one_line_and_writes_nothing(trained, derma_subset, 
 
 
 def test_every_method_has_help_and_a_known_kind():
-    assert {m.kind for m in METHODS.values()} == {"evasion", "universal", "patch", "poison-flip", "poison-backdoor"}
+    assert {m.kind for m in METHODS.values()} == {"evasion", "universal", "patch", "poison"}
     assert all(m.help for m in METHODS.values())
 
 

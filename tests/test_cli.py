@@ -43,12 +43,12 @@ def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset):
 
 
 def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
-    import skinart.train
+    import skinart.training
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(skinart.train, "plot_training_curves", broken)
+    monkeypatch.setattr(skinart.training, "plot_training_curves", broken)
     out = tmp_path / "run"
     result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", out)
     assert result.exit_code != 0

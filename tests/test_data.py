@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from skinart import SkinartError
 from skinart.data import (
     CLASSES, class_weights, describe, load_dataset, oversample, parse_ratios, read_source, source_splits, split_indices,
 )
+from skinart.errors import SkinartError
 from conftest import write_ham_subset
 
 # Published per-class counts of the official DermaMNIST split (PROVENANCE.md, MedMNIST info.py)

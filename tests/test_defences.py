@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import invoke
 
-from skinart import SkinartError
 from skinart.data import from_model_input
-from skinart.defences import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
+from skinart.errors import SkinartError
+from skinart.preprocessing import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def test_bad_defence_input_is_one_line_and_writes_nothing(trained, derma_subset,
 def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subset):
     from skinart.attacks import build
     from skinart.data import load_dataset
-    from skinart.defences import with_adversarial_copies
-    from skinart.models import classifier_from_checkpoint
+    from skinart.checkpoints import classifier_from_checkpoint
+    from skinart.retrain_run import with_adversarial_copies
 
     train = load_dataset("dermamnist", derma_subset).splits["train"]
     classifier, _ = classifier_from_checkpoint(trained, "cpu")
@@ -148,7 +148,7 @@ def test_detect_poison_scores_the_detector_against_the_real_poison(trained, derm
 
 
 def test_robustness_flags_separate_masking_from_poor_transfer():
-    from skinart.defences import robustness_flags
+    from skinart.metrics import robustness_flags
 
     rows = lambda w, t, a: {"white-box": {"accuracy": w}, "transfer": {"accuracy": t}, "adaptive": {"accuracy": a}}  # noqa: E731
     # retrained weights: white-box = adaptive = 0.08, transfer 0.36 -> the thesis's protocol overstates, no masking

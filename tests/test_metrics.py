@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from skinart import SkinartError
 from skinart.data import CLASSES
-from skinart.metrics import binary_metrics, classification_metrics, parse_malignant
+from skinart.errors import SkinartError
+from skinart.metrics import binary_metrics, classification_metrics
+from skinart.options import parse_malignant
 
 # Three classes a, b, c; truth and prediction chosen so every count below is worked out by hand.
 #            pred a  b  c
@@ -65,9 +66,9 @@ def test_macro_recall_skips_classes_absent_from_truth():
 
 
 def test_parse_malignant():
-    assert parse_malignant("mel, BCC,akiec") == ["akiec", "bcc", "mel"]
-    assert parse_malignant(["nv", "mel"]) == ["mel", "nv"]
+    assert parse_malignant("mel, BCC,akiec", CLASSES) == ["akiec", "bcc", "mel"]
+    assert parse_malignant(["nv", "mel"], CLASSES) == ["mel", "nv"]
     with pytest.raises(SkinartError, match="unknown class"):
-        parse_malignant("mel,melanoma")
+        parse_malignant("mel,melanoma", CLASSES)
     with pytest.raises(SkinartError, match="no class is benign"):
-        parse_malignant(",".join(CLASSES))
+        parse_malignant(",".join(CLASSES), CLASSES)

@@ -3,10 +3,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skinart import SkinartError
-from skinart.models import (
-    check_input_size, classifier_from_checkpoint, create_model, data_config, load_checkpoint, save_checkpoint, wrap,
-)
+from skinart.checkpoints import classifier_from_checkpoint, load_checkpoint, save_checkpoint
+from skinart.errors import SkinartError
+from skinart.models import check_input_size, create_model, data_config, wrap
 
 
 def test_skin_cnn_is_registered_in_timm():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from skinart import SkinartError
+from skinart.errors import SkinartError
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
     SPLIT_NAMES, cache_root,

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
-from skinart import SkinartError
+from skinart.errors import SkinartError
+from skinart.options import choose
 from skinart.data.catalog import RESIZE_METHODS, SPLIT_NAMES, cached_array
 from skinart.data.sources import Source, open_npz
 
@@ -34,8 +36,6 @@ def _decode(path: Path, size: int, method: str) -> np.ndarray:
 
 
 def _decode_all(paths: list[Path], size: int, method: str) -> np.ndarray:
-    from tqdm import tqdm
-
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     # Pillow releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -59,8 +59,7 @@ def load_pixels(source: Source, size: int, method: str = "crop", use_cache: bool
     """All of a source's images at `size`, resized once and cached by (source fingerprint, size, method)."""
     if size <= 0:
         raise SkinartError(f"--img-size must be positive, got {size}")
-    if method not in RESIZE_METHODS:
-        raise SkinartError(f"unknown resize method '{method}'; choose one of {', '.join(RESIZE_METHODS)}")
+    choose(method, RESIZE_METHODS, "resize method")
     key = f"pixels:{source.name}:{source.fingerprint}:{size}:{method}"
     build = (lambda: _npz_pixels(source, size, method)) if source.npz else (lambda: _decode_all(source.paths, size, method))
     return cached_array(f"{source.name}-{size}-{method}", key, build, use_cache)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart import SkinartError
+from skinart.errors import SkinartError
+from skinart.options import choose
 from skinart.data.catalog import CLASS_DESCRIPTIONS, CLASSES, DATASETS, SPLIT_NAMES, IMAGE_SUFFIXES, cache_root, default_root
 
 
@@ -35,9 +36,7 @@ class Source:
 
 
 def _check_name(name: str) -> dict:
-    if name not in DATASETS:
-        raise SkinartError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+    return DATASETS[choose(name, DATASETS, "dataset")]
 
 
 def _existing_dir(root: Path, name: str) -> Path:

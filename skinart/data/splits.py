@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from skinart import SkinartError
+from skinart.errors import SkinartError
 from skinart.data.catalog import SPLIT_NAMES, cached_array
 from skinart.data.sources import Source
 

@@ -1,11 +1,10 @@
 """Training: ART's `fit_generator` inside an epoch loop that adds what ART lacks (augmentation,
 a per-epoch LR schedule, validation, best checkpoint by validation macro recall, early stopping,
-seeds, progress, curves)."""
+seeds, progress, curves). The train, poison and retrain runs all train through `train`."""
 
 from __future__ import annotations
 
 import copy
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -17,16 +16,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
+from tqdm import tqdm
 
-from skinart import SkinartError
-from skinart.data import (
-    BALANCE_METHODS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, load_dataset, oversample, parse_ratios,
-)
-from skinart.evaluate import predict
-from skinart.metrics import classification_metrics, parse_malignant
-from skinart.models import check_input_size, check_model_name, create_model, data_config, save_checkpoint, wrap
-from skinart.report import plot_training_curves
-from skinart.runs import needs_run, staged, write_json
+from skinart.checkpoints import save_checkpoint
+from skinart.data import BALANCE_METHODS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
+from skinart.errors import SkinartError
+from skinart.metrics import classification_metrics
+from skinart.models import check_input_size, create_model, data_config, predict, wrap
+from skinart.options import choose
+from skinart.report.figures import plot_training_curves
+from skinart.runs import seed_everything, write_json
+from skinart.toolbox import PyTorchDataGenerator
 
 AUGMENTATIONS = {
     "none": lambda size: [v2.Identity()],
@@ -71,8 +71,7 @@ class TrainConfig:
             (self.augment, AUGMENTATIONS, "--augment"), (self.optimizer, OPTIMIZERS, "--optimizer"),
             (self.scheduler, SCHEDULERS, "--scheduler"), (self.balance, BALANCE_METHODS, "--balance"),
         ):
-            if value not in table:
-                raise SkinartError(f"unknown {option} '{value}'; choose one of {', '.join(table)}")
+            choose(value, table, option)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -100,8 +99,6 @@ class _ProgressLoader(DataLoader):
     """A DataLoader (ART checks the type) whose iteration shows a progress bar on a terminal."""
 
     def __iter__(self):
-        from tqdm import tqdm
-
         yield from tqdm(super().__iter__(), total=len(self), leave=False, file=sys.stderr, disable=None, desc="batches")
 
 
@@ -119,12 +116,6 @@ class _LoggedLoss(nn.CrossEntropyLoss):
         return loss
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _validate(classifier, split: Split, malignant: list[str]) -> dict:
     probs = predict(classifier, split.images)
     metrics = classification_metrics(split.labels, probs.argmax(1), malignant=malignant)
@@ -137,16 +128,22 @@ def _validate(classifier, split: Split, malignant: list[str]) -> dict:
     }
 
 
-def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT,
-          trainer: Callable | None = None, extra_meta: dict | None = None) -> dict:
-    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`.
-    `trainer(classifier)` may return an ART trainer (e.g. `AdversarialTrainer`) whose `fit_generator`
-    replaces the classifier's own for each epoch."""
-    from art.data_generators import PyTorchDataGenerator
+@dataclass
+class _Setup:
+    """What one training needs: the network, its ART classifier with loss and optimiser, and the images."""
 
-    cfg.check()
-    seed_everything(cfg.seed)
-    train_split, val_split = dataset.splits["train"], dataset.splits.get("val")
+    net: nn.Module
+    classifier: object
+    loss: _LoggedLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    images: _Images
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str) -> _Setup:
+    train_split = dataset.splits["train"]
     net = create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
     check_input_size(net, cfg.model, dataset.img_size)
     mean, std = data_config(net)
@@ -157,73 +154,52 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
     images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
+    return _Setup(net, classifier, loss, optimizer, scheduler, images, mean, std)
+
+
+def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:
+    """The epoch loop: one `fit_generator` epoch, the LR step, validation; returns (history, best epoch, its weights)."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    drop_last = len(images) > cfg.batch_size  # a batch of one breaks BatchNorm
+    drop_last = len(s.images) > cfg.batch_size  # a batch of one breaks BatchNorm
     history, best, best_state, best_epoch = [], -1.0, None, 0
-    fitter = trainer(classifier) if trainer else classifier
-    print(f"training {cfg.model} on {len(images)} images ({dataset.name} @ {dataset.img_size}px) on {classifier.device}", file=sys.stderr)
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        loader = _ProgressLoader(images, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=drop_last)
-        loss.seen.clear()
-        fitter.fit_generator(PyTorchDataGenerator(loader, len(images), cfg.batch_size), nb_epochs=1)
-        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(loss.seen))}
-        scheduler.step()
+        loader = _ProgressLoader(s.images, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=drop_last)
+        s.loss.seen.clear()
+        fitter.fit_generator(PyTorchDataGenerator(loader, len(s.images), cfg.batch_size), nb_epochs=1)
+        record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(s.loss.seen))}
+        s.scheduler.step()
         if val_split is not None and len(val_split):
-            record.update(_validate(classifier, val_split, list(malignant)))
+            record.update(_validate(s.classifier, val_split, malignant))
         record["seconds"] = round(time.perf_counter() - start, 2)
         history.append(record)
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), file=sys.stderr)
         score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
         if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(net.state_dict())
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(s.net.state_dict())
         elif cfg.patience and epoch - best_epoch >= cfg.patience:
             print(f"early stop: no better validation macro recall for {cfg.patience} epochs", file=sys.stderr)
             break
-    net.load_state_dict(best_state)
-    meta = save_checkpoint(out, net, {
-        "model": cfg.model,
-        "classes": list(dataset.classes),
-        "img_size": dataset.img_size,
-        "mean": list(mean),
-        "std": list(std),
-        "malignant": list(malignant),
-        "best_epoch": best_epoch,
-        "train_config": asdict(cfg),
-        "data": dataset.settings(),
-        **(extra_meta or {}),
+    return history, best_epoch, best_state
+
+
+def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT,
+          trainer: Callable | None = None, extra_meta: dict | None = None) -> dict:
+    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`.
+    `trainer(classifier)` may return an ART trainer (e.g. `AdversarialTrainer`) whose `fit_generator`
+    replaces the classifier's own for each epoch."""
+    cfg.check()
+    seed_everything(cfg.seed)
+    s = _setup(dataset, cfg, device)
+    fitter = trainer(s.classifier) if trainer else s.classifier
+    print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
+    history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
+    s.net.load_state_dict(best_state)
+    meta = save_checkpoint(out, s.net, {
+        "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
+        "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
+        "data": dataset.settings(), **(extra_meta or {}),
     })
     write_json(out / "history.json", history)
     plot_training_curves(history, out / "training_curves.png")
     return {"history": history, "best_epoch": best_epoch, "checkpoint": meta}
-
-
-def train_run(
-    out: Path,
-    cfg: TrainConfig,
-    data: str,
-    data_root: str | None = None,
-    img_size: int | None = None,
-    resize: str = "crop",
-    split_ratios: str | None = None,
-    malignant: str = ",".join(DEFAULT_MALIGNANT),
-    device: str = "auto",
-    overwrite: bool = False,
-) -> dict | None:
-    """`skinart train`: a checkpoint run directory at `out`; None when `out` already holds this run."""
-    cfg.check()
-    check_model_name(cfg.model)  # before a possibly long first load of the data
-    malignant_names = parse_malignant(malignant)
-    ratios = parse_ratios(split_ratios)
-    config = {
-        "command": "train",
-        "data": {"name": data, "root": str(Path(data_root).resolve()) if data_root else None, "img_size": img_size,
-                 "resize": resize, "split_ratios": ratios},
-        "train": asdict(cfg),
-        "malignant": malignant_names,
-    }
-    if not needs_run(out, config, overwrite):
-        return None
-    dataset = load_dataset(data, data_root, img_size, resize, ratios, cfg.seed)
-    with staged(out, config) as tmp:
-        return train(dataset, cfg, tmp, device, malignant_names)

@@ -1,0 +1,88 @@
+"""The options of an attack run, checked against the method table: which options a method takes and which it
+requires are data in `attacks.METHODS`, and the ranges of the options are data here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from skinart.attacks import Method, check_method, flag
+from skinart.errors import SkinartError
+from skinart.options import parse_class, parse_eps
+
+# option -> (lowest allowed value, what it is); counts and shares outside these are refused
+_RANGES = {
+    "max_iter": (1, "iterations"), "fit_samples": (1, "training images the perturbation is fitted on"),
+    "max_samples": (1, "test images"), "retrain_epochs": (1, "retraining epochs"), "random_init": (0, "random starts"),
+}
+_OPTIONS = ("eps", "eps_step", "max_iter", "random_init", "attacker", "patch_size")  # a method's own ART options
+
+
+@dataclass
+class AttackConfig:
+    """Everything `skinart attack` takes besides paths; None means the method's default."""
+
+    method: str
+    eps: float | None = None
+    eps_step: float | None = None
+    max_iter: int | None = None
+    random_init: int | None = None
+    attacker: str | None = None
+    patch_size: float | None = None
+    target_class: str | None = None
+    source_class: str | None = None
+    fraction: float | None = None
+    fit_samples: int = 1000
+    max_samples: int | None = None
+    retrain_epochs: int | None = None
+    params: dict = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self):
+        # parsed once, on construction, so every config hash sees the same float ε
+        for name in ("eps", "eps_step"):
+            if getattr(self, name) is not None:
+                setattr(self, name, parse_eps(getattr(self, name), flag(name)))
+
+    @property
+    def row(self) -> Method:
+        return check_method(self.method)
+
+    @property
+    def budget(self) -> float | None:
+        """The ε the attack runs with: the option, else the method's default; None for an unbounded attack."""
+        method = self.row
+        return self.eps if self.eps is not None else method.defaults.get("eps") if method.bounded else None
+
+    def options(self) -> dict:
+        """The skinart options under their ART names."""
+        return {"eps": self.eps, "eps_step": self.eps_step, "max_iter": self.max_iter, "num_random_init": self.random_init,
+                "attacker": self.attacker, "patch_size": self.patch_size}
+
+    def given(self) -> list[str]:
+        """The run options set on the command line (not left at their defaults)."""
+        default = AttackConfig(self.method)
+        return [name for name in self.__dataclass_fields__ if name not in ("method", "seed")
+                and getattr(self, name) not in (None, {}, getattr(default, name))]
+
+    def check(self, classes: list[str]) -> tuple[int | None, int | None]:
+        """Validate against the method's row and the checkpoint's classes; returns (target, source) class indices."""
+        method = self.row
+        for name, (low, what) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise SkinartError(f"{flag(name)} must be at least {low} ({what}), got {value}")
+        takes = set(method.takes) | {o for o in _OPTIONS if ("num_random_init" if o == "random_init" else o) in method.options}
+        for name in self.given():
+            if name not in takes:
+                raise SkinartError(f"{flag(name)} does not apply to {self.method}; it takes "
+                                   f"{', '.join(flag(t) for t in sorted(takes)) or 'no options'}")
+        for name in method.requires:
+            if getattr(self, name) is None:
+                raise SkinartError(f"{self.method} needs {flag(name)} ({method.help})")
+        if self.fraction is not None and not 0 < self.fraction < 1:
+            raise SkinartError(f"{self.method} needs --fraction in (0, 1), the share of training images to poison; got {self.fraction}")
+        target = parse_class(self.target_class, classes, "--target-class")
+        source = parse_class(self.source_class, classes, "--source-class")
+        if source is not None and source == target:
+            raise SkinartError("--source-class and --target-class are the same class; a flip needs two different ones")
+        return target, source

@@ -1,0 +1,26 @@
+"""`skinart evaluate` without an attack: the clean metrics of a checkpoint on one split of its own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.options import parse_malignant
+from skinart.runs import Run, data_ref
+from skinart.scoring import evaluate
+
+
+def evaluate_run(checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None, split: str = "test",
+                 malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """Metrics of a checkpoint on a split of its own data settings; None when `out` already holds this run."""
+    meta = read_checkpoint_meta(checkpoint)
+    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
+    run = Run("evaluate", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta, split=split),
+              malignant=malignant_names)
+    if run.done:
+        return None
+    dataset = checkpoint_dataset(checkpoint, meta, data, data_root, split)
+    classifier, _ = classifier_from_checkpoint(checkpoint, device)
+    with run.staged() as tmp:
+        return evaluate(classifier, dataset.splits[split], meta["classes"], malignant_names, tmp,
+                        f"{meta['model']} on {dataset.name} {split} ({len(dataset.splits[split])} images)")

@@ -1,0 +1,78 @@
+"""`skinart attack --method poison-*`: poison a share of the training split, retrain with the checkpoint's own
+training settings, and compare the clean and poisoned models on the clean (and triggered) test split."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from skinart.attack_config import AttackConfig
+from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.crafting import sample_indices
+from skinart.data import Split, to_model_input
+from skinart.metrics import classification_metrics
+from skinart.models import predict
+from skinart.options import parse_malignant
+from skinart.poisons import candidates, perturb, poison_split
+from skinart.report.figures import plot_confusion, plot_perturbations
+from skinart.runs import Run, data_ref, write_json
+from skinart.training import TrainConfig, train
+
+MODELS = ("clean_model", "poisoned_model")
+
+
+def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None,
+               malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """Poison, retrain, and compare with the clean model; the run directory is the poisoned checkpoint."""
+    meta = read_checkpoint_meta(checkpoint)
+    classes = meta["classes"]
+    target, source = cfg.check(classes)
+    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(classes))
+    train_cfg = TrainConfig(**meta["train_config"])
+    train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
+    run = Run("attack", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
+              attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant_names)
+    if run.done:
+        return None
+    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    train_split, test = dataset.splits["train"], dataset.splits["test"]
+    allowed = candidates(cfg.method, train_split.labels, source, target)
+    indices = sample_indices(len(train_split), max(1, round(cfg.fraction * allowed.sum())), cfg.seed, allowed)
+    poisoned = copy.copy(dataset)
+    poisoned.splits = {**dataset.splits, "train": poison_split(train_split, cfg.method, indices, target, len(classes))}
+    print(f"{cfg.method}: {len(indices)} of {allowed.sum()} candidate training images poisoned → {classes[target]}; retraining",
+          file=sys.stderr)
+    with run.staged() as tmp:
+        train(poisoned, train_cfg, tmp, device, malignant_names)
+        models = dict(zip(MODELS, (classifier_from_checkpoint(checkpoint, device)[0], classifier_from_checkpoint(tmp, device)[0])))
+        metrics = {"kind": "poison", **_compare(cfg, test, models, classes, malignant_names, source, target, tmp)}
+        metrics.update(method=cfg.method, fraction=cfg.fraction, poisoned_samples=len(indices), candidate_samples=int(allowed.sum()),
+                       target_class=classes[target], source_class=None if source is None else classes[source])
+        write_json(tmp / "metrics.json", metrics)
+        np.savez(tmp / "poison.npz", indices=indices, ids=train_split.ids[indices], original_labels=train_split.labels[indices],
+                 target=target)
+    return metrics
+
+
+def _compare(cfg: AttackConfig, test: Split, models: dict, classes: list[str], malignant: list[str], source: int | None,
+             target: int, out: Path) -> dict:
+    """Both models on the clean test split; for a flip the source→target confusion, for a backdoor the
+    trigger's success on triggered test images of the other classes."""
+    result = {name: classification_metrics(test.labels, predict(model, test.images).argmax(1), tuple(classes), tuple(malignant))
+              for name, model in models.items()}
+    plot_confusion(result["poisoned_model"]["confusion_matrix"], classes, out / "confusion_matrix_poisoned.png",
+                   f"{cfg.method} {cfg.fraction:.0%}: poisoned model on the clean test split")
+    if source is not None:  # a flip
+        result["source_to_target"] = {m: result[m]["confusion_matrix_normalized"][source][target] for m in MODELS}
+        return result
+    others = test.labels != target
+    clean_x = to_model_input(test.images[others])
+    triggered = perturb(cfg.method, clean_x.copy())
+    result["attack_success_rate"] = {name: float(np.mean(predict(model, triggered).argmax(1) == target)) for name, model in models.items()}
+    poisoned = models["poisoned_model"]
+    plot_perturbations(clean_x[:4], triggered[:4], predict(poisoned, clean_x[:4]), predict(poisoned, triggered[:4]), classes,
+                       test.labels[others][:4], out / "perturbations.png", f"backdoor trigger → {classes[target]}")
+    return result

@@ -1,0 +1,108 @@
+"""Preprocessing defences: the WebP+flip low-level transformation (LLT) as an ART preprocessor with a BPDA
+gradient, EOT over flips for the adaptive attacker, and one table from name to ART preprocessor. Checkpoints
+name their preprocessors by this table, so a defended checkpoint loads with its defence."""
+
+from __future__ import annotations
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from skinart.data import from_model_input, to_model_input
+from skinart.errors import SkinartError
+from skinart.options import choose
+from skinart.toolbox import EoTPyTorch, FeatureSqueezing, JpegCompression, PreprocessorPyTorch, SpatialSmoothing
+
+
+def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 HWC -> WebP at `quality` -> decoded uint8 HWC (Pillow)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="WEBP", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
+def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
+    """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. The batch is cut into one contiguous chunk
+    per thread; each worker converts (rounding, not truncating, to uint8), codes and writes back one image
+    at a time, so the conversions stay in cache instead of two threads streaming whole chunks through
+    memory. Pillow's codec and numpy's array loops release the GIL."""
+    out = np.empty(x.shape, dtype=np.float32)
+
+    def chunk(part: np.ndarray) -> None:
+        for i in part:
+            out[i] = to_model_input(webp_roundtrip(from_model_input(x[i : i + 1])[0], quality)[None])[0]
+
+    parts = [p for p in np.array_split(np.arange(len(x)), threads or os.cpu_count() or 1) if len(p)]
+    with ThreadPoolExecutor(len(parts) or 1) as pool:
+        list(pool.map(chunk, parts))
+    return out
+
+
+class WebPFlip(PreprocessorPyTorch):
+    """The low-level transformation of Yin et al. (2020) used by the thesis: WebP compression, then a
+    horizontal flip. Its gradient (BPDA) is the identity through WebP and the flip through the flip, so
+    ART keeps its PyTorch attack paths and an adaptive attacker can differentiate through it."""
+
+    params = ["quality", "flip"]
+
+    def __init__(self, quality: int = 60, flip: bool = True, apply_fit: bool = False, apply_predict: bool = True,
+                 device_type: str = "gpu"):
+        super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
+        self.quality, self.flip = quality, flip
+        self._check_params()
+
+    def forward(self, x: torch.Tensor, y=None):
+        compressed = torch.from_numpy(webp_batch(x.detach().cpu().numpy(), self.quality)).to(x.device)
+        x = x + (compressed - x).detach()  # straight-through: WebP's value, the identity's gradient
+        return (torch.flip(x, dims=[-1]) if self.flip else x), y
+
+    def _check_params(self) -> None:
+        check_quality(self.quality)
+
+
+class EoTFlips(EoTPyTorch):
+    """Expectation over random horizontal/vertical flips, for the adaptive attacker: the perturbation must
+    work whichever way the image is flipped (ART's EoT base class averages the gradient)."""
+
+    def __init__(self, nb_samples: int = 4, clip_values: tuple[float, float] = (0.0, 1.0)):
+        super().__init__(nb_samples=nb_samples, clip_values=clip_values)
+
+    def _transform(self, x: torch.Tensor, y, **kwargs):
+        dims = [d for d, flip in ((-1, torch.rand(1).item() < 0.5), (-2, torch.rand(1).item() < 0.5)) if flip]
+        return (torch.flip(x, dims=dims) if dims else x), y
+
+
+def check_quality(quality: int) -> int:
+    if not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise SkinartError(f"--webp-quality {quality} is outside 1–100; the thesis used 60")
+    return quality
+
+
+# name -> (factory of the ART preprocessor from the defence settings, what it is)
+PREPROCESSORS: dict[str, tuple[Callable[..., object], str]] = {
+    "llt": (lambda s: WebPFlip(s["quality"], device_type=s["device_type"]), "WebP compression + horizontal flip (Yin et al. 2020)"),
+    # ART's JpegCompression defaults to channels-last; skinart's inputs are NCHW
+    "jpeg": (lambda s: JpegCompression(clip_values=(0.0, 1.0), quality=s["quality"], channels_first=True, apply_fit=False),
+             "JPEG compression (ART JpegCompression; truncates to uint8)"),
+    "smoothing": (lambda s: SpatialSmoothing(window_size=s["window"], channels_first=True, clip_values=(0.0, 1.0)),
+                  "median filter (ART SpatialSmoothing)"),
+    "squeeze": (lambda s: FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=s["bits"]), "bit-depth reduction (ART FeatureSqueezing)"),
+}
+PREPROCESSOR_DEFAULTS = {"quality": 60, "window": 3, "bits": 4}
+
+
+def preprocessors(entries: list[dict], device: str = "cpu") -> list:
+    """ART preprocessors from a checkpoint's `preprocessing` list, e.g. [{"name": "llt", "quality": 60}]."""
+    built = []
+    for entry in entries:
+        choose(entry.get("name"), PREPROCESSORS, "preprocessing defence")
+        settings = {**PREPROCESSOR_DEFAULTS, **entry, "device_type": "gpu" if device == "cuda" else "cpu"}
+        built.append(PREPROCESSORS[entry["name"]][0](settings))
+    return built

@@ -1,0 +1,103 @@
+"""The rows of a study report: one per scored run (and per threat model of an `evaluate --attack` run), each with
+its flat metrics, bootstrap intervals from the per-image predictions and a second binary mapping. Runs are read by
+the `kind` their metrics.json names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skinart.attacks import METHODS
+from skinart.data import DEFAULT_MALIGNANT
+from skinart.errors import SkinartError
+from skinart.metrics import binary_metrics, bootstrap_ci
+from skinart.report.tables import threat_label
+
+ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
+               "binary_accuracy", "sensitivity", "specificity", "npv", "fnr")
+PREDICTIONS = {"attack": ("adversarial.npz", "adversarial_probabilities"), "evaluate": ("predictions.npz", "probabilities"),
+               "defend": ("predictions.npz", "probabilities")}
+
+
+def _flat(m: dict) -> dict:
+    b = m["binary"]
+    return {"accuracy": m["accuracy"], "macro_recall": m["macro_recall"], "macro_specificity": m["macro_specificity"],
+            "binary_accuracy": b["accuracy"], "sensitivity": b["sensitivity"], "specificity": b["specificity"],
+            "npv": b["npv"], "fnr": b["fnr"]}
+
+
+def _predictions(where: Path, kind: str) -> tuple | None:
+    """(labels, predicted classes) a run saved, or None for a run kind that saves none."""
+    if kind not in PREDICTIONS or not (where / PREDICTIONS[kind][0]).is_file():
+        return None
+    file, key = PREDICTIONS[kind]
+    with np.load(where / file) as f:
+        return f["labels"], f[key].argmax(1)
+
+
+def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat: str, options: dict, kind: str) -> dict:
+    """One reported line: flat metrics, bootstrap CIs from the per-image predictions, the alternative binary mapping."""
+    m = metrics.get("adversarial", metrics)
+    row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
+           "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
+           "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None}
+    row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
+    row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
+    arrays = _predictions(where, kind)
+    if arrays is not None:
+        classes = list(m["per_class"])
+        labels, predicted = arrays
+        malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
+        row["ci"] = bootstrap_ci(labels, predicted, len(classes), malignant, options["bootstrap"], options["seed"])
+        if options["also_malignant"]:
+            row["also"] = binary_metrics(labels, predicted, [classes.index(c) for c in options["also_malignant"]])
+    return row
+
+
+def _read(where: Path) -> dict:
+    metrics = json.loads((where / "metrics.json").read_text())
+    if "kind" not in metrics:
+        raise SkinartError(f"{where}/metrics.json names no run kind (written by an older skinart); "
+                           "re-run the recipe with --no-resume")
+    return metrics
+
+
+def _model(task: dict) -> str:
+    """The model a task scored: the step it reads, or the directory's name."""
+    params = task["params"]
+    return task["uses"].get("checkpoint") or task["uses"].get("retrained") or \
+        Path(str(params.get("checkpoint") or params.get("retrained") or "")).name
+
+
+# run kind -> (task, its directory, its metrics, options) -> (rows, poison detections)
+ROWS_BY_KIND = {
+    "threats": lambda task, where, m, options: ([  # one attack sub-run per threat model
+        _row(task, where / t, _read(where / t), _model(task), m["method"], t, options, "attack") for t in m["threats"]], []),
+    "attack": lambda task, where, m, options: ([_row(task, where, m, _model(task), m["method"], m["threat_model"], options, "attack")], []),
+    "poison": lambda task, where, m, options: ([
+        _row(task, where, m["poisoned_model"], task["name"], m["method"], "poisoned training", options, "poison")], []),
+    "detect-poison": lambda task, where, m, options: ([], [
+        {"task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
+    "evaluate": lambda task, where, m, options: ([_row(task, where, m, _model(task), "clean", "—", options, "evaluate")], []),
+    # a defended checkpoint's clean test metrics: the row is the defended model itself
+    "defend": lambda task, where, m, options: ([_row(task, where, m, task["name"], "clean", "—", options, "defend")], []),
+}
+
+
+def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """(rows, poison detections, tasks not yet run) from the run directories of a recipe run."""
+    rows, detections, missing = [], [], []
+    for task in plan["tasks"]:
+        where = run_dir / task["name"]
+        if task["command"] in ("report", "train"):
+            continue
+        if not (where / "metrics.json").is_file():
+            missing.append(task["name"])
+            continue
+        metrics = _read(where)
+        task_rows, task_detections = ROWS_BY_KIND[metrics["kind"]](task, where, metrics, options)
+        rows += task_rows
+        detections += task_detections
+    return rows, detections, missing

@@ -1,0 +1,110 @@
+"""`skinart defend --method retrain|madry`: adversarial (re)training from the checkpoint's own training settings;
+the run directory is the retrained checkpoint with its clean test metrics."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from skinart.attacks import METHODS, build
+from skinart.checkpoints import WEIGHTS_FILE, checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.crafting import craft_evasion, frozen_generate, one_hot
+from skinart.data import Split, from_model_input, to_model_input
+from skinart.defences import DEFENCES, RetrainConfig
+from skinart.errors import SkinartError
+from skinart.runs import Run, data_ref, resolved
+from skinart.scoring import evaluate
+from skinart.toolbox import AdversarialTrainer, AdversarialTrainerMadryPGD
+from skinart.training import TrainConfig, train
+
+
+def _attacks(names: tuple[str, ...], classifier, options: dict) -> list:
+    given = {k: v for k, v in options.items() if v is not None}
+    return [build(name, classifier, {k: v for k, v in given.items() if k in METHODS[name].options}, {"verbose": False}
+                  if name != "fgsm" else {}) for name in names]
+
+
+def with_adversarial_copies(split: Split, attacks: list, classifier, ratio: float, seed: int) -> Split:
+    """The split plus adversarial copies (true labels, rounded to uint8) of a `ratio` share of it, crafted
+    once on `classifier`; with several attacks the share is divided evenly between them."""
+    chosen = np.random.default_rng(seed).choice(len(split), max(1, round(ratio * len(split))), replace=False)
+    parts = np.array_split(chosen, len(attacks))
+    adversarial = [
+        from_model_input(craft_evasion(attack, classifier, to_model_input(split.images[idx]), one_hot(split.labels[idx], classifier.nb_classes)))
+        for attack, idx in zip(attacks, parts)
+    ]
+    idx = np.concatenate(parts)
+    return Split(images=np.concatenate([split.images, *adversarial]), labels=np.concatenate([split.labels, split.labels[idx]]),
+                 groups=np.concatenate([split.groups, split.groups[idx]]), ids=np.concatenate([split.ids, split.ids[idx]]))
+
+
+def online_trainer(names: tuple[str, ...], options: dict, ratio: float) -> Callable:
+    """ART's AdversarialTrainer regenerating adversarials per batch; the weights are frozen only while
+    each attack runs (they are being trained in between)."""
+
+    def make(classifier):
+        attacks = _attacks(names, classifier, options)
+        for attack in attacks:
+            attack.generate = frozen_generate(attack, classifier)
+        return AdversarialTrainer(classifier, attacks, ratio=ratio)
+
+    return make
+
+
+def madry_trainer(options: dict) -> Callable:
+    """ART's AdversarialTrainerMadryPGD (PGD at ratio 1), its ε given in [0, 1] units (its defaults assume 0–255)."""
+    settings = {**DEFENCES["madry"].defaults, **{k: v for k, v in options.items() if v is not None}}
+
+    def make(classifier):
+        madry = AdversarialTrainerMadryPGD(classifier, eps=settings["eps"], eps_step=settings["eps_step"],
+                                           max_iter=settings["max_iter"], num_random_init=1)
+        madry.attack.set_params(verbose=False)
+        madry.attack.generate = frozen_generate(madry.attack, classifier)
+        return madry.trainer
+
+    return make
+
+
+def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, data: str | None = None,
+                data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """Retrain with adversarial copies (static rounds) or per-batch adversarials (online; always for madry)."""
+    cfg.check()
+    meta = read_checkpoint_meta(checkpoint)
+    if meta.get("preprocessing"):
+        raise SkinartError(f"{checkpoint} carries a preprocessing defence; retrain its source checkpoint instead")
+    train_cfg = TrainConfig(**meta["train_config"])
+    train_cfg.epochs = cfg.epochs or train_cfg.epochs
+    if cfg.init == "finetune":
+        train_cfg.weights, train_cfg.pretrained = str(Path(checkpoint).resolve() / WEIGHTS_FILE), False
+    run = Run("defend", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
+              method=method, retrain=asdict(cfg), train=asdict(train_cfg))
+    if run.done:
+        return None
+    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    defence = {"defence": {"method": method, "source": resolved(checkpoint), **asdict(cfg)}}
+    with run.staged() as tmp:
+        if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition
+            make = madry_trainer(cfg.options) if method == "madry" else online_trainer(cfg.attacks, cfg.options, cfg.ratio)
+            train(dataset, train_cfg, tmp, device, meta["malignant"], make, defence)
+        else:
+            _static_rounds(cfg, checkpoint, dataset, train_cfg, tmp, device, meta["malignant"], defence)
+        classifier, _ = classifier_from_checkpoint(tmp, device)
+        return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
+                        f"{meta['model']} + {method} on {dataset.name} test", kind="defend")
+
+
+def _static_rounds(cfg: RetrainConfig, checkpoint: Path, dataset, train_cfg: TrainConfig, out: Path, device: str,
+                   malignant: list[str], defence: dict) -> None:
+    """`cfg.rounds` times: craft adversarial copies on the current model, then train on the split plus the copies."""
+    crafter = classifier_from_checkpoint(checkpoint, device)[0]
+    for round_ in range(cfg.rounds):
+        print(f"round {round_ + 1}/{cfg.rounds}: crafting {cfg.ratio:.0%} adversarial copies with {'+'.join(cfg.attacks)}", file=sys.stderr)
+        train_split = with_adversarial_copies(dataset.splits["train"], _attacks(cfg.attacks, crafter, cfg.options), crafter,
+                                              cfg.ratio, train_cfg.seed + round_)
+        train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device, malignant, extra_meta=defence)
+        crafter = classifier_from_checkpoint(out, device)[0]
+        train_cfg.weights = str(out / WEIGHTS_FILE)  # the next round continues from this one

@@ -1,0 +1,37 @@
+"""`skinart run`: validate a recipe, write its plan.json, then run its tasks in order through the step commands.
+Every task writes its own run directory atomically and is skipped when done, so a killed run resumes by
+running the same command again."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from skinart.commands import step_group
+from skinart.errors import SkinartError
+from skinart.recipes import load_recipe, plan
+from skinart.runs import PLAN_FILE, read_plan, write_json
+
+
+def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
+    """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
+    recipe = load_recipe(path, overrides)
+    tasks = plan(recipe)
+    run_dir = Path(out or Path("runs") / recipe["name"])
+    if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
+        raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plan_tmp = run_dir / f".{PLAN_FILE}.partial"
+    write_json(plan_tmp, {"recipe": recipe, "recipe_file": str(Path(path).resolve()), "tasks": [asdict(t) for t in tasks]})
+    plan_tmp.replace(run_dir / PLAN_FILE)
+    group = step_group()
+    for i, task in enumerate(tasks, 1):
+        argv = task.argv(run_dir)
+        if not resume and task.command != "report":
+            argv.append("--overwrite")
+        print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
+        code = group.main(argv, prog_name="skinart", standalone_mode=False)
+        if code:
+            raise SkinartError(f"step {task.name} failed (see the error above); fix it and run the recipe again to resume")
+    return run_dir

@@ -1,0 +1,70 @@
+"""Scoring a classifier and writing what every run shows: clean metrics (evaluate, defend) and clean vs
+attacked metrics with the adversarial set and its figures (attack, rescore). Each run's metrics.json
+names its `kind`, so the study report reads runs by kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import time
+
+import numpy as np
+
+from skinart.attack_config import AttackConfig
+from skinart.data import Split
+from skinart.metrics import attack_metrics, classification_metrics, perturbation_norms
+from skinart.models import predict
+from skinart.report.figures import amplified, plot_confusions, plot_perturbations, save_image
+from skinart.report.tables import attack_markdown, metrics_markdown, threat_label
+from skinart.runs import write_json
+
+
+def evaluate(classifier, split: Split, classes: list[str], malignant: list[str], out: Path, title: str, kind: str = "evaluate") -> dict:
+    """Clean metrics of `classifier` on `split`: metrics.json, metrics.md, predictions.npz and the confusion matrices."""
+    probs = predict(classifier, split.images)
+    metrics = {"kind": kind, **classification_metrics(split.labels, probs.argmax(1), tuple(classes), malignant)}
+    np.savez_compressed(out / "predictions.npz", ids=split.ids, labels=split.labels, probabilities=probs)
+    write_json(out / "metrics.json", metrics)
+    (out / "metrics.md").write_text(metrics_markdown(metrics, title))
+    plot_confusions(metrics, classes, out, title)
+    return metrics
+
+
+def score_attack(classifier, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str], classes: list[str],
+                 target: int | None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(metrics, clean probabilities, attacked probabilities) of the (defended) classifier on clean and attacked images."""
+    clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
+    metrics = attack_metrics(labels, clean_probs.argmax(1), adv_probs.argmax(1), tuple(classes), tuple(malignant), target)
+    metrics.update(perturbation_norms(x, adv))
+    return metrics, clean_probs, adv_probs
+
+
+def write_attack_outputs(out: Path, metrics: dict, x: np.ndarray, adv: np.ndarray, clean_probs: np.ndarray, adv_probs: np.ndarray,
+                         labels: np.ndarray, ids: np.ndarray, classes: list[str], arrays: dict, title: str) -> None:
+    """metrics.json/.md, adversarial.npz, the perturbation grid, the confusion matrices under attack, and the
+    universal noise or patch (raw values and a viewable image)."""
+    write_json(out / "metrics.json", metrics)
+    (out / "metrics.md").write_text(attack_markdown(metrics, title))
+    np.savez(out / "adversarial.npz", adversarial=adv, ids=ids, labels=labels, clean_probabilities=clean_probs,
+             adversarial_probabilities=adv_probs)
+    changed = np.flatnonzero(clean_probs.argmax(1) != adv_probs.argmax(1))
+    shown = np.concatenate([changed, np.setdiff1d(np.arange(len(x)), changed)])[:4]
+    plot_perturbations(x[shown], adv[shown], clean_probs[shown], adv_probs[shown], classes, labels[shown], out / "perturbations.png", title)
+    plot_confusions(metrics["adversarial"], classes, out, title, "_adversarial")
+    for name, array in arrays.items():
+        np.savez(out / f"{name}.npz", **{name: array})
+        save_image(array.transpose(1, 2, 0) if name == "patch" else amplified(array), out / f"{name}.png")
+
+
+def write_attack(out: Path, cfg: AttackConfig, classifier, meta: dict, threat: str, malignant: list[str], x: np.ndarray,
+                 adv: np.ndarray, labels: np.ndarray, ids: np.ndarray, target: int | None, start: float, info: dict,
+                 arrays: dict) -> dict:
+    """Score clean and attacked images with the (defended) classifier and write the attack run's outputs."""
+    method, classes = cfg.row, meta["classes"]
+    metrics, clean_probs, adv_probs = score_attack(classifier, x, adv, labels, malignant, classes, target)
+    metrics = {"kind": "attack", **metrics, "threat_model": threat, "access": method.access, "method": cfg.method,
+               "bounded": method.bounded, "images": len(x), "eps": cfg.budget,
+               "seconds": round(time.perf_counter() - start, 2), **info}
+    title = f"{cfg.method} on {meta['model']} ({threat_label(threat, method.access)}, {len(x)} test images)"
+    write_attack_outputs(out, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)
+    return metrics

@@ -1,0 +1,34 @@
+"""`skinart evaluate --attack`: one attack under several threat models side by side (one attack sub-run each),
+with the robustness flags (transfer overstating robustness, gradient masking by a preprocessor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skinart.attack_config import AttackConfig
+from skinart.attack_run import THREATS, attack_run
+from skinart.checkpoints import read_checkpoint_meta
+from skinart.metrics import robustness_flags
+from skinart.report.tables import threats_markdown
+from skinart.runs import Run, data_ref, resolved, write_json
+
+
+def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[str, ...] = THREATS,
+                source_checkpoint: Path | None = None, data: str | None = None, data_root: str | None = None,
+                malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+    """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`."""
+    meta = read_checkpoint_meta(checkpoint)
+    run = Run("evaluate", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root), attack=cfg.__dict__,
+              threats=list(threats), source_checkpoint=resolved(source_checkpoint), malignant=malignant)
+    if run.done:
+        return None
+    with run.staged() as tmp:
+        runs = {t: attack_run(cfg, checkpoint, tmp / t, data, data_root, source_checkpoint if t == "transfer" else None,
+                              malignant, device, overwrite, t) for t in threats}
+        table = {t: {"clean_accuracy": m["clean"]["accuracy"], "accuracy": m["adversarial"]["accuracy"],
+                     "sensitivity": m["adversarial"]["binary"]["sensitivity"], "npv": m["adversarial"]["binary"]["npv"],
+                     "fnr": m["adversarial"]["binary"]["fnr"], "fooling_rate": m["fooling_rate"]} for t, m in runs.items()}
+        metrics = {"kind": "threats", "method": cfg.method, "threats": table, **robustness_flags(table, bool(meta.get("preprocessing")))}
+        write_json(tmp / "metrics.json", metrics)
+        (tmp / "metrics.md").write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
+    return metrics

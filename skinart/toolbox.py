@@ -1,0 +1,39 @@
+"""Every ART name skinart uses, imported in one place, after ART's data folder is pointed at skinart's cache
+(ART dumps deep-copied estimators there; DESIGN.md, ART traps). Modules take ART classes from here."""
+
+from __future__ import annotations
+
+import os
+
+import art.config
+
+from skinart.data.catalog import cache_root
+
+_DATA_PATH = os.environ.get("ART_DATA_PATH") or str(cache_root() / "art")
+if art.config.ART_DATA_PATH != _DATA_PATH:
+    art.config.set_data_path(_DATA_PATH)
+
+# isort: off  (everything below must load after the data path is set)
+from art.attacks.evasion import (  # noqa: E402
+    AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
+    ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
+)
+from art.attacks.evasion import fast_gradient  # noqa: E402
+from art.attacks.evasion.projected_gradient_descent import projected_gradient_descent_pytorch as pgd_pytorch  # noqa: E402
+from art.attacks.poisoning import PoisoningAttackBackdoor  # noqa: E402
+from art.attacks.poisoning.perturbations import add_pattern_bd  # noqa: E402
+from art.data_generators import PyTorchDataGenerator  # noqa: E402
+from art.defences.detector.poison import ActivationDefence, SpectralSignatureDefense  # noqa: E402
+from art.defences.preprocessor import FeatureSqueezing, JpegCompression, SpatialSmoothing  # noqa: E402
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch  # noqa: E402
+from art.defences.trainer import AdversarialTrainer, AdversarialTrainerMadryPGD  # noqa: E402
+from art.estimators.classification import PyTorchClassifier  # noqa: E402
+from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
+
+__all__ = [
+    "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "CarliniL2Method",
+    "CarliniLInfMethod", "EoTPyTorch", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
+    "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent", "PyTorchClassifier",
+    "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",
+    "UniversalPerturbation", "add_pattern_bd", "fast_gradient", "pgd_pytorch",
+]
