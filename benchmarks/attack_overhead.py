@@ -13,7 +13,8 @@ import time
 import numpy as np
 import torch
 
-from skinart.attacks import attacking, build
+from skinart.attacks import build
+from skinart.crafting import attacking
 from skinart.models import create_model, data_config, wrap
 
 

@@ -13,15 +13,14 @@ import time
 import numpy as np
 import torch
 
-from skinart.defences import WebPFlip, webp_batch, webp_roundtrip
+from skinart.data import load_dataset, to_model_input
 from skinart.models import create_model, data_config, wrap
+from skinart.preprocessing import WebPFlip, webp_batch, webp_roundtrip
 
 
 def images(n: int, size: int) -> np.ndarray:
     """float32 NCHW in [0, 1]: real lesions when the shared data are there, else smooth synthetic ones."""
     if os.environ.get("SKINART_DATA"):
-        from skinart.data import load_dataset, to_model_input
-
         test = load_dataset("ham10000", img_size=size).splits["test"]
         return to_model_input(test.images[:n])
     grid = np.linspace(0, 1, size, dtype=np.float32)

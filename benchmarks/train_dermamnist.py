@@ -13,8 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from skinart.evaluate import evaluate_run
-from skinart.train import TrainConfig, train_run
+from skinart.evaluate_run import evaluate_run
+from skinart.train_run import train_run
+from skinart.training import TrainConfig
 
 
 def main() -> None:

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attacks import AttackConfig, attack_run, build, sample_indices, seed_attack
+from skinart.attack_config import AttackConfig
+from skinart.attack_run import attack_run
+from skinart.attacks import build
+from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.crafting import sample_indices
 from skinart.data import to_model_input
-from skinart.evaluate import checkpoint_dataset
-from skinart.models import classifier_from_checkpoint, read_checkpoint_meta
+from skinart.runs import seed_everything
 
 
 def art_out_of_the_box(checkpoint: Path, cfg: AttackConfig) -> tuple[float, float]:
@@ -28,7 +31,7 @@ def art_out_of_the_box(checkpoint: Path, cfg: AttackConfig) -> tuple[float, floa
     classifier, _ = classifier_from_checkpoint(checkpoint, "cpu")
     train, test = dataset.splits["train"], dataset.splits["test"]
     uap = build("uap", classifier, {"eps": cfg.eps, "eps_step": cfg.eps_step, "max_iter": cfg.max_iter}, {})
-    seed_attack(cfg.seed)
+    seed_everything(cfg.seed)
     uap.generate(to_model_input(train.images[sample_indices(len(train), cfg.fit_samples, cfg.seed)]))
     x = to_model_input(test.images)
     clean = classifier.predict(x, batch_size=1).argmax(1)
