@@ -7,26 +7,38 @@ from typing import Annotated, Optional
 
 import typer
 
-from skinart.commands import Data, DataRoot, SplitRatios, add_step_commands, one_line_errors
+from skinart import __version__
+from skinart.commands import Data, DataRoot, OneLineGroup, SplitRatios, add_step_commands, one_line_errors
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
 from skinart.recipes import validate
 from skinart.runner import run_recipe
 
-app = add_step_commands(typer.Typer(add_completion=False, no_args_is_help=True,
-                                    help="Adversarial attacks and defences for skin-lesion classifiers."))
+app = add_step_commands(typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True))
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.")
 app.add_typer(recipes_app, name="recipes")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"skinart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def skinart(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                  help="print skinart's version and exit")] = False):
+    """Adversarial attacks and defences for skin-lesion classifiers."""
+
+
 @app.command("run")
 @one_line_errors
 def run(
-    recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/)")],
+    recipe: Annotated[Path, typer.Argument(metavar="RECIPE", help="YAML recipe (see recipes/)")],
     out: Annotated[Optional[Path], typer.Option(help="run directory (default: runs/<recipe name>)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe value, key.path=value (repeatable), "
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY.PATH=VALUE", help="override a recipe value, key.path=value (repeatable), "
                                                      "e.g. data.size=64 or steps.train.params.epochs=3")] = None,
     resume: Annotated[bool, typer.Option(help="skip steps already done with the same settings (--no-resume: redo every step)")] = True,
 ):
@@ -37,8 +49,8 @@ def run(
 @recipes_app.command("validate")
 @one_line_errors
 def recipes_validate(
-    recipes: Annotated[list[Path], typer.Argument(help="YAML recipes")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, key.path=value (repeatable)")] = None,
+    recipes: Annotated[list[Path], typer.Argument(metavar="RECIPE", help="YAML recipes, one or more")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY.PATH=VALUE", help="override, key.path=value (repeatable)")] = None,
 ):
     """Check recipes against the commands' options (keys, types, step references) without running anything."""
     failed = 0
@@ -58,7 +70,7 @@ def data_info(
     data: Data = "dermamnist",
     data_root: DataRoot = None,
     split_ratios: SplitRatios = None,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="seed of the lesion-grouped split")] = 0,
 ):
     """Classes, counts per split and lesions shared between splits."""
     typer.echo(describe(data, data_root, split_ratios, seed))

@@ -5,18 +5,19 @@ them to the `skinart` command; `recipes` validates and runs steps through them."
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
+from typer.core import TyperGroup
 
 from skinart.attack_config import AttackConfig
 from skinart.attack_run import THREATS, attack_run
 from skinart.data import CLASSES, DATASETS, DEFAULT_MALIGNANT
 from skinart.defences import RetrainConfig, check_defence
 from skinart.detect_run import detect_run
-from skinart.errors import EXIT_BAD_INPUT, SkinartError
+from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 from skinart.evaluate_run import evaluate_run
 from skinart.options import parse_eps, parse_malignant, parse_params
 from skinart.poison_run import poison_run
@@ -31,17 +32,42 @@ from skinart.training import TrainConfig
 
 
 def one_line_errors(command):
-    """Show a SkinartError as one line on stderr and exit 2 instead of a traceback."""
+    """What a user can cause, as one line on stderr: a SkinartError (exit 2), a file the system refuses (a read-only or
+    full --out), memory. Anything else is a bug and keeps its traceback (exit 1)."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except SkinartError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            error = e
+        except MemoryError:
+            error = SkinartError("out of memory; choose a smaller --img-size, --batch-size or --max-samples")
+        except OSError as e:
+            error = SkinartError(f"cannot write or read {e.filename or 'a file'} ({e.strerror or e}); "
+                                 "choose an --out you can write to, or free disk space")
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code)
 
     return run
+
+
+class OneLineGroup(TyperGroup):
+    """The `skinart` group: a command-line mistake (unknown option, wrong type, missing option) is one line, exit 2,
+    not a usage box; Ctrl-C is one line saying how to resume, exit 130."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as e:  # typer's own click: an unknown option, a wrong type, a missing option
+            ctx = getattr(e, "ctx", None)
+            typer.echo(f"error: {e.format_message()} (see `{ctx.command_path if ctx else 'skinart'} --help`)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        if code == EXIT_INTERRUPTED:  # typer's exit code for Ctrl-C; every run is staged, so nothing half-written is left
+            typer.echo("error: interrupted; nothing half-written was left: run the same command again to resume", err=True)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 Data = Annotated[str, typer.Option("--data", help=f"dataset: {', '.join(DATASETS)}")]
@@ -69,15 +95,15 @@ def train(
     resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
     split_ratios: SplitRatios = None,
     epochs: Annotated[int, typer.Option(help="maximum epochs")] = 30,
-    batch_size: int = 64,
+    batch_size: Annotated[int, typer.Option(help="images per training batch")] = 64,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
-    weight_decay: float = 1e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW/SGD weight decay")] = 1e-4,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd")] = "adamw",
     scheduler: Annotated[str, typer.Option(help="per-epoch LR schedule: cosine, step or none")] = "cosine",
     patience: Annotated[int, typer.Option(help="stop after this many epochs without better val macro recall (0: never)")] = 10,
     augment: Annotated[str, typer.Option(help="none, flip, rotate or full")] = "rotate",
     balance: Annotated[str, typer.Option(help="none, weights (loss weights) or oversample (random oversampling)")] = "none",
-    label_smoothing: float = 0.0,
+    label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing in [0, 1)")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict")] = None,
@@ -167,11 +193,11 @@ def attack(
     fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
     max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
     retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(help="further ART parameter, key=value (repeatable)")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", help="further ART parameter, e.g. decay=0.9 (repeatable)")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
     threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
     adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="seed of the test sample, random starts and fit sample")] = 0,
     malignant: Malignant = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -248,7 +274,7 @@ def defend(
 
 @one_line_errors
 def report(
-    run: Annotated[Path, typer.Argument(help="run directory written by `skinart run`")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="run directory written by `skinart run`")],
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     also_malignant: Annotated[Optional[str], typer.Option(help="a second malignant set for the health table, "
@@ -269,6 +295,6 @@ def add_step_commands(app: typer.Typer) -> typer.Typer:
     return app
 
 
-def step_group() -> click.Group:
+def step_group() -> TyperGroup:
     """The step commands as click sees them: a recipe step's schema, parser and runner."""
     return typer.main.get_command(add_step_commands(typer.Typer()))

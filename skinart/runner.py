@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from skinart.commands import step_group
-from skinart.errors import SkinartError
+from skinart.errors import EXIT_INTERRUPTED, SkinartError
 from skinart.recipes import load_recipe, plan
 from skinart.runs import PLAN_FILE, read_plan, write_json
 
@@ -32,6 +32,8 @@ def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), r
             argv.append("--overwrite")
         print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
         code = group.main(argv, prog_name="skinart", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # the step left nothing half-written: re-running resumes here
+            raise KeyboardInterrupt
         if code:
             raise SkinartError(f"step {task.name} failed (see the error above); fix it and run the recipe again to resume")
     return run_dir
