@@ -240,14 +240,14 @@ def defend(
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to defend (written by `skinart train`)")] = None,
     data: CheckpointData = None,
     data_root: DataRoot = None,
-    webp_quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: 60)")] = 60,
+    quality: Annotated[int, typer.Option(help="llt/combined/jpeg: compression quality 1–100 (the thesis: WebP at 60)")] = 60,
     window: Annotated[int, typer.Option(help="smoothing: median window")] = 3,
     bits: Annotated[int, typer.Option(help="squeeze: bit depth")] = 4,
     attacks: Annotated[str, typer.Option(help="retrain: fgsm, pgd, mim or a comma-separated mix (the share is split evenly)")] = "fgsm",
     ratio: Annotated[float, typer.Option(help="retrain: adversarial share in (0, 1] (static: of the train split; online: of each batch)")] = 0.5,
     mode: Annotated[str, typer.Option(help="retrain: static (craft once on the source model) or online (every batch); madry is always online")] = "static",
     rounds: Annotated[int, typer.Option(help="retrain static: craft-and-train rounds (the thesis: 5)")] = 1,
-    epochs: Annotated[Optional[int], typer.Option(help="retrain/madry: epochs per round (default: the checkpoint's)")] = None,
+    retrain_epochs: Annotated[Optional[int], typer.Option(help="retrain/madry: retraining epochs per round (default: the checkpoint's)")] = None,
     init: Annotated[str, typer.Option(help="retrain/madry: finetune (from the checkpoint) or scratch (re-initialised, the paper)")] = "finetune",
     eps: Annotated[Optional[str], typer.Option(help="retrain/madry: attack budget, e.g. 2/255 (default per attack)")] = None,
     eps_step: Annotated[Optional[str], typer.Option(help="retrain/madry: step of pgd/mim")] = None,
@@ -261,8 +261,8 @@ def defend(
     """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
     options = {"eps": eps and parse_eps(eps), "eps_step": eps_step and parse_eps(eps_step, "--eps-step"), "max_iter": max_iter}
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
-                            epochs=epochs, init=init, options=options)
-    metrics = _defend(method, checkpoint, out, {"quality": webp_quality, "window": window, "bits": bits}, retrain, retrained,
+                            epochs=retrain_epochs, init=init, options=options)
+    metrics = _defend(method, checkpoint, out, {"quality": quality, "window": window, "bits": bits}, retrain, retrained,
                       data, data_root, device, overwrite, poisoned_run, detector)
     if metrics is None:
         return _skipped(out)

@@ -60,6 +60,6 @@ class RetrainConfig:
         choose(self.mode, RETRAIN_MODES, "--mode")
         choose(self.init, INITS, "--init")
         if self.rounds < 1 or (self.epochs is not None and self.epochs < 1):
-            raise SkinartError("--rounds and --epochs must be at least 1")
+            raise SkinartError("--rounds and --retrain-epochs must be at least 1")
         if self.mode == "online" and self.rounds != 1:
             raise SkinartError("--rounds is for --mode static (online mode regenerates adversarials every batch)")

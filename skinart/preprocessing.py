@@ -81,7 +81,7 @@ class EoTFlips(EoTPyTorch):
 
 def check_quality(quality: int) -> int:
     if not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise SkinartError(f"--webp-quality {quality} is outside 1–100; the thesis used 60")
+        raise SkinartError(f"--quality {quality} is outside 1–100; the thesis used WebP at 60")
     return quality
 
 

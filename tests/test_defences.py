@@ -55,7 +55,7 @@ def test_quality_outside_range_is_refused():
 def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset, tmp_path):
     defended = tmp_path / "llt"
     result = invoke("defend", "--method", "llt", "--checkpoint", trained, "--data-root", derma_subset, "--out", defended,
-                    "--webp-quality", 50)
+                    "--quality", 50)
     assert result.exit_code == 0, result.stderr
     meta = json.loads((defended / "skinart.json").read_text())
     assert meta["preprocessing"] == [{"name": "llt", "quality": 50, "window": 3, "bits": 4}]
@@ -76,7 +76,7 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
 
 
 @pytest.mark.parametrize("args, message", [
-    (["defend", "--method", "llt", "--webp-quality", 0], "outside 1–100"),
+    (["defend", "--method", "llt", "--quality", 0], "outside 1–100"),
     (["defend", "--method", "blur"], "unknown defence 'blur'"),
     (["attack", "--method", "fgsm", "--threat", "transfer"], "needs --source-checkpoint"),
     (["attack", "--method", "fgsm", "--threat", "grey-box"], "unknown --threat 'grey-box'"),
@@ -115,10 +115,10 @@ def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_su
         return json.loads((tmp_path / out / "skinart.json").read_text())
 
     source = json.loads((trained / "skinart.json").read_text())
-    static = defend("retrain", "--method", "retrain", "--attacks", "fgsm,pgd", "--ratio", 0.4, "--epochs", 1, "--max-iter", 3)
+    static = defend("retrain", "--method", "retrain", "--attacks", "fgsm,pgd", "--ratio", 0.4, "--retrain-epochs", 1, "--max-iter", 3)
     assert static["defence"]["method"] == "retrain" and static["defence"]["attacks"] == ["fgsm", "pgd"]
     assert static["weights_sha256"] != source["weights_sha256"] and not static.get("preprocessing")
-    madry = defend("madry", "--method", "madry", "--epochs", 1, "--max-iter", 2)
+    madry = defend("madry", "--method", "madry", "--retrain-epochs", 1, "--max-iter", 2)
     assert madry["defence"]["method"] == "madry" and madry["weights_sha256"] != source["weights_sha256"]
     combined = defend("combined", "--method", "combined", "--retrained", tmp_path / "retrain")
     assert combined["preprocessing"][0]["name"] == "llt" and combined["weights_sha256"] == static["weights_sha256"]
