@@ -17,6 +17,38 @@ _RANGES = {
 _OPTIONS = ("eps", "eps_step", "max_iter", "random_init", "attacker", "patch_size")  # a method's own ART options
 
 
+def _count(low: int):
+    def check(key: str, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SkinartError(f"--param {key}={value}: expected a whole number of at least {low}")
+        return value
+    return check
+
+
+def _between(low: float, high: float):
+    def check(key: str, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+            raise SkinartError(f"--param {key}={value}: expected a number in ({low:g}, {high:g})")
+        return float(value)
+    return check
+
+
+def _norm(key: str, value):
+    if value not in ("inf", float("inf"), 1, 2):
+        raise SkinartError(f"--param {key}={value}: expected inf, 1 or 2")
+    return "inf" if value in ("inf", float("inf")) else value
+
+
+# --param keys that the options also set go through the same checks; the rest reach ART, which names unknown keys
+_PARAMS = {
+    "eps": lambda key, value: parse_eps(value, f"--param {key}"), "eps_step": lambda key, value: parse_eps(value, f"--param {key}"),
+    "max_iter": _count(1), "batch_size": _count(1), "max_eval": _count(1), "init_eval": _count(1), "binary_search_steps": _count(1),
+    "nb_restarts": _count(1), "num_random_init": _count(0), "delta": _between(0, 1), "p_init": _between(0, 1),
+    "learning_rate": _between(0, float("inf")), "decay": _between(0, float("inf")), "initial_const": _between(0, float("inf")),
+    "norm": _norm,
+}
+
+
 @dataclass
 class AttackConfig:
     """Everything `skinart attack` takes besides paths; None means the method's default."""
@@ -42,6 +74,7 @@ class AttackConfig:
         for name in ("eps", "eps_step"):
             if getattr(self, name) is not None:
                 setattr(self, name, parse_eps(getattr(self, name), flag(name)))
+        self.params = {key: _PARAMS.get(key, lambda _, value: value)(key, value) for key, value in self.params.items()}
 
     @property
     def row(self) -> Method:
@@ -81,6 +114,10 @@ class AttackConfig:
                 raise SkinartError(f"{self.method} needs {flag(name)} ({method.help})")
         if self.fraction is not None and not 0 < self.fraction < 1:
             raise SkinartError(f"{self.method} needs --fraction in (0, 1), the share of training images to poison; got {self.fraction}")
+        eps, step = self.params.get("eps", self.eps), self.params.get("eps_step", self.eps_step)
+        if eps is not None and step is not None and step > eps:
+            raise SkinartError(f"the step {step:.4g} is larger than ε {eps:.4g}; every step would be clipped back to the budget: "
+                               "give an --eps-step at most --eps")
         target = parse_class(self.target_class, classes, "--target-class")
         source = parse_class(self.source_class, classes, "--source-class")
         if source is not None and source == target:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attack_config import AttackConfig
-from skinart.attacks import build
+from skinart.attacks import art_parameters, build
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.crafting import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
 from skinart.data import LesionDataset, to_model_input
@@ -31,16 +31,22 @@ def _check_source(meta: dict, source_meta: dict, source: Path) -> None:
                                "craft on a model trained for the same classes and input size")
 
 
+def transfer_source(meta: dict, source_checkpoint: Path | None) -> Path | str:
+    """The checkpoint a transfer attacker crafts on: the one given, else the defended checkpoint's own source."""
+    source = source_checkpoint or (meta.get("defence") or {}).get("source")
+    if not source:
+        raise SkinartError("--threat transfer needs --source-checkpoint (the model the attacker crafts on)")
+    _check_source(meta, read_checkpoint_meta(source), source)
+    return source
+
+
 def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint: Path | None, device: str):
     """(the model the attacker differentiates, its source checkpoint for transfer) under a DESIGN.md threat model.
     On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights without the
     preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor is PyTorch)."""
     choose(threat, THREATS, "--threat")
     if threat == "transfer":
-        source = source_checkpoint or (meta.get("defence") or {}).get("source")
-        if not source:
-            raise SkinartError("--threat transfer needs --source-checkpoint (the model the attacker crafts on)")
-        _check_source(meta, read_checkpoint_meta(source), source)
+        source = transfer_source(meta, source_checkpoint)
         return classifier_from_checkpoint(source, device, defended=False)[0], source
     if source_checkpoint:
         raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
@@ -62,7 +68,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
     threat = threat or ("transfer" if source_checkpoint else "white-box")
     crafter, source = crafting_model(threat, checkpoint, meta, source_checkpoint, device)
-    run = Run("attack", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
+    run = Run("attack", out, overwrite, inputs=[source], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
               attack=cfg.__dict__, threat_model=threat, malignant=malignant_names,
               source_checkpoint=source and checkpoint_ref(source, read_checkpoint_meta(source)))
     if run.done:
@@ -77,7 +83,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     adv, info, arrays = _craft(cfg, attack, crafter, dataset, x, test.labels[keep], target)
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
     with run.staged() as tmp:
-        return write_attack(tmp, cfg, classifier, meta, threat, malignant_names, x, adv, test.labels[keep], test.ids[keep],
+        return write_attack(tmp, cfg, art_parameters(attack), classifier, meta, threat, malignant_names, x, adv, test.labels[keep], test.ids[keep],
                             target, start, info, arrays)
 
 

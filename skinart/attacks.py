@@ -3,6 +3,7 @@ the options it takes and what the attacker reads of the model. `build` turns a r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -116,6 +117,8 @@ def build(name: str, classifier, options: dict, extra: dict, target: int | None 
         kwargs["eps_step"] = given["eps"] / 4  # the step follows ε (2/255 at the default 8/255) so ε sweeps stay comparable
     if target is not None:
         kwargs["targeted"] = True
+    elif "targeted" in getattr(method.art_class or method.factory, "attack_params", ()):
+        kwargs["targeted"] = False  # ART's patch defaults to targeted: untargeted must be said
     try:
         return method.factory(classifier, **kwargs)
     except TypeError as e:  # an ART keyword this attack does not have
@@ -123,3 +126,21 @@ def build(name: str, classifier, options: dict, extra: dict, target: int | None 
         raise SkinartError(f"{name}: {e}; valid ART parameters are {valid}") from None
     except ValueError as e:
         raise SkinartError(f"{name}: ART rejected the parameters ({e}); fix the option or --param") from None
+
+
+def _recordable(value):
+    """A parameter value as JSON can hold it (∞ as "inf"); None for what is not a plain setting (callbacks, writers)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {k: _recordable(v) for k, v in value.items() if _recordable(v) is not None}
+    return None
+
+
+def art_parameters(attack) -> dict:
+    """The parameters ART will run with, read back from the built attack, so what a run records is what ran
+    (defaults, options and --param overrides as ART applied them)."""
+    values = {name: _recordable(getattr(attack, name, None)) for name in attack.attack_params if name != "estimator"}
+    return {name: value for name, value in values.items() if value is not None}

@@ -43,7 +43,7 @@ def detect_run(poisoned_run: Path, out: Path, detector: str = "activation", data
         raise SkinartError(f"{poisoned_run} is not a poisoned run (no poison.npz); pass --poisoned-run, a run of "
                            "`skinart attack --method poison-flip|poison-backdoor`")
     attack = json.loads(config_file.read_text())["attack"]
-    run = Run("defend", out, overwrite, method="detect-poison", detector=detector,
+    run = Run("detect-poison", out, overwrite, inputs=[poisoned_run], method="detect-poison", detector=detector,
               poisoned_run={"path": resolved(poisoned_run), "weights_sha256": meta["weights_sha256"]})
     if run.done:
         return None

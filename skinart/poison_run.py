@@ -33,7 +33,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(classes))
     train_cfg = TrainConfig(**meta["train_config"])
     train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
-    run = Run("attack", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
+    run = Run("poison", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
               attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant_names)
     if run.done:
         return None

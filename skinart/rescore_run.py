@@ -21,12 +21,13 @@ from skinart.runs import CONFIG_FILE, Run, data_ref
 from skinart.scoring import write_attack
 
 
-def _saved_run(run: Path) -> tuple[dict, dict, AttackConfig]:
-    """(the run's config, its adversarial.npz arrays, the attack it ran)."""
+def _saved_run(run: Path) -> tuple[dict, dict, AttackConfig, dict]:
+    """(the run's config, its adversarial.npz arrays, the attack it ran, the parameters ART ran it with)."""
     try:
         run_config = json.loads((run / CONFIG_FILE).read_text())
         saved = dict(np.load(run / "adversarial.npz"))
-        return run_config, saved, AttackConfig(**run_config["attack"])
+        art_params = json.loads((run / "metrics.json").read_text())["art_params"]
+        return run_config, saved, AttackConfig(**run_config["attack"]), art_params
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise SkinartError(f"--adversarial-run {run} is not a finished evasion `skinart attack` run ({e}); give such a run directory")
 
@@ -35,7 +36,7 @@ def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data:
                 malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
     """The saved images of `run` scored by `checkpoint`; `cfg` may only repeat the run's own settings."""
     run = Path(run)
-    run_config, saved, crafted = _saved_run(run)
+    run_config, saved, crafted, art_params = _saved_run(run)
     if crafted.method != cfg.method:
         raise SkinartError(f"{run} holds {crafted.method} images, not {cfg.method}; pass --method {crafted.method} or another run")
     for name, value in cfg.__dict__.items():
@@ -45,7 +46,7 @@ def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data:
     meta = read_checkpoint_meta(checkpoint)
     target, _ = crafted.check(meta["classes"])
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
-    job = Run("attack", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
+    job = Run("attack", out, overwrite, inputs=[run], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
               attack=crafted.__dict__, threat_model="transfer", malignant=malignant_names,
               source_checkpoint=run_config.get("source_checkpoint") or run_config["checkpoint"],
               adversarial_run={"path": str(run.resolve()), "config_hash": run_config.get("config_hash")})
@@ -61,5 +62,5 @@ def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data:
     print(f"{crafted.method} images of {run} on {len(x)} test images (transfer)", file=sys.stderr)
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
     with job.staged() as tmp:
-        return write_attack(tmp, crafted, classifier, meta, "transfer", malignant_names, x, saved["adversarial"], saved["labels"],
+        return write_attack(tmp, crafted, art_params, classifier, meta, "transfer", malignant_names, x, saved["adversarial"], saved["labels"],
                             saved["ids"], target, time.perf_counter(), {}, {})

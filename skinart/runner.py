@@ -19,6 +19,9 @@ def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), r
     recipe = load_recipe(path, overrides)
     tasks = plan(recipe)
     run_dir = Path(out or Path("runs") / recipe["name"])
+    if run_dir.exists() and not (run_dir.is_dir() and ((run_dir / PLAN_FILE).is_file() or not any(run_dir.iterdir()))):
+        raise SkinartError(f"--out {run_dir} holds something that is not a recipe run (no {PLAN_FILE}): a checkpoint, another run "
+                           "or your files; choose another --out")
     if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
         raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)

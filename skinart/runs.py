@@ -44,27 +44,45 @@ def seed_everything(seed: int) -> None:
 
 
 def needs_run(out: Path, config: dict, overwrite: bool) -> bool:
-    """False when `out` already holds this very run; raises when it holds another one."""
+    """False when `out` already holds this very run; raises when it holds anything else, unless `overwrite` and it
+    holds a skinart run of the same kind (skinart never deletes what it did not write)."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return True
     if not out.is_dir():
         raise SkinartError(f"--out {out} is a file; choose a directory path")
-    config_path = out / CONFIG_FILE
     try:
-        same = json.loads(config_path.read_text()).get("config_hash") == config_hash(config)
-    except (OSError, ValueError, AttributeError):
-        same = False
-    if same and not overwrite:
+        existing = json.loads((out / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise SkinartError(f"output directory {out} holds files that are not a skinart run; choose another --out "
+                           "(--overwrite replaces only skinart's own runs)")
+    if existing.get("config_hash") == config_hash(config) and not overwrite:
         return False
     if not overwrite:
-        what = "a different run" if config_path.is_file() else "files that are not a skinart run"
-        raise SkinartError(f"output directory {out} already holds {what}; pass --overwrite to replace it or choose another --out")
+        raise SkinartError(f"output directory {out} already holds a different run; pass --overwrite to replace it or choose another --out")
+    if existing.get("kind") != config["kind"]:
+        raise SkinartError(f"output directory {out} holds a run of kind {existing.get('kind', 'unknown (older skinart)')}, "
+                           f"not {config['kind']}; "
+                           "--overwrite replaces only a run of the same kind: choose another --out")
     return True
+
+
+def check_out(out: Path, inputs) -> None:
+    """Inputs are never outputs: `out` may not be, contain or lie inside a run directory the run reads."""
+    target = Path(out).resolve()
+    for given in (p for p in inputs if p):
+        source = Path(given).resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise SkinartError(f"--out {out} is, contains or lies inside the input {given}; inputs are never outputs: "
+                               "choose an --out outside every input run")
 
 
 @contextmanager
 def staged(out: Path, config: dict) -> Iterator[Path]:
-    """Yield a temporary sibling of `out`; on success write config.json and swap it into place."""
+    """Yield a temporary sibling of `out`; on success write config.json and swap it into place. On failure nothing
+    is left: neither the temporary directory nor the parent folders this run created."""
+    created = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
@@ -80,18 +98,24 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             tmp.rename(out)
+    except BaseException:
+        if created is not None and created != out:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Run:
-    """One run directory: its config names the command, the checkpoint it reads (path and weights hash) and the
-    data, plus the run's own settings. `done` when `out` already holds this very run; `staged()` writes it."""
+    """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (path and
+    weights hash) and the data, plus the run's own settings. `inputs` are the run directories it reads, which `out`
+    may not overlap. `done` when `out` already holds this very run; `staged()` writes it."""
 
-    def __init__(self, command: str, out: Path, overwrite: bool = False, *, checkpoint: Path | None = None,
+    def __init__(self, kind: str, out: Path, overwrite: bool = False, *, inputs=(), checkpoint: Path | None = None,
                  meta: dict | None = None, data: dict | None = None, **settings):
         self.out, self.overwrite = Path(out), overwrite
-        self.config = {"command": command, **settings}
+        check_out(self.out, [checkpoint, *inputs])
+        self.config = {"kind": kind, **settings}
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint_ref(checkpoint, meta)
         if data is not None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from skinart.attack_config import AttackConfig
 from skinart.data import Split
+from skinart.errors import SkinartError
 from skinart.metrics import attack_metrics, classification_metrics, perturbation_norms
 from skinart.models import predict
 from skinart.report.figures import amplified, plot_confusions, plot_perturbations, save_image
@@ -56,14 +57,19 @@ def write_attack_outputs(out: Path, metrics: dict, x: np.ndarray, adv: np.ndarra
         save_image(array.transpose(1, 2, 0) if name == "patch" else amplified(array), out / f"{name}.png")
 
 
-def write_attack(out: Path, cfg: AttackConfig, classifier, meta: dict, threat: str, malignant: list[str], x: np.ndarray,
-                 adv: np.ndarray, labels: np.ndarray, ids: np.ndarray, target: int | None, start: float, info: dict,
-                 arrays: dict) -> dict:
-    """Score clean and attacked images with the (defended) classifier and write the attack run's outputs."""
+def write_attack(out: Path, cfg: AttackConfig, art_params: dict, classifier, meta: dict, threat: str, malignant: list[str],
+                 x: np.ndarray, adv: np.ndarray, labels: np.ndarray, ids: np.ndarray, target: int | None, start: float,
+                 info: dict, arrays: dict) -> dict:
+    """Score clean and attacked images with the (defended) classifier and write the attack run's outputs. `art_params`
+    is what ART ran with (read back from the attack); a bounded attack whose measured L∞ exceeds its ε is refused."""
     method, classes = cfg.row, meta["classes"]
     metrics, clean_probs, adv_probs = score_attack(classifier, x, adv, labels, malignant, classes, target)
+    eps = art_params.get("eps") if method.bounded else None
+    if eps is not None and metrics["linf_max"] is not None and metrics["linf_max"] > eps + 1e-6:
+        raise SkinartError(f"{cfg.method} moved pixels by {metrics['linf_max'] * 255:.2f}/255, beyond its ε {eps * 255:.2f}/255: "
+                           "the run is not written, as its numbers would not be those of the stated budget; report this as a bug")
     metrics = {"kind": "attack", **metrics, "threat_model": threat, "access": method.access, "method": cfg.method,
-               "bounded": method.bounded, "images": len(x), "eps": cfg.budget,
+               "bounded": method.bounded, "images": len(x), "eps": eps, "art_params": art_params,
                "seconds": round(time.perf_counter() - start, 2), **info}
     title = f"{cfg.method} on {meta['model']} ({threat_label(threat, method.access)}, {len(x)} test images)"
     write_attack_outputs(out, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)

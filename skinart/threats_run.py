@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import THREATS, attack_run
+from skinart.attack_run import THREATS, attack_run, transfer_source
 from skinart.checkpoints import read_checkpoint_meta
+from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.report.tables import threats_markdown
 from skinart.runs import Run, data_ref, resolved, write_json
@@ -18,7 +19,14 @@ def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[s
                 malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`."""
     meta = read_checkpoint_meta(checkpoint)
-    run = Run("evaluate", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root), attack=cfg.__dict__,
+    if cfg.row.kind == "poison":
+        raise SkinartError(f"--attack {cfg.method} retrains the model; evaluate --attack takes evasion, universal and patch "
+                           "methods (poison with `skinart attack`)")
+    if source_checkpoint and "transfer" not in threats:
+        raise SkinartError("--source-checkpoint is for the transfer threat model; add --threat transfer (or all) or drop it")
+    if "transfer" in threats:
+        transfer_source(meta, source_checkpoint)  # before any sub-run crafts anything
+    run = Run("threats", out, overwrite, inputs=[source_checkpoint], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root), attack=cfg.__dict__,
               threats=list(threats), source_checkpoint=resolved(source_checkpoint), malignant=malignant)
     if run.done:
         return None

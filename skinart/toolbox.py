@@ -3,15 +3,30 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
-import art.config
+from skinart import cache_root
 
-from skinart.data.catalog import cache_root
 
+def _import_art_config():
+    """`art.config` writes <HOME>/.art/config.json when it is first imported: make that home skinart's cache."""
+    home = os.environ.get("HOME")
+    cache_root().mkdir(parents=True, exist_ok=True)  # ART falls back to /tmp when the folder is not writable
+    os.environ["HOME"] = str(cache_root())
+    try:
+        return importlib.import_module("art.config")
+    finally:
+        if home is None:
+            os.environ.pop("HOME")
+        else:
+            os.environ["HOME"] = home
+
+
+_config = _import_art_config()
 _DATA_PATH = os.environ.get("ART_DATA_PATH") or str(cache_root() / "art")
-if art.config.ART_DATA_PATH != _DATA_PATH:
-    art.config.set_data_path(_DATA_PATH)
+if _config.ART_DATA_PATH != _DATA_PATH:
+    _config.set_data_path(_DATA_PATH)
 
 # isort: off  (everything below must load after the data path is set)
 from art.attacks.evasion import (  # noqa: E402

@@ -1,16 +1,27 @@
-"""Shared fixtures. Tests that need the real data read SKINART_DATA and skip cleanly without it."""
+"""Shared fixtures. Tests that need the real data read SKINART_DATA and skip cleanly without it.
+
+The whole suite runs with HOME pointed at an empty folder and the cache in a temporary one, both set before
+skinart is imported (it points other libraries' folders into the cache at import); HOME must be empty at the end."""
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-from typer.testing import CliRunner
+_HOME = Path(tempfile.mkdtemp(prefix="skinart-home-"))
+_CACHE = Path(tempfile.mkdtemp(prefix="skinart-cache-"))
+os.environ.update(HOME=str(_HOME), SKINART_CACHE=str(_CACHE))
+for _variable in ("ART_DATA_PATH", "MPLCONFIGDIR", "TORCH_HOME", "HF_HOME"):  # skinart chooses these from the cache
+    os.environ.pop(_variable, None)
 
-from skinart.cli import app
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from skinart.cli import app  # noqa: E402
 
 
 def invoke(*args):
@@ -19,18 +30,12 @@ def invoke(*args):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_caches(tmp_path_factory):
-    """Keep resized-image caches and ART's data folder out of the user's home."""
-    cache = tmp_path_factory.mktemp("skinart-cache")
-    old = {k: os.environ.get(k) for k in ("SKINART_CACHE", "ART_DATA_PATH")}
-    os.environ["SKINART_CACHE"] = str(cache)
-    os.environ["ART_DATA_PATH"] = str(cache / "art")
+def _nothing_under_home():
+    """Nothing of skinart (nor of ART, matplotlib, torch) may land under $HOME."""
     yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    left = sorted(str(p.relative_to(_HOME)) for p in _HOME.rglob("*"))
+    shutil.rmtree(_CACHE, ignore_errors=True)
+    assert left == [], f"written under $HOME: {left}"
 
 
 @pytest.fixture(scope="session")

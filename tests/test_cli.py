@@ -18,8 +18,8 @@ def test_train_writes_a_checkpoint_run(trained):
     assert not list(trained.parent.glob(".*partial*"))
 
 
-def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset):
-    out = trained / "eval"
+def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset, tmp_path):
+    out = tmp_path / "eval"
     result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -96,3 +96,22 @@ def test_data_info(derma_subset):
     result = invoke("data", "info", "--data", "dermamnist", "--data-root", derma_subset)
     assert result.exit_code == 0
     assert "600" in result.stdout and "groups shared between splits: 0" in result.stdout
+
+
+def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(derma_subset, tmp_path, monkeypatch):
+    import skinart.training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skinart.training, "plot_training_curves", interrupted)
+    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run")
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == ["error: interrupted; nothing half-written was left: run the same command again to resume"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_a_usage_mistake_is_one_line():
+    assert invoke("--version").stdout.strip().startswith("skinart ")
+    result = invoke("train", "--epochs", "many", "--out", "x")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "--epochs" in result.stderr

@@ -28,7 +28,7 @@ def tiny_recipe(root: Path) -> dict:
             {"name": "clean", "command": "evaluate", "params": {"checkpoint": "train"}},
             {"name": "fgsm", "command": "attack", "params": {"checkpoint": "train", "method": "fgsm"}, "grid": {"eps": ["2/255", "8/255"]}},
             {"name": "llt", "command": "defend", "params": {"checkpoint": "train", "method": "llt"}},
-            {"name": "rt", "command": "defend", "params": {"checkpoint": "train", "method": "retrain", "epochs": 1},
+            {"name": "rt", "command": "defend", "params": {"checkpoint": "train", "method": "retrain", "retrain_epochs": 1},
              "grid": {"ratio": [0.2, 0.6]}},
             {"name": "rt_fgsm", "command": "attack", "params": {"checkpoint": "rt", "method": "fgsm", "eps": "8/255"}},
             {"name": "llt_pgd", "command": "evaluate", "params": {"checkpoint": "llt", "attack": "pgd", "eps": "4/255", "max_iter": 3,

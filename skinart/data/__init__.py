@@ -18,7 +18,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from skinart.errors import SkinartError
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
-    SPLIT_NAMES, cache_root,
+    SPLIT_NAMES,
 )
 from skinart.data.pixels import from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
 from skinart.data.sources import Source, read_source  # noqa: F401

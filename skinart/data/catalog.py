@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skinart import cache_root
+
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 # MedMNIST's label names (medmnist/info.py) and HAM10000's dx codes name the same classes.
 CLASS_DESCRIPTIONS = {
@@ -85,10 +87,6 @@ DATASETS: dict[str, dict] = {
     },
 }
 DEFAULT_IMG_SIZE = 224
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SKINART_CACHE") or Path.home() / ".cache" / "skinart")
 
 
 def default_root(name: str) -> Path | None:

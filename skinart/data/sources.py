@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from skinart import cache_root
 from skinart.errors import SkinartError
 from skinart.options import choose
-from skinart.data.catalog import CLASS_DESCRIPTIONS, CLASSES, DATASETS, SPLIT_NAMES, IMAGE_SUFFIXES, cache_root, default_root
+from skinart.data.catalog import CLASS_DESCRIPTIONS, CLASSES, DATASETS, SPLIT_NAMES, IMAGE_SUFFIXES, default_root
 
 
 @dataclass
