@@ -36,7 +36,7 @@ def transfer_source(meta: dict, source_checkpoint: Path | None) -> Path | str:
     source = source_checkpoint or (meta.get("defence") or {}).get("source")
     if not source:
         raise SkinartError("--threat transfer needs --source-checkpoint (the model the attacker crafts on)")
-    _check_source(meta, read_checkpoint_meta(source), source)
+    _check_source(meta, read_checkpoint_meta(source, "--source-checkpoint"), source)
     return source
 
 

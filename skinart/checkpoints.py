@@ -37,11 +37,14 @@ def save_checkpoint(directory: Path, net: nn.Module, meta: dict) -> dict:
     return meta
 
 
-def read_checkpoint_meta(directory: str | Path) -> dict:
+def read_checkpoint_meta(directory: str | Path, option: str = "--checkpoint") -> dict:
+    """A checkpoint's metadata; every error names the `option` that gave the directory."""
     directory = Path(directory)
-    fix = "pass --checkpoint pointing at a directory written by `skinart train`"
+    fix = f"pass {option} pointing at a checkpoint directory (written by `skinart train`, `defend` or a poisoning attack)"
+    if directory.is_file():
+        raise SkinartError(f"{option} {directory} is a file; {fix}")
     if not directory.is_dir():
-        raise SkinartError(f"checkpoint {directory} does not exist; {fix}")
+        raise SkinartError(f"{option} {directory} does not exist; {fix}")
     meta_path, weights = directory / META_FILE, directory / WEIGHTS_FILE
     if not meta_path.is_file() or not weights.is_file():
         raise SkinartError(f"{directory} is not a skinart checkpoint (needs {WEIGHTS_FILE} and {META_FILE}); {fix}")

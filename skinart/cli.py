@@ -70,7 +70,7 @@ def data_info(
     data: Data = "dermamnist",
     data_root: DataRoot = None,
     split_ratios: SplitRatios = None,
-    seed: Annotated[int, typer.Option(help="seed of the lesion-grouped split")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the lesion-grouped split")] = 0,
 ):
     """Classes, counts per split and lesions shared between splits."""
     typer.echo(describe(data, data_root, split_ratios, seed))

@@ -104,7 +104,7 @@ def train(
     augment: Annotated[str, typer.Option(help="none, flip, rotate or full")] = "rotate",
     balance: Annotated[str, typer.Option(help="none, weights (loss weights) or oversample (random oversampling)")] = "none",
     label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing in [0, 1)")] = 0.0,
-    seed: Annotated[int, typer.Option(help="seed for the split, initialisation and batches")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict")] = None,
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
@@ -197,7 +197,7 @@ def attack(
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
     threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
     adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the test sample, random starts and fit sample")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the test sample, random starts and fit sample")] = 0,
     malignant: Malignant = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -217,10 +217,15 @@ def attack(
         typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
 
 
-def _defend(method: str, checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig, retrained: Path | None,
-            data, data_root, device, overwrite, poisoned_run: Path | None, detector: str) -> dict | None:
-    """The run a defence is, by its kind in the DEFENCES table, after checking it got the input it defends."""
-    defence = check_defence(method)
+def _given(ctx: typer.Context) -> set[str]:
+    """The options set on the command line (or by a recipe), as opposed to left at their defaults."""
+    return {name for name in ctx.params if ctx.get_parameter_source(name).name != "DEFAULT"}
+
+
+def _defend(method: str, given: set[str], checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig,
+            retrained: Path | None, data, data_root, device, overwrite, poisoned_run: Path | None, detector: str) -> dict | None:
+    """The run a defence is, by its kind in the DEFENCES table, after checking the options and input it takes."""
+    defence = check_defence(method, given)
     given = {"checkpoint": checkpoint, "retrained": retrained or checkpoint, "poisoned_run": poisoned_run}[defence.needs]
     if given is None:
         raise SkinartError(f"{method} needs --{defence.needs.replace('_', '-')} ({defence.help})")
@@ -235,6 +240,7 @@ def _defend(method: str, checkpoint: Path | None, out: Path, settings: dict, ret
 
 @one_line_errors
 def defend(
+    ctx: typer.Context,
     method: Annotated[str, typer.Option(help="llt (WebP + flip), jpeg, smoothing, squeeze, retrain, madry, combined or detect-poison")],
     out: Out,
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to defend (written by `skinart train`)")] = None,
@@ -262,7 +268,7 @@ def defend(
     options = {"eps": eps and parse_eps(eps), "eps_step": eps_step and parse_eps(eps_step, "--eps-step"), "max_iter": max_iter}
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
                             epochs=retrain_epochs, init=init, options=options)
-    metrics = _defend(method, checkpoint, out, {"quality": quality, "window": window, "bits": bits}, retrain, retrained,
+    metrics = _defend(method, _given(ctx), checkpoint, out, {"quality": quality, "window": window, "bits": bits}, retrain, retrained,
                       data, data_root, device, overwrite, poisoned_run, detector)
     if metrics is None:
         return _skipped(out)
@@ -275,14 +281,16 @@ def defend(
 @one_line_errors
 def report(
     run: Annotated[Path, typer.Argument(metavar="RUN", help="run directory written by `skinart run`")],
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=0, help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="bootstrap seed")] = 0,
     also_malignant: Annotated[Optional[str], typer.Option(help="a second malignant set for the health table, "
                                                           "e.g. akiec,bcc,mel,nv (the thesis's mapping)")] = None,
     also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
 ):
     """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
-    result = run_report(run, bootstrap, seed, also_malignant and parse_malignant(also_malignant, CLASSES), also_label)
+    if also_malignant is None and also_label != "alternative mapping":
+        raise SkinartError("--also-label names the second mapping of --also-malignant; give --also-malignant too or drop it")
+    result = run_report(run, bootstrap, seed, also_malignant and parse_malignant(also_malignant, CLASSES, "--also-malignant"), also_label)
     typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
 
 

@@ -37,7 +37,7 @@ def detect_run(poisoned_run: Path, out: Path, detector: str = "activation", data
                data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
     """The detector's flags on the poisoned training split, with precision and recall against the real poison."""
     choose(detector, DETECTORS, "--detector")
-    meta = read_checkpoint_meta(poisoned_run)
+    meta = read_checkpoint_meta(poisoned_run, "--poisoned-run")
     poison_file, config_file = Path(poisoned_run) / "poison.npz", Path(poisoned_run) / CONFIG_FILE
     if not poison_file.is_file() or not config_file.is_file():
         raise SkinartError(f"{poisoned_run} is not a poisoned run (no poison.npz); pass --poisoned-run, a run of "

@@ -54,12 +54,12 @@ def parse_class(value: str | None, classes: list[str] | tuple[str, ...], option:
     return list(classes).index(value)
 
 
-def parse_malignant(text: str | list[str] | tuple[str, ...], classes: tuple[str, ...]) -> list[str]:
+def parse_malignant(text: str | list[str] | tuple[str, ...], classes: tuple[str, ...], option: str = "--malignant") -> list[str]:
     """The malignant set (the positive class of the binary metrics), in the classes' order."""
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     unknown = [n for n in names if n not in classes]
     if unknown or not names:
-        raise SkinartError(f"--malignant names unknown class(es) {', '.join(unknown) or '(none)'}; choose from {', '.join(classes)}")
+        raise SkinartError(f"{option} names unknown class(es) {', '.join(unknown) or '(none)'}; choose from {', '.join(classes)}")
     if len(set(names)) == len(classes):
-        raise SkinartError("--malignant lists every class, so no class is benign; name only the malignant ones")
+        raise SkinartError(f"{option} lists every class, so no class is benign; name only the malignant ones")
     return sorted(set(names), key=classes.index)

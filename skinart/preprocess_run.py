@@ -44,7 +44,7 @@ def preprocess_run(method: str, checkpoint: Path, out: Path, settings: dict, dat
 def combined_run(retrained: Path, out: Path, settings: dict, data: str | None = None, data_root: str | None = None,
                  device: str = "auto", overwrite: bool = False) -> dict | None:
     """The thesis's best defence: llt attached to adversarially retrained weights."""
-    if (read_checkpoint_meta(retrained).get("defence") or {}).get("method") not in [n for n, d in DEFENCES.items() if d.kind == "retrain"]:
+    if (read_checkpoint_meta(retrained, "--retrained").get("defence") or {}).get("method") not in [n for n, d in DEFENCES.items() if d.kind == "retrain"]:
         raise SkinartError(f"combined needs retrained weights and {retrained} has none: pass --retrained RUN, a run of "
                            "`skinart defend --method retrain` (or madry)")
     return preprocess_run("llt", retrained, out, settings, data, data_root, device, overwrite, label="combined")

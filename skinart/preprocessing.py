@@ -85,15 +85,15 @@ def check_quality(quality: int) -> int:
     return quality
 
 
-# name -> (factory of the ART preprocessor from the defence settings, what it is)
-PREPROCESSORS: dict[str, tuple[Callable[..., object], str]] = {
-    "llt": (lambda s: WebPFlip(s["quality"], device_type=s["device_type"]), "WebP compression + horizontal flip (Yin et al. 2020)"),
+# name -> (factory of the ART preprocessor from the defence settings, what it is, the setting it takes)
+PREPROCESSORS: dict[str, tuple[Callable[..., object], str, str]] = {
+    "llt": (lambda s: WebPFlip(s["quality"], device_type=s["device_type"]), "WebP compression + horizontal flip (Yin et al. 2020)", "quality"),
     # ART's JpegCompression defaults to channels-last; skinart's inputs are NCHW
     "jpeg": (lambda s: JpegCompression(clip_values=(0.0, 1.0), quality=s["quality"], channels_first=True, apply_fit=False),
-             "JPEG compression (ART JpegCompression; truncates to uint8)"),
+             "JPEG compression (ART JpegCompression; truncates to uint8)", "quality"),
     "smoothing": (lambda s: SpatialSmoothing(window_size=s["window"], channels_first=True, clip_values=(0.0, 1.0)),
-                  "median filter (ART SpatialSmoothing)"),
-    "squeeze": (lambda s: FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=s["bits"]), "bit-depth reduction (ART FeatureSqueezing)"),
+                  "median filter (ART SpatialSmoothing)", "window"),
+    "squeeze": (lambda s: FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=s["bits"]), "bit-depth reduction (ART FeatureSqueezing)", "bits"),
 }
 PREPROCESSOR_DEFAULTS = {"quality": 60, "window": 3, "bits": 4}
 
@@ -104,5 +104,9 @@ def preprocessors(entries: list[dict], device: str = "cpu") -> list:
     for entry in entries:
         choose(entry.get("name"), PREPROCESSORS, "preprocessing defence")
         settings = {**PREPROCESSOR_DEFAULTS, **entry, "device_type": "gpu" if device == "cuda" else "cpu"}
-        built.append(PREPROCESSORS[entry["name"]][0](settings))
+        try:
+            built.append(PREPROCESSORS[entry["name"]][0](settings))
+        except ValueError as e:  # ART's own range checks (window size, bit depth)
+            setting = PREPROCESSORS[entry["name"]][2]
+            raise SkinartError(f"--{setting} {settings[setting]} is refused by ART's {entry['name']} ({e}); choose another --{setting}") from None
     return built

@@ -72,7 +72,7 @@ def madry_trainer(options: dict) -> Callable:
 def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, data: str | None = None,
                 data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
     """Retrain with adversarial copies (static rounds) or per-batch adversarials (online; always for madry)."""
-    cfg.check()
+    cfg.check(method)
     meta = read_checkpoint_meta(checkpoint)
     if meta.get("preprocessing"):
         raise SkinartError(f"{checkpoint} carries a preprocessing defence; retrain its source checkpoint instead")

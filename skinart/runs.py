@@ -143,4 +143,7 @@ def read_plan(run_dir: Path) -> dict:
     path = Path(run_dir) / PLAN_FILE
     if not path.is_file():
         raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SkinartError(f"{path} is not valid JSON ({e}); run the recipe again into this directory to rewrite it") from None

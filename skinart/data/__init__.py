@@ -98,6 +98,8 @@ def oversample(labels: np.ndarray, seed: int) -> np.ndarray:
 def describe(name: str, root: str | Path | None = None, split_ratios: str | None = None, seed: int = 0) -> str:
     """`skinart data info`: classes, counts per split and lesions shared between splits (must be 0)."""
     source = read_source(name, root)
+    if split_ratios is not None and source.official_split is not None:
+        raise SkinartError(f"--split-ratios does not apply to {name}: it keeps its official split; drop --split-ratios")
     ratios = parse_ratios(split_ratios)
     splits = source_splits(source, ratios, seed)
     spec = DATASETS[name]

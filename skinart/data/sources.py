@@ -8,6 +8,7 @@ import hashlib
 import os
 import sys
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def _download_dermamnist(spec: dict, size: int) -> Path:
 def open_npz(path: Path):
     try:
         npz = np.load(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SkinartError(f"{path} is not a readable npz file ({e}); pass a MedMNIST-format dermamnist*.npz") from e
     missing = [f"{s}_{k}" for s in SPLIT_NAMES for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
     if missing:

@@ -40,7 +40,11 @@ def split_indices(labels: np.ndarray, groups: np.ndarray, ratios: tuple[float, .
         with warnings.catch_warnings():  # tiny subsets: rare classes with fewer members than folds
             warnings.filterwarnings("ignore", message="The least populated class")
             folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-            _, held = next(folds.split(rest, labels[rest], groups[rest]))
+            try:
+                _, held = next(folds.split(rest, labels[rest], groups[rest]))
+            except ValueError as e:  # fewer lesions than splits
+                raise SkinartError(f"cannot split {len(labels)} images in {len(np.unique(groups))} lesion groups into "
+                                   f"{len(ratios)} parts ({e}); add images") from None
         assign[rest[held]] = i
         rest, share_left = np.delete(rest, held), share_left - ratios[i]
     return {n: np.flatnonzero(assign == i) for i, n in enumerate(names)}
