@@ -123,7 +123,8 @@ def evaluate(
     attack_options = {"--threat": threat, "--eps": eps, "--eps-step": eps_step, "--max-iter": max_iter,
                       "--max-samples": max_samples, "--source-checkpoint": source_checkpoint}
     if external and (split is not None or attack):
-        raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {'--split' if split is not None else '--attack'}")
+        drop = "--split" if split is not None else "--attack"
+        raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {drop}")
     if not attack:
         given = [name for name, value in attack_options.items() if value is not None]
         if given:
