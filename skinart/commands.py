@@ -128,6 +128,8 @@ def evaluate(
     data: CheckpointData = None,
     data_root: DataRoot = None,
     split: Annotated[Optional[str], typer.Option(help="without --attack: train, val or test (default test)")] = None,
+    external: Annotated[bool, typer.Option(help="score every image of other data than the checkpoint's (--data/--data-root) "
+                                           "as an external test set")] = False,
     malignant: Malignant = None,
     attack: Annotated[Optional[str], typer.Option(help="evaluate under this attack (see `skinart attack --method`) "
                                                   "on the test split, under the threat models side by side")] = None,
@@ -142,16 +144,20 @@ def evaluate(
     overwrite: Overwrite = False,
 ):
     """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
-    matrices). With --attack: that attack on the test split under each threat model side by side, flagging
-    likely gradient masking."""
+    matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
+    under each threat model side by side, flagging likely gradient masking."""
     attack_options = {"--threat": threat, "--eps": eps, "--eps-step": eps_step, "--max-iter": max_iter,
                       "--max-samples": max_samples, "--source-checkpoint": source_checkpoint}
+    if external and (split is not None or attack):
+        drop = "--split" if split is not None else "--attack"
+        raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {drop}")
     if not attack:
         given = [name for name, value in attack_options.items() if value is not None]
         if given:
             raise SkinartError(f"{given[0]} applies only with --attack; add --attack METHOD or drop {given[0]}")
-        metrics = evaluate_run(checkpoint, out, data, data_root, split or "test", malignant, device, overwrite)
-        return _skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {split or 'test'}"))
+        metrics = evaluate_run(checkpoint, out, data, data_root, split or "test", malignant, device, overwrite, external)
+        scored = "external data" if external else split or "test"
+        return _skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
     if split is not None:
         raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
     cfg = AttackConfig(method=attack, eps=eps, eps_step=eps_step, max_iter=max_iter, max_samples=max_samples)

@@ -3,11 +3,9 @@ attaches a preprocessing defence, plus its clean test metrics (what the defence 
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-from skinart.checkpoints import META_FILE, WEIGHTS_FILE, checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, derive_checkpoint, read_checkpoint_meta
 from skinart.defences import DEFENCES
 from skinart.errors import SkinartError
 from skinart.preprocessing import PREPROCESSOR_DEFAULTS, check_quality, preprocessors
@@ -33,9 +31,8 @@ def preprocess_run(method: str, checkpoint: Path, out: Path, settings: dict, dat
     # transfer attacks craft on the undefended model: the retrained model's own source, if it has one
     source = (meta.get("defence") or {}).get("source") or resolved(checkpoint)
     with run.staged() as tmp:
-        shutil.copyfile(Path(checkpoint) / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
         defended = {**meta, "preprocessing": [entry], "defence": {**(meta.get("defence") or {}), "method": label or method, "source": source}}
-        (tmp / META_FILE).write_text(json.dumps(defended, indent=2))
+        derive_checkpoint(checkpoint, tmp, defended)
         classifier, _ = classifier_from_checkpoint(tmp, device)
         return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
                         f"{meta['model']} + {label or method} on {dataset.name} test", kind="defend")

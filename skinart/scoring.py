@@ -20,10 +20,12 @@ from skinart.report.tables import attack_markdown, metrics_markdown, threat_labe
 from skinart.runs import write_json
 
 
-def evaluate(classifier, split: Split, classes: list[str], malignant: list[str], out: Path, title: str, kind: str = "evaluate") -> dict:
-    """Clean metrics of `classifier` on `split`: metrics.json, metrics.md, predictions.npz and the confusion matrices."""
+def evaluate(classifier, split: Split, classes: list[str], malignant: list[str], out: Path, title: str, kind: str = "evaluate",
+             about: dict | None = None) -> dict:
+    """Clean metrics of `classifier` on `split`: metrics.json (with `about` the run, e.g. its data), metrics.md,
+    predictions.npz and the confusion matrices."""
     probs = predict(classifier, split.images)
-    metrics = {"kind": kind, **classification_metrics(split.labels, probs.argmax(1), tuple(classes), malignant)}
+    metrics = {"kind": kind, **(about or {}), **classification_metrics(split.labels, probs.argmax(1), tuple(classes), malignant)}
     np.savez_compressed(out / "predictions.npz", ids=split.ids, labels=split.labels, probabilities=probs)
     write_json(out / "metrics.json", metrics)
     (out / "metrics.md").write_text(metrics_markdown(metrics, title))

@@ -199,7 +199,7 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
         "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
         "data": dataset.settings(), **(extra_meta or {}),
-    })
+    }, train_ids=dataset.splits["train"].ids)
     write_json(out / "history.json", history)
     plot_training_curves(history, out / "training_curves.png")
     return {"history": history, "best_epoch": best_epoch, "checkpoint": meta}

@@ -7,7 +7,6 @@ where the source has one), so that splits never put one lesion on both sides.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +40,46 @@ class LesionDataset:
     name: str
     img_size: int
     splits: dict[str, Split]
-    fingerprint: str
+    root: str  # the source's resolved file or folder
+    source_fingerprint: str  # the source's data, wherever they lie (`sources._fingerprint`)
     resize: str
-    split_ratios: tuple[float, ...]
+    split_ratios: tuple[float, ...] | None  # None: no split, every image is test (an external evaluation)
     seed: int
     classes: tuple[str, ...] = CLASSES
 
+    def identity(self) -> dict:
+        """Which data these are: loader, where, their fingerprint, and the pixels the model sees."""
+        return {"name": self.name, "root": self.root, "source_fingerprint": self.source_fingerprint,
+                "img_size": self.img_size, "resize": self.resize}
+
     def settings(self) -> dict:
-        """What reproduces these splits (stored in checkpoints so evaluation uses the same test split)."""
-        return {"name": self.name, "img_size": self.img_size, "resize": self.resize,
-                "split_ratios": list(self.split_ratios), "seed": self.seed, "fingerprint": self.fingerprint}
+        """What reproduces these splits (stored in checkpoints so later commands use the same data and test split)."""
+        return {**self.identity(), "split_ratios": self.split_ratios and list(self.split_ratios), "seed": self.seed}
+
+
+def read_data(name: str, root: str | Path | None = None, img_size: int | None = None) -> Source:
+    """A source's labels, groups and files (no pixels yet), its notes shown on stderr."""
+    if img_size is not None and img_size <= 0:
+        raise SkinartError(f"--img-size must be positive, got {img_size}")
+    source = read_source(name, root, img_size)
+    for note in source.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return source
+
+
+def dataset_of(source: Source, img_size: int | None = None, resize: str = "crop",
+               split_ratios: tuple[float, ...] | None = (0.7, 0.15, 0.15), seed: int = 0, use_cache: bool = True) -> LesionDataset:
+    """The source's pixels in its splits; with `split_ratios` None every image is test (an external evaluation)."""
+    img_size = img_size or source.native_size or DEFAULT_IMG_SIZE
+    pixels = load_pixels(source, img_size, resize, use_cache)
+    parts = {"test": np.arange(len(source.ids))} if split_ratios is None else source_splits(source, split_ratios, seed, use_cache)
+    splits = {
+        s: Split(images=np.ascontiguousarray(pixels[idx]), labels=source.labels[idx], groups=source.groups[idx], ids=source.ids[idx])
+        for s, idx in parts.items()
+    }
+    return LesionDataset(name=source.name, img_size=img_size, splits=splits, root=str(Path(source.root).resolve()),
+                         source_fingerprint=source.fingerprint, resize=resize,
+                         split_ratios=None if split_ratios is None else tuple(split_ratios), seed=seed)
 
 
 def load_dataset(
@@ -62,21 +91,7 @@ def load_dataset(
     seed: int = 0,
     use_cache: bool = True,
 ) -> LesionDataset:
-    if img_size is not None and img_size <= 0:
-        raise SkinartError(f"--img-size must be positive, got {img_size}")
-    source = read_source(name, root, img_size)
-    for note in source.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if img_size is None:
-        img_size = source.native_size or DEFAULT_IMG_SIZE
-    pixels = load_pixels(source, img_size, resize, use_cache)
-    splits = {
-        s: Split(images=np.ascontiguousarray(pixels[idx]), labels=source.labels[idx], groups=source.groups[idx], ids=source.ids[idx])
-        for s, idx in source_splits(source, split_ratios, seed, use_cache).items()
-    }
-    fingerprint = hashlib.sha256(f"{source.fingerprint}:{img_size}:{resize}:{split_ratios}:{seed}".encode()).hexdigest()[:16]
-    return LesionDataset(name=name, img_size=img_size, splits=splits, fingerprint=fingerprint, resize=resize,
-                         split_ratios=tuple(split_ratios), seed=seed)
+    return dataset_of(read_data(name, root, img_size), img_size, resize, split_ratios, seed, use_cache)
 
 
 def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:

@@ -29,12 +29,15 @@ class Source:
     ids: np.ndarray
     labels: np.ndarray
     groups: np.ndarray
-    fingerprint: str
     paths: list[Path] | None = None  # image files, or
     npz: Path | None = None  # a MedMNIST npz holding the pixels
     official_split: np.ndarray | None = None  # 'train'/'val'/'test' per sample
     native_size: int | None = None  # image side when the source stores pixels at one size
     notes: list[str] = field(default_factory=list)
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self):
+        self.fingerprint = _fingerprint(self.ids, self.labels, self.groups, self.paths or [self.npz])
 
 
 def _check_name(name: str) -> dict:
@@ -49,11 +52,16 @@ def _existing_dir(root: Path, name: str) -> Path:
     return root
 
 
-def _fingerprint(parts: list[str], files: list[Path]) -> str:
-    h = hashlib.sha256("\n".join(parts).encode())
+def _fingerprint(ids: np.ndarray, labels: np.ndarray, groups: np.ndarray, files: list[Path]) -> str:
+    """The identity of a source's data wherever they lie: every sample's id, label and lesion group, in order (the
+    split depends on it), and each file's name and size. No folder and no modification time, so a copied or moved
+    dataset keeps its fingerprint and a checkpoint still recognises its data, while a relabelled, added, removed or
+    re-encoded image changes it."""
+    h = hashlib.sha256()
+    for sample in zip(ids, labels, groups):
+        h.update(("\t".join(map(str, sample)) + "\n").encode())
     for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        h.update(f"{f.name}\t{f.stat().st_size}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -114,7 +122,7 @@ def _read_ham10000(root: Path, spec: dict) -> Source:
         )
     return Source(
         name="ham10000", root=root, ids=np.array(ids), labels=np.array(labels, dtype=np.int64),
-        groups=np.array(groups), paths=paths, fingerprint=_fingerprint([meta.read_text(encoding="utf-8-sig")], paths),
+        groups=np.array(groups), paths=paths,
     )
 
 
@@ -145,7 +153,6 @@ def _read_isic2018(root: Path, spec: dict) -> Source:
     source = Source(
         name="isic2018", root=root, ids=np.array(ids), labels=np.array([labelled[i] for i in ids], dtype=np.int64),
         groups=np.array([lesions.get(i, i) for i in ids]), paths=[images[i] for i in ids],
-        fingerprint=_fingerprint([t.read_text() for t in truths], [images[i] for i in ids]),
     )
     if len(ids) < len(labelled):
         source.notes.append(f"{len(labelled) - len(ids)} of {len(labelled)} labelled images are missing; using the {len(ids)} present")
@@ -177,7 +184,7 @@ def _read_folder(root: Path, spec: dict) -> Source:
     ids = np.array([str(p.relative_to(root)) for p in paths])
     return Source(
         name="folder", root=root, ids=ids, labels=np.array(labels, dtype=np.int64), groups=ids,
-        paths=paths, fingerprint=_fingerprint([], paths),
+        paths=paths,
     )
 
 
@@ -256,7 +263,7 @@ def _read_dermamnist(root: Path | None, spec: dict, img_size: int | None = None)
     ids_arr = np.array(ids)
     return Source(
         name="dermamnist", root=path, ids=ids_arr, labels=np.concatenate(labels), groups=ids_arr,
-        npz=path, official_split=np.array(split), fingerprint=_fingerprint([path.name], [path]), native_size=shape[1],
+        npz=path, official_split=np.array(split), native_size=shape[1],
     )
 
 

@@ -71,6 +71,11 @@ def _model(task: dict) -> str:
         Path(str(params.get("checkpoint") or params.get("retrained") or "")).name
 
 
+def _data_label(metrics: dict) -> str:
+    """The threat column of a clean evaluation: none, or the external data it scored (not the model's own test split)."""
+    return f"external data: {metrics['data']['name']}" if metrics.get("external") else "—"
+
+
 # run kind -> (task, its directory, its metrics, options) -> (rows, poison detections)
 ROWS_BY_KIND = {
     "threats": lambda task, where, m, options: ([  # one attack sub-run per threat model
@@ -80,7 +85,7 @@ ROWS_BY_KIND = {
         _row(task, where, m["poisoned_model"], task["name"], m["method"], "poisoned training", options, "poison")], []),
     "detect-poison": lambda task, where, m, options: ([], [
         {"task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
-    "evaluate": lambda task, where, m, options: ([_row(task, where, m, _model(task), "clean", "—", options, "evaluate")], []),
+    "evaluate": lambda task, where, m, options: ([_row(task, where, m, _model(task), "clean", _data_label(m), options, "evaluate")], []),
     # a defended checkpoint's clean test metrics: the row is the defended model itself
     "defend": lambda task, where, m, options: ([_row(task, where, m, task["name"], "clean", "—", options, "defend")], []),
 }
