@@ -19,7 +19,7 @@ def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted
     """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults)."""
     if targeted and attacker != "fgsm":
         raise SkinartError("a targeted UAP supports only --attacker fgsm (ART's TargetedUniversalPerturbation)")
-    choose(attacker, ("fgsm", "pgd"), "--attacker for uap")
+    choose(attacker, ("fgsm", "pgd"), "--attacker")
     params = {"eps": eps_step, "targeted": targeted} if attacker == "fgsm" else \
         {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
     if targeted:

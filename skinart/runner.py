@@ -4,6 +4,7 @@ running the same command again."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +12,19 @@ from pathlib import Path
 from skinart.commands import step_group
 from skinart.errors import EXIT_INTERRUPTED, SkinartError
 from skinart.recipes import load_recipe, plan
-from skinart.runs import PLAN_FILE, read_plan, write_json
+from skinart.runs import CONFIG_FILE, PLAN_FILE, read_plan, write_json
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """A recipe writes into an empty folder or its own earlier run (plan.json), never into a run it may read."""
+    if not run_dir.exists() or (run_dir.is_dir() and ((run_dir / PLAN_FILE).is_file() or not any(run_dir.iterdir()))):
+        return
+    try:
+        kind = json.loads((run_dir / CONFIG_FILE).read_text()).get("kind", "older")
+    except (OSError, ValueError, AttributeError):
+        raise SkinartError(f"--out {run_dir} holds files that are not a skinart run (no {PLAN_FILE}); choose another --out") from None
+    raise SkinartError(f"--out {run_dir} holds a skinart {kind} run, not a recipe run (no {PLAN_FILE}); a recipe's --out is never "
+                       "an input or another run: choose another --out")
 
 
 def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
@@ -19,9 +32,7 @@ def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), r
     recipe = load_recipe(path, overrides)
     tasks = plan(recipe)
     run_dir = Path(out or Path("runs") / recipe["name"])
-    if run_dir.exists() and not (run_dir.is_dir() and ((run_dir / PLAN_FILE).is_file() or not any(run_dir.iterdir()))):
-        raise SkinartError(f"--out {run_dir} holds something that is not a recipe run (no {PLAN_FILE}): a checkpoint, another run "
-                           "or your files; choose another --out")
+    _check_run_dir(run_dir)
     if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
         raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[s
         raise SkinartError(f"--attack {cfg.method} retrains the model; evaluate --attack takes evasion, universal and patch "
                            "methods (poison with `skinart attack`)")
     if source_checkpoint and "transfer" not in threats:
-        raise SkinartError("--source-checkpoint is for the transfer threat model; add --threat transfer (or all) or drop it")
+        raise SkinartError("--source-checkpoint is for --threat transfer (or all), the model a transfer attacker crafts on; drop it or add --threat transfer")
     if "transfer" in threats:
         transfer_source(meta, source_checkpoint)  # before any sub-run crafts anything
     run = Run("threats", out, overwrite, inputs=[source_checkpoint], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root), attack=cfg.__dict__,

@@ -39,8 +39,8 @@ def split_indices(labels: np.ndarray, groups: np.ndarray, ratios: tuple[float, .
         k = min(max(2, round(share_left / ratios[i])), len(np.unique(groups[rest])))
         with warnings.catch_warnings():  # tiny subsets: rare classes with fewer members than folds
             warnings.filterwarnings("ignore", message="The least populated class")
-            folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
             try:
+                folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
                 _, held = next(folds.split(rest, labels[rest], groups[rest]))
             except ValueError as e:  # fewer lesions than splits
                 raise SkinartError(f"cannot split {len(labels)} images in {len(np.unique(groups))} lesion groups into "
