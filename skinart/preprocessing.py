@@ -104,5 +104,8 @@ def preprocessors(entries: list[dict], device: str = "cpu") -> list:
     for entry in entries:
         choose(entry.get("name"), PREPROCESSORS, "preprocessing defence")
         settings = {**PREPROCESSOR_DEFAULTS, **entry, "device_type": "gpu" if device == "cuda" else "cpu"}
-        built.append(PREPROCESSORS[entry["name"]][0](settings))
+        try:
+            built.append(PREPROCESSORS[entry["name"]][0](settings))
+        except ValueError as e:  # ART's own range checks (window size, bit depth)
+            raise SkinartError(f"{entry['name']}: ART rejected the settings ({e}); fix --window or --bits") from None
     return built
