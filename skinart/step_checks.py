@@ -19,7 +19,7 @@ from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratio
 from skinart.defences import RetrainConfig, check_defence
 from skinart.detect_run import DETECTORS
 from skinart.errors import SkinartError
-from skinart.models import DEVICES, check_model_name
+from skinart.models import DEVICES, check_model
 from skinart.options import choose, parse_eps, parse_malignant, parse_params
 from skinart.preprocessing import check_quality, preprocessors
 from skinart.training import TrainConfig
@@ -39,11 +39,12 @@ def _common(p: dict) -> None:
 
 
 def train_config(p: dict) -> TrainConfig:
-    """`skinart train`: the training settings, the model name, the split and the data (size and memory included)."""
+    """`skinart train`: the training settings, the model and its first weights, the split and the data (size and memory
+    included)."""
     _common(p)
     cfg = TrainConfig(**{f.name: p[f.name] for f in fields(TrainConfig)})
     cfg.check()
-    check_model_name(cfg.model)
+    check_model(cfg.model, cfg.pretrained, cfg.weights)
     parse_ratios(p["split_ratios"])
     check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
     return cfg

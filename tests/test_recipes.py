@@ -130,6 +130,8 @@ def _broken(tmp_path, edit) -> str:
     (lambda r: r["steps"][1]["params"].update(threat="white-box"), r"steps\[1\]\.params\.threat: --threat applies only with --attack"),
     (lambda r: r["steps"][0]["params"].update(optimizer="adam"), r"steps\[0\]\.params\.optimizer: unknown --optimizer 'adam'"),
     (lambda r: r["steps"][0]["params"].update(device="gpu"), r"steps\[0\]\.params\.device: unknown device 'gpu'"),
+    (lambda r: r["steps"][7]["params"].update(method="patch", patch_size=1.5), r"steps\[7\]\.params\.patch_size: --patch-size 1.5 must be in \(0, 1\]"),
+    (lambda r: r["model"].update(weights="nope.safetensors"), r"model\.weights: weights file nope.safetensors does not exist"),
     (lambda r: r["steps"][9]["params"].update(bootstrap=-5), r"steps\[9\]\.params\.bootstrap: --bootstrap -5 is negative"),
 ])
 def test_bad_recipes_name_the_key_path(tmp_path, edit, expected):
