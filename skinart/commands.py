@@ -1,6 +1,7 @@
 """The five commands a recipe step can be: train, evaluate, attack, defend, report. Each typed signature is the
-command's interface (and a recipe step's schema); each body is a few lines over one library call. `cli` adds
-them to the `skinart` command; `recipes` validates and runs steps through them."""
+command's interface (and a recipe step's schema); each body is a few lines over one library call, after building
+its checked configuration from its own options (`locals()`) with `step_checks`, as recipes do for every step
+before the first runs. `cli` adds them to the `skinart` command; `recipes` validates and runs steps through them."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def train(
     overwrite: Overwrite = False,
 ):
     """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
-    cfg = train_config(locals())  # locals(): the options by name, as recipes check them
+    cfg = train_config(locals())
     result = train_run(out, cfg, data, data_root, img_size, resize, split_ratios, malignant, device, overwrite)
     if result is None:
         return _skipped(out)
