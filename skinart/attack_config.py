@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skinart.attacks import Method, check_method, flag
+from skinart.attacks import Method, check_method, check_patch_size, check_uap_attacker, flag
 from skinart.errors import SkinartError
 from skinart.options import parse_class, parse_eps
 
@@ -122,4 +122,8 @@ class AttackConfig:
         source = parse_class(self.source_class, classes, "--source-class")
         if source is not None and source == target:
             raise SkinartError("--source-class and --target-class are the same class; a flip needs two different ones")
+        if self.attacker is not None:  # checked here too, not only when ART builds the attack after the data are loaded
+            check_uap_attacker(self.attacker, target is not None)
+        if self.patch_size is not None:
+            check_patch_size(self.patch_size)
         return target, source

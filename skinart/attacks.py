@@ -15,11 +15,20 @@ from skinart.toolbox import (
 )
 
 
-def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted: bool = False, **kwargs):
-    """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults)."""
+def check_uap_attacker(attacker: str, targeted: bool) -> None:
     if targeted and attacker != "fgsm":
         raise SkinartError("a targeted UAP supports only --attacker fgsm (ART's TargetedUniversalPerturbation)")
     choose(attacker, ("fgsm", "pgd"), "--attacker")
+
+
+def check_patch_size(patch_size: float) -> None:
+    if not 0 < patch_size <= 1:
+        raise SkinartError(f"--patch-size {patch_size} must be in (0, 1]: the patch side as a share of the image side")
+
+
+def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted: bool = False, **kwargs):
+    """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults)."""
+    check_uap_attacker(attacker, targeted)
     params = {"eps": eps_step, "targeted": targeted} if attacker == "fgsm" else \
         {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
     if targeted:
@@ -30,8 +39,7 @@ def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted
 def _patch(classifier, patch_size: float = 0.2, **kwargs):
     """A universal patch covering `patch_size` of the image side, trained over random rotations and
     scales (0.75–1 × patch_size) and places: the EOT of the slides."""
-    if not 0 < patch_size <= 1:
-        raise SkinartError(f"--patch-size {patch_size} must be in (0, 1]: the patch side as a share of the image side")
+    check_patch_size(patch_size)
     return AdversarialPatchPyTorch(classifier, patch_shape=tuple(classifier.input_shape), scale_min=0.75 * patch_size,
                                    scale_max=patch_size, **kwargs)
 

@@ -1,6 +1,7 @@
 """The five commands a recipe step can be: train, evaluate, attack, defend, report. Each typed signature is the
-command's interface (and a recipe step's schema); each body is a few lines over one library call. `cli` adds
-them to the `skinart` command; `recipes` validates and runs steps through them."""
+command's interface (and a recipe step's schema); each body is a few lines over one library call, after building
+its checked configuration from its own options (`locals()`) with `step_checks`, as recipes do for every step
+before the first runs. `cli` adds them to the `skinart` command; `recipes` validates and runs steps through them."""
 
 from __future__ import annotations
 
@@ -13,22 +14,21 @@ import typer
 from typer.core import TyperGroup
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import THREATS, attack_run
-from skinart.data import CLASSES, DATASETS, DEFAULT_MALIGNANT
+from skinart.attack_run import attack_run
+from skinart.data import DATASETS, DEFAULT_MALIGNANT
 from skinart.defences import RetrainConfig, check_defence
 from skinart.detect_run import detect_run
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 from skinart.evaluate_run import evaluate_run
-from skinart.options import parse_eps, parse_malignant, parse_params
 from skinart.poison_run import poison_run
 from skinart.preprocess_run import combined_run, preprocess_run
 from skinart.report.study import run_report
 from skinart.report.tables import attack_markdown, metrics_markdown, threats_markdown
 from skinart.rescore_run import rescore_run
 from skinart.retrain_run import retrain_run
+from skinart.step_checks import attack_config, defend_config, evaluate_config, report_config, train_config
 from skinart.threats_run import threats_run
 from skinart.train_run import train_run
-from skinart.training import TrainConfig
 
 
 def one_line_errors(command):
@@ -112,9 +112,7 @@ def train(
     overwrite: Overwrite = False,
 ):
     """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
-    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-                      scheduler=scheduler, patience=patience, augment=augment, balance=balance,
-                      label_smoothing=label_smoothing, seed=seed, pretrained=pretrained, weights=weights)
+    cfg = train_config(locals())
     result = train_run(out, cfg, data, data_root, img_size, resize, split_ratios, malignant, device, overwrite)
     if result is None:
         return _skipped(out)
@@ -146,22 +144,11 @@ def evaluate(
     """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
     under each threat model side by side, flagging likely gradient masking."""
-    attack_options = {"--threat": threat, "--eps": eps, "--eps-step": eps_step, "--max-iter": max_iter,
-                      "--max-samples": max_samples, "--source-checkpoint": source_checkpoint}
-    if external and (split is not None or attack):
-        drop = "--split" if split is not None else "--attack"
-        raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {drop}")
-    if not attack:
-        given = [name for name, value in attack_options.items() if value is not None]
-        if given:
-            raise SkinartError(f"{given[0]} applies only with --attack; add --attack METHOD or drop {given[0]}")
+    cfg, threats = evaluate_config(locals())
+    if cfg is None:
         metrics = evaluate_run(checkpoint, out, data, data_root, split or "test", malignant, device, overwrite, external)
         scored = "external data" if external else split or "test"
         return _skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
-    if split is not None:
-        raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
-    cfg = AttackConfig(method=attack, eps=eps, eps_step=eps_step, max_iter=max_iter, max_samples=max_samples)
-    threats = THREATS if threat in (None, "all") else (threat,)
     metrics = threats_run(cfg, checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
     return _skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
 
@@ -170,12 +157,8 @@ def _attack(cfg: AttackConfig, checkpoint: Path, out: Path, data, data_root, sou
             threat, adversarial_run) -> dict | None:
     """The run an attack command is: a rescoring of saved images, a poisoning, or crafting under a threat model."""
     if adversarial_run is not None:
-        if source_checkpoint or threat:
-            raise SkinartError("--adversarial-run fixes the model the images were crafted on; drop --source-checkpoint/--threat")
         return rescore_run(cfg, checkpoint, adversarial_run, out, data, data_root, malignant, device, overwrite)
     if cfg.row.kind == "poison":
-        if source_checkpoint or threat:
-            raise SkinartError(f"{cfg.method} retrains the model on poisoned data; --source-checkpoint/--threat do not apply")
         return poison_run(cfg, checkpoint, out, data, data_root, malignant, device, overwrite)
     return attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat)
 
@@ -210,10 +193,7 @@ def attack(
 ):
     """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
     measured L∞/L2), adversarial.npz and figures."""
-    cfg = AttackConfig(method=method, eps=eps, eps_step=eps_step, max_iter=max_iter, random_init=random_init, attacker=attacker,
-                       patch_size=patch_size, target_class=target_class, source_class=source_class, fraction=fraction,
-                       fit_samples=fit_samples, max_samples=max_samples, retrain_epochs=retrain_epochs,
-                       params=parse_params(param or []), seed=seed)
+    cfg = attack_config(locals())
     metrics = _attack(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat, adversarial_run)
     if metrics is None:
         return _skipped(out)
@@ -228,20 +208,16 @@ def _given(ctx: typer.Context) -> set[str]:
     return {name for name in ctx.params if ctx.get_parameter_source(name).name != "DEFAULT"}
 
 
-def _defend(method: str, given: set[str], checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig,
-            retrained: Path | None, data, data_root, device, overwrite, poisoned_run: Path | None, detector: str) -> dict | None:
-    """The run a defence is, by its kind in the DEFENCES table, after checking the options and input it takes."""
-    defence = check_defence(method, given)
-    given = {"checkpoint": checkpoint, "retrained": retrained or checkpoint, "poisoned_run": poisoned_run}[defence.needs]
-    if given is None:
-        raise SkinartError(f"{method} needs --{defence.needs.replace('_', '-')} ({defence.help})")
+def _defend(method: str, checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig, retrained: Path | None,
+            data, data_root, device, overwrite, poisoned_run: Path | None, detector: str) -> dict | None:
+    """The run a defence is, by its kind in the DEFENCES table."""
     runners = {
         "preprocess": lambda: preprocess_run(method, checkpoint, out, settings, data, data_root, device, overwrite),
         "retrain": lambda: retrain_run(retrain, method, checkpoint, out, data, data_root, device, overwrite),
-        "combined": lambda: combined_run(given, out, settings, data, data_root, device, overwrite),
+        "combined": lambda: combined_run(retrained or checkpoint, out, settings, data, data_root, device, overwrite),
         "detect": lambda: detect_run(poisoned_run, out, detector, data, data_root, device, overwrite),
     }
-    return runners[defence.kind]()
+    return runners[check_defence(method).kind]()
 
 
 @one_line_errors
@@ -271,10 +247,8 @@ def defend(
     overwrite: Overwrite = False,
 ):
     """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
-    options = {"eps": eps and parse_eps(eps), "eps_step": eps_step and parse_eps(eps_step, "--eps-step"), "max_iter": max_iter}
-    retrain = RetrainConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), ratio=ratio, mode=mode, rounds=rounds,
-                            epochs=retrain_epochs, init=init, options=options)
-    metrics = _defend(method, _given(ctx), checkpoint, out, {"quality": quality, "window": window, "bits": bits}, retrain, retrained,
+    settings, retrain = defend_config(locals(), _given(ctx))
+    metrics = _defend(method, checkpoint, out, settings, retrain, retrained,
                       data, data_root, device, overwrite, poisoned_run, detector)
     if metrics is None:
         return _skipped(out)
@@ -294,9 +268,7 @@ def report(
     also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
 ):
     """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
-    if also_malignant is None and also_label != "alternative mapping":
-        raise SkinartError("--also-label names the second mapping of --also-malignant; give --also-malignant too or drop it")
-    result = run_report(run, bootstrap, seed, also_malignant and parse_malignant(also_malignant, CLASSES, "--also-malignant"), also_label)
+    result = run_report(run, bootstrap, seed, report_config(locals()), also_label)
     typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
 
 

@@ -88,15 +88,22 @@ def check_model_name(name: str) -> None:
         raise SkinartError(f"unknown model '{name}'{hint}; use a timm model name (timm.list_models()) or skin_cnn")
 
 
+def check_model(name: str, pretrained: bool = False, weights: str | Path | None = None) -> None:
+    """The model name and where its first weights come from, checked before anything is built or loaded."""
+    check_model_name(name)
+    if pretrained and weights:
+        raise SkinartError("pass either --pretrained or --weights, not both")
+    if weights and not Path(weights).is_file():
+        raise SkinartError(f"weights file {weights} does not exist; pass --weights PATH to a .safetensors/.pth state dict")
+
+
 def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
     """A timm model by name; `pretrained` downloads timm/hub weights, `weights` loads a local file.
 
     A classifier head whose shape does not fit `num_classes` (e.g. ImageNet weights) is left
     freshly initialised, as timm does for its own pretrained weights.
     """
-    check_model_name(name)
-    if pretrained and weights:
-        raise SkinartError("pass either --pretrained or --weights, not both")
+    check_model(name, pretrained, weights)
     try:
         net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
     except SkinartError:
@@ -125,8 +132,6 @@ def check_input_size(net: nn.Module, name: str, img_size: int) -> None:
 
 
 def _load_weights(net: nn.Module, path: Path, name: str) -> None:
-    if not path.is_file():
-        raise SkinartError(f"weights file {path} does not exist; pass --weights PATH to a .safetensors/.pth state dict")
     try:
         state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True)
     except Exception as e:

@@ -16,12 +16,10 @@ from pathlib import Path
 import typer
 import yaml
 
-from skinart.attacks import check_method
 from skinart.commands import STEP_COMMANDS, step_group
-from skinart.defences import check_defence
 from skinart.errors import SkinartError
-from skinart.options import parse_eps
 from skinart.report.rows import ROW_METRICS
+from skinart.step_checks import check_step
 
 TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
 STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
@@ -31,6 +29,8 @@ GLOBAL_OPTIONS = {
              "balance": "balance", "malignant": "malignant"},
     "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
 }
+# option -> the recipe-wide key it may come from, for error messages
+GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()} | {"seed": "seed"}
 # Options naming another run directory: a step name there means that step's output.
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
@@ -125,24 +125,28 @@ def _set(node, keys: list[str], value, full: str) -> None:
             node = node.setdefault(key, {})
 
 
-
 def _check_shape(path: str, option, value) -> None:
     """What the command line cannot express: a flag needs true/false, only --param takes a mapping."""
     if option.is_flag != isinstance(value, bool):
         raise SkinartError(f"{path}: expected {'true or false' if option.is_flag else 'a value, not true/false'}, got {value!r}")
     if isinstance(value, dict) != bool(option.multiple):
         raise SkinartError(f"{path}: expected {'a mapping of ART keywords' if option.multiple else 'one value, not a mapping'}, got {value!r}")
-    if option.name in ("eps", "eps_step"):
-        try:
-            parse_eps(str(value), f"--{option.name.replace('_', '-')}")
-        except SkinartError as e:
-            raise SkinartError(f"{path}: {e}") from None
 
 
-def _parse(path: str, command, task: Task, grid: dict) -> None:
-    """Parse the task's command line exactly as `skinart` will (types, required options), without running it."""
+def _parsed(command, task: Task):
+    """The task's command line parsed exactly as `skinart` will: the context with its options."""
+    return command.make_context(task.command, task.argv(Path("runs"))[1:])
+
+
+def _check_parsed(task: Task, ctx) -> None:
+    given = {name for name in ctx.params if ctx.get_parameter_source(name).name != "DEFAULT"}
+    check_step(task.command, ctx.params, given)
+
+
+def _parse(path: str, command, task: Task, grid: dict):
+    """`_parsed`, a parse error (a type, a missing option) naming its key path."""
     try:
-        command.make_context(task.command, task.argv(Path("runs"))[1:])
+        return _parsed(command, task)
     except typer.TyperException as e:
         name = getattr(getattr(e, "param", None), "name", None)
         where = f"{path}.grid.{name}" if name in grid else f"{path}.params.{name}" if name else path
@@ -150,15 +154,38 @@ def _parse(path: str, command, task: Task, grid: dict) -> None:
         raise SkinartError(f"{where}: {message}") from None
 
 
-_METHOD_CHECKS = {"attack": check_method, "defend": check_defence}
+def _check_task(path: str, command, task: Task, step: dict) -> None:
+    """Build the task's whole configuration as its command will (step_checks), naming the key an error comes from."""
+    try:
+        _check_parsed(task, _parse(path, command, task, step.get("grid", {})))
+    except SkinartError as e:
+        raise SkinartError(f"{_culprit(path, command, task, step, str(e))}: {e}") from None
 
 
-def _check_method(path: str, command: str, method) -> None:
-    if command in _METHOD_CHECKS:
-        try:
-            _METHOD_CHECKS[command](str(method))
-        except SkinartError as e:
-            raise SkinartError(f"{path}: {e}") from None
+def _culprit(path: str, command, task: Task, step: dict, error: str) -> str:
+    """The key path of the recipe value behind `error`: of the keys the message names (by flag, or by the value quoted:
+    "unknown dataset 'ham9'"), or else of all the task's keys, the first without which the task passes; else the first
+    key named; else the step."""
+    options, grid = _options(command), step.get("grid", {})
+    keys = [k for k in dict.fromkeys(list(grid) + list(task.params)) if k not in REFERENCE_OPTIONS]
+    named = [k for k in keys if f"'{task.params[k]}'" in error
+             or any(re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", error) for flag in options[k].opts)]
+    key = next((k for k in named or keys if _passes(command, task, k)), named[0] if named else None)
+    if key is None:
+        return path
+    if key in grid:
+        return f"{path}.grid.{key}[{grid[key].index(task.params[key])}]"
+    return f"{path}.params.{key}" if key in step.get("params", {}) else GLOBAL_PATHS.get(key, path)
+
+
+def _passes(command, task: Task, key: str) -> bool:
+    """Whether the task passes every check with `key` left at the command's default."""
+    without = Task(task.name, task.step, task.command, {k: v for k, v in task.params.items() if k != key}, uses=task.uses)
+    try:
+        _check_parsed(without, _parsed(command, without))
+    except (SkinartError, typer.TyperException):
+        return False
+    return True
 
 
 def _recipe_globals(recipe: dict) -> dict:
@@ -233,17 +260,14 @@ def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) 
     return choices
 
 
-def _check_values(path: str, command: str, params: dict, grid: dict, choices: dict, options: dict) -> None:
-    """Flags, mappings, ε and the method name of every value, each error naming its key path."""
+def _check_values(path: str, params: dict, grid: dict, options: dict) -> None:
+    """Flags and mappings, each error naming its key path (the values themselves: `_check_task`)."""
     for key, value in params.items():
         _check_shape(f"{path}.params.{key}", options[key], value)
     for key in grid:
         if key not in REFERENCE_OPTIONS:
             for j, value in enumerate(grid[key]):
                 _check_shape(f"{path}.grid.{key}[{j}]", options[key], value)
-    method = params.get("method")
-    for j, m in enumerate([method] if method is not None else [v for v, _ in choices.get("method", [])]):
-        _check_method(f"{path}.params.method" if method is not None else f"{path}.grid.method[{j}]", command, m)
 
 
 def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict) -> list[Task]:
@@ -277,10 +301,10 @@ def plan(recipe: dict) -> list[Task]:
         options = _options(commands[command])
         params, grid = _step_options(path, step, options, globals_)
         choices = _fan_out(path, params, grid, options, members)
-        _check_values(path, command, params, grid, choices, options)
+        _check_values(path, params, grid, options)
         members[name] = _grid_tasks(name, command, params, grid, choices)
         for task in members[name]:
-            _parse(path, commands[command], task, grid)
+            _check_task(path, commands[command], task, step)
         tasks += members[name]
     _check_references(recipe.get("reference", {}), tasks)
     return tasks

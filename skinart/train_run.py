@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from skinart.data import CLASSES, DEFAULT_MALIGNANT, load_dataset, parse_ratios
-from skinart.models import check_model_name
+from skinart.models import check_model
 from skinart.options import parse_malignant
 from skinart.runs import Run, data_ref
 from skinart.training import TrainConfig, train
@@ -17,7 +17,7 @@ def train_run(out: Path, cfg: TrainConfig, data: str, data_root: str | None = No
               device: str = "auto", overwrite: bool = False) -> dict | None:
     """Train and write the checkpoint into `out`; None when `out` already holds this run."""
     cfg.check()
-    check_model_name(cfg.model)  # before a possibly long first load of the data
+    check_model(cfg.model, cfg.pretrained, cfg.weights)  # before a possibly long first load of the data
     malignant_names = parse_malignant(malignant, CLASSES)
     ratios = parse_ratios(split_ratios)
     run = Run("train", out, overwrite, data=data_ref(data, data_root, img_size=img_size, resize=resize, split_ratios=ratios),

@@ -60,6 +60,7 @@ def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
     [
         (["train", "--model", "resnet19"], "unknown model 'resnet19'"),
         (["train", "--img-size", "0"], "--img-size must be positive"),
+        (["train", "--img-size", "100000"], "--img-size 100000: 950 images need at least"),  # refused before allocating
         (["train", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "--balance", "smote"], "unknown --balance 'smote'"),
         (["train", "--malignant", "mel,cancer"], "unknown class(es) cancer"),

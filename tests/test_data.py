@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from skinart.data import (
-    CLASSES, class_weights, describe, load_dataset, oversample, parse_ratios, read_source, source_splits, split_indices,
+    CLASSES, check_data, class_weights, describe, load_dataset, oversample, parse_ratios, read_source, source_splits, split_indices,
 )
 from skinart.errors import SkinartError
 from conftest import write_ham_subset
@@ -187,6 +187,18 @@ def test_bad_npz_and_options(tmp_path, derma_subset):
     for text in ("0.7,0.2", "0.5", "a,b", "0.7,0.3,0.0"):
         with pytest.raises(SkinartError, match="split ratios"):
             parse_ratios(text)
+
+
+def test_pixels_that_cannot_fit_in_memory_are_refused_before_loading(derma_subset, tmp_path):
+    with pytest.raises(SkinartError, match=r"--img-size 100000: 950 images need at least .* GiB.*smaller --img-size"):
+        load_dataset("dermamnist", derma_subset, img_size=100000, use_cache=False)
+    check_data("dermamnist", derma_subset, 64)
+    # data not on this machine (a recipe checked elsewhere, DermaMNIST before its download): the published count
+    with pytest.raises(SkinartError, match="10015 images"):
+        check_data("ham10000", tmp_path / "absent", 100000)
+    check_data("ham10000", tmp_path / "absent", 224)
+    with pytest.raises(SkinartError, match="unknown resize method 'stretch'"):
+        check_data("folder", tmp_path / "absent", None, "stretch")
 
 
 def test_dermamnist_offline_download_fails_clearly(monkeypatch, tmp_path):

@@ -108,9 +108,43 @@ def _broken(tmp_path, edit) -> str:
     (lambda r: r["reference"].update(clean={"acuracy": 0.7}), r"reference\.clean\.acuracy: unknown key"),
     (lambda r: r["reference"].update(clean={"accuracy": 70.19}), r"reference\.clean\.accuracy: expected a fraction"),
     (lambda r: r["reference"].update(nosuch={"accuracy": 0.7}), r"reference\.nosuch: unknown key"),
+    # every value built and checked as its command will, before anything runs
+    (lambda r: r["steps"][4]["grid"].update(ratio=[0, 1.5]), r"steps\[4\]\.grid\.ratio\[0\]: --ratio 0(\.0)? is outside \(0, 1\]"),
+    (lambda r: r["steps"][4]["grid"].update(ratio=[0.5, 1.5]), r"steps\[4\]\.grid\.ratio\[1\]: --ratio 1.5 is outside"),
+    (lambda r: r["steps"][3]["params"].update(webp_quality=101), r"steps\[3\]\.params\.webp_quality: .*101 is outside 1–100"),
+    (lambda r: r["model"].update(name="resnet19"), r"model\.name: unknown model 'resnet19'"),
+    (lambda r: r["data"].update(loader="ham9"), r"data\.loader: unknown dataset 'ham9'; choose one of ham10000, dermamnist"),
+    (lambda r: r["data"].update(size=-5), r"data\.size: --img-size must be positive, got -5"),
+    (lambda r: r["data"].update(size=100000), r"data\.size: --img-size 100000: 10015 images need at least [\d,]+ GiB of memory.*smaller --img-size"),
+    (lambda r: r["data"].update(resize="stretch"), r"data\.resize: unknown resize method 'stretch'"),
+    (lambda r: r["data"].update(split_ratios="0.9,0.2"), r"data\.split_ratios: bad split ratios"),
+    (lambda r: r["data"].update(malignant=["mel", "cancer"]), r"data\.malignant: --malignant names unknown class\(es\) cancer"),
+    (lambda r: r["steps"][8]["params"].update(target_class="melanoma"), r"steps\[8\]\.params\.target_class: --target-class 'melanoma' is not a class"),
+    (lambda r: r["steps"][8]["grid"].update(fraction=[0.2, 1.5]), r"steps\[8\]\.grid\.fraction\[1\]: .*--fraction in \(0, 1\)"),
+    (lambda r: r["steps"][8]["params"].update(source_class="bkl"), r"steps\[8\]\.params\.source_class: --source-class and --target-class are the same"),
+    (lambda r: r["steps"][6]["params"].update(max_iter=0), r"steps\[6\]\.params\.max_iter: --max-iter must be at least 1"),
+    (lambda r: r["steps"][6]["params"].update(threat="grey-box"), r"steps\[6\]\.params\.threat: unknown --threat 'grey-box'"),
+    (lambda r: r["steps"][2]["params"].update(param={"decay": "1/0"}), r"steps\[2\]\.params\.param: --param decay=1/0: cannot read the value"),
+    (lambda r: r["steps"][2]["params"].update(fraction=0.3), r"steps\[2\]\.params\.fraction: --fraction does not apply to fgsm"),
+    (lambda r: r["steps"][4]["params"].update(attacks="fgsm,deepfool"), r"steps\[4\]\.params\.attacks: --attacks names deepfool"),
+    (lambda r: r["steps"][1]["params"].update(threat="white-box"), r"steps\[1\]\.params\.threat: --threat applies only with --attack"),
+    (lambda r: r["steps"][0]["params"].update(optimizer="adam"), r"steps\[0\]\.params\.optimizer: unknown --optimizer 'adam'"),
+    (lambda r: r["steps"][0]["params"].update(device="gpu"), r"steps\[0\]\.params\.device: unknown device 'gpu'"),
+    (lambda r: r["steps"][7]["params"].update(method="patch", patch_size=1.5), r"steps\[7\]\.params\.patch_size: --patch-size 1.5 must be in \(0, 1\]"),
+    (lambda r: r["model"].update(weights="nope.safetensors"), r"model\.weights: weights file nope.safetensors does not exist"),
+    (lambda r: r["steps"][9]["params"].update(bootstrap=-5), r"steps\[9\]\.params\.bootstrap: --bootstrap -5 is negative"),
 ])
 def test_bad_recipes_name_the_key_path(tmp_path, edit, expected):
     assert re.search(expected, _broken(tmp_path, edit)), expected
+
+
+def test_run_refuses_a_bad_recipe_before_its_first_step(tmp_path):
+    recipe = tiny_recipe(tmp_path / "d.npz")
+    recipe["steps"][4]["grid"]["ratio"] = [0.2, 1.5]  # a late step: the earlier ones must not run either
+    result = invoke("run", write(tmp_path / "r.yaml", recipe), "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "steps[4].grid.ratio[1]: --ratio 1.5" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_malformed_yaml_and_missing_file(tmp_path):

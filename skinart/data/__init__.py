@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from skinart.errors import SkinartError
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
     SPLIT_NAMES,
 )
-from skinart.data.pixels import from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
-from skinart.data.sources import Source, read_source  # noqa: F401
+from skinart.data.pixels import check_pixels, from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
+from skinart.data.sources import Source, is_present, read_source  # noqa: F401
 from skinart.data.splits import parse_ratios, source_splits, split_indices  # noqa: F401
+from skinart.errors import SkinartError
 
 
 @dataclass
@@ -59,8 +59,6 @@ class LesionDataset:
 
 def read_data(name: str, root: str | Path | None = None, img_size: int | None = None) -> Source:
     """A source's labels, groups and files (no pixels yet), its notes shown on stderr."""
-    if img_size is not None and img_size <= 0:
-        raise SkinartError(f"--img-size must be positive, got {img_size}")
     source = read_source(name, root, img_size)
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -70,7 +68,7 @@ def read_data(name: str, root: str | Path | None = None, img_size: int | None = 
 def dataset_of(source: Source, img_size: int | None = None, resize: str = "crop",
                split_ratios: tuple[float, ...] | None = (0.7, 0.15, 0.15), seed: int = 0, use_cache: bool = True) -> LesionDataset:
     """The source's pixels in its splits; with `split_ratios` None every image is test (an external evaluation)."""
-    img_size = img_size or source.native_size or DEFAULT_IMG_SIZE
+    img_size = _side(source, img_size)
     pixels = load_pixels(source, img_size, resize, use_cache)
     parts = {"test": np.arange(len(source.ids))} if split_ratios is None else source_splits(source, split_ratios, seed, use_cache)
     splits = {
@@ -91,7 +89,24 @@ def load_dataset(
     seed: int = 0,
     use_cache: bool = True,
 ) -> LesionDataset:
+    if img_size is not None:
+        check_pixels(img_size, resize)  # before reading anything: a size that can never fit is refused at once
     return dataset_of(read_data(name, root, img_size), img_size, resize, split_ratios, seed, use_cache)
+
+
+def check_data(name: str, root: str | Path | None = None, img_size: int | None = None, resize: str = "crop") -> None:
+    """What `load_dataset` refuses, found without decoding or downloading: the dataset name, the image side, the resize
+    method, and pixels that cannot fit in memory. Data on this machine are counted from their labels (cheap); data not
+    here (DermaMNIST before its download, a recipe checked on another machine) by the catalog's published count."""
+    if is_present(name, root):
+        source = read_source(name, root, img_size)
+        return check_pixels(_side(source, img_size), resize, len(source.ids))
+    # not here: the side asked for, against the published count (none asked for: the source's own, unknown until here)
+    check_pixels(img_size or DEFAULT_IMG_SIZE, resize, DATASETS[name].get("images") if img_size else None)
+
+
+def _side(source: Source, img_size: int | None) -> int:
+    return img_size or source.native_size or DEFAULT_IMG_SIZE
 
 
 def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:

@@ -30,6 +30,7 @@ BALANCE_METHODS = ("none", "weights", "oversample")
 _CACHE_VERSION = "1"
 
 _ZENODO = "https://zenodo.org/records/10519652/files"
+# "images": the published number of images, to estimate memory for data not on this machine yet
 DATASETS: dict[str, dict] = {
     "ham10000": {
         "description": "HAM10000: ISIC_*.jpg (any resolution, any sub-folder) + HAM10000_metadata.csv",
@@ -39,6 +40,7 @@ DATASETS: dict[str, dict] = {
         "image_glob": "ISIC_*.jpg",
         "split": "grouped by lesion_id, stratified by class",
         "native_size": None,
+        "images": 10015,
         "licence": "CC BY-NC 4.0",
         "citation": "Tschandl, Rosendahl & Kittler, Sci. Data 5, 180161 (2018)",
     },
@@ -63,6 +65,7 @@ DATASETS: dict[str, dict] = {
             "vascular lesions",
         ],
         "split": "official MedMNIST split (not lesion-disjoint)",
+        "images": 10015,
         "licence": "CC BY-NC 4.0",
         "citation": "Yang et al., Sci. Data 10, 41 (2023); Tschandl et al. 2018",
     },
@@ -74,6 +77,7 @@ DATASETS: dict[str, dict] = {
         "columns": ("image", "MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"),
         "split": "grouped by lesion_id when a LesionGroupings file is present, stratified by class",
         "native_size": None,
+        "images": 11720,  # training 10015 + validation 193 + test 1512
         "licence": "CC BY-NC 4.0",
         "citation": "Codella et al., arXiv:1902.03368 (2019); Tschandl et al. 2018",
     },

@@ -55,11 +55,29 @@ def _npz_pixels(source: Source, size: int, method: str) -> np.ndarray:
     return np.stack([resize_image(Image.fromarray(im), size, method) for im in images])
 
 
-def load_pixels(source: Source, size: int, method: str = "crop", use_cache: bool = True) -> np.ndarray:
-    """All of a source's images at `size`, resized once and cached by (source fingerprint, size, method)."""
+def memory_bytes() -> int:
+    """This machine's physical memory: pixels that need more can never be held, whatever else is running."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_pixels(size: int, method: str = "crop", n_images: int | None = None) -> None:
+    """Refuse, before anything is allocated, a side that is not positive, an unknown resize method, or a side at which
+    `n_images` images cannot fit in memory (a MemoryError traceback after minutes of decoding otherwise)."""
     if size <= 0:
         raise SkinartError(f"--img-size must be positive, got {size}")
     choose(method, RESIZE_METHODS, "resize method")
+    # uint8 HWC, held twice: the cache and the splits copied out of it. A lower bound (training and attacks add
+    # float copies of batches), so no size that fits is ever refused.
+    need, have = 2 * 3 * size * size * (n_images or 0), memory_bytes()
+    if need > have:
+        fits = int((have / (2 * 3 * n_images)) ** 0.5)
+        raise SkinartError(f"--img-size {size}: {n_images} images need at least {need / 2**30:,.0f} GiB of memory, more than "
+                           f"this machine's {have / 2**30:,.0f} GiB; pass a smaller --img-size (at most {fits})")
+
+
+def load_pixels(source: Source, size: int, method: str = "crop", use_cache: bool = True) -> np.ndarray:
+    """All of a source's images at `size`, resized once and cached by (source fingerprint, size, method)."""
+    check_pixels(size, method, len(source.ids))
     key = f"pixels:{source.name}:{source.fingerprint}:{size}:{method}"
     build = (lambda: _npz_pixels(source, size, method)) if source.npz else (lambda: _decode_all(source.paths, size, method))
     return cached_array(f"{source.name}-{size}-{method}", key, build, use_cache)

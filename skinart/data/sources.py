@@ -274,10 +274,21 @@ def _code_of(description: str) -> str:
 _READERS = {"ham10000": _read_ham10000, "isic2018": _read_isic2018, "folder": _read_folder}
 
 
+def _root(name: str, root: str | Path | None) -> Path | None:
+    return Path(root).expanduser() if root else default_root(name)
+
+
+def is_present(name: str, root: str | Path | None = None) -> bool:
+    """Whether dataset `name` is where `read_source` looks, found without reading or downloading anything."""
+    _check_name(name)
+    found = _root(name, root)
+    return found is not None and found.exists()
+
+
 def read_source(name: str, root: str | Path | None = None, img_size: int | None = None) -> Source:
     """Read labels, groups and image locations (no pixels) of dataset `name`."""
     spec = _check_name(name)
-    root = Path(root).expanduser() if root else default_root(name)
+    root = _root(name, root)
     if name == "dermamnist":
         return _read_dermamnist(root, spec, img_size)
     if root is None:

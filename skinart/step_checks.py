@@ -1,0 +1,136 @@
+"""What each step command builds from its options, checked: one function per command, called by the command's body
+before anything is read or written and by `check_step`, which recipes call for every task before the first one runs.
+A recipe and a command line are therefore refused for the same reasons, and a recipe at once, not when a late step
+is reached.
+
+Each function takes the command's options by name (the dict click parses, or the body's own `locals()`) and reads
+nothing heavier than a dataset's labels. The checkpoints a recipe step reads do not exist before the recipe runs, so
+class names are checked against `data.CLASSES`, the classes every loader maps its labels to; the runs check them
+again against the checkpoint's own."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from skinart.attack_config import AttackConfig
+from skinart.attack_run import THREATS
+from skinart.attacks import flag
+from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
+from skinart.defences import RetrainConfig, check_defence
+from skinart.detect_run import DETECTORS
+from skinart.errors import SkinartError
+from skinart.models import DEVICES, check_model
+from skinart.options import choose, parse_eps, parse_malignant, parse_params
+from skinart.preprocessing import check_quality, preprocessors
+from skinart.training import TrainConfig
+
+# evaluate's options that configure its attack
+_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint")
+
+
+def _common(p: dict) -> None:
+    """Options several commands share: the dataset, the malignant set, the device (its name: whether CUDA is there
+    is the running machine's business, not the recipe's)."""
+    if p.get("data") is not None:
+        choose(p["data"], DATASETS, "dataset")
+    if p.get("malignant") is not None:
+        parse_malignant(p["malignant"], CLASSES)
+    choose(p["device"], DEVICES, "device")
+
+
+def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
+    """`skinart train`: the training settings, the model and its first weights, the split and the data (size and memory
+    included)."""
+    _common(p)
+    cfg = TrainConfig(**{f.name: p[f.name] for f in fields(TrainConfig)})
+    cfg.check()
+    check_model(cfg.model, cfg.pretrained, cfg.weights)
+    parse_ratios(p["split_ratios"])
+    check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
+    return cfg
+
+
+def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[AttackConfig | None, tuple[str, ...]]:
+    """`skinart evaluate`: (None, ()) for a clean evaluation (of the checkpoint's split, or --external of every image of
+    other data); with --attack, the attack and its threat models."""
+    _common(p)
+    if p["external"] and (p["split"] is not None or p["attack"]):
+        drop = "--split" if p["split"] is not None else "--attack"
+        raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {drop}")
+    if not p["attack"]:
+        given = [flag(name) for name in _EVALUATE_ATTACK if p[name] is not None]
+        if given:
+            raise SkinartError(f"{given[0]} applies only with --attack; add --attack METHOD or drop {given[0]}")
+        if p["split"] is not None and p["split"] not in SPLIT_NAMES:
+            raise SkinartError(f"split '{p['split']}' does not exist; choose one of {', '.join(SPLIT_NAMES)}")
+        return None, ()
+    if p["split"] is not None:
+        raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
+    threat = choose(p["threat"] or "all", ("all",) + THREATS, "--threat")
+    cfg = AttackConfig(method=p["attack"], **{name: p[name] for name in ("eps", "eps_step", "max_iter", "max_samples")})
+    cfg.check(CLASSES)
+    return cfg, THREATS if threat == "all" else (threat,)
+
+
+def attack_config(p: dict, given: set[str] = frozenset()) -> AttackConfig:
+    """`skinart attack`: the attack with its --param extras, checked against its method's row, and the options
+    that do not fit the run it makes (rescoring saved images, poisoning, or crafting under a threat model)."""
+    _common(p)
+    cfg = AttackConfig(**{f.name: p[f.name] for f in fields(AttackConfig) if f.name != "params"},
+                       params=parse_params(p["param"] or []))
+    cfg.check(CLASSES)
+    crafting = p["source_checkpoint"] or p["threat"]
+    if p["adversarial_run"] is not None and crafting:
+        raise SkinartError("--adversarial-run fixes the model the images were crafted on; drop --source-checkpoint/--threat")
+    if cfg.row.kind == "poison" and crafting:
+        raise SkinartError(f"{cfg.method} retrains the model on poisoned data; --source-checkpoint/--threat do not apply")
+    if p["threat"] is not None:
+        choose(p["threat"], THREATS, "--threat")
+    return cfg
+
+
+def _preprocessor(p: dict, settings: dict, retrain: RetrainConfig) -> None:
+    check_quality(settings["quality"])
+    preprocessors([{"name": p["method"], **settings}])  # ART checks the window and the bit depth
+
+
+# what each kind of defence checks of the options it uses, once its name and input are checked
+_DEFENCE_CHECKS = {
+    "preprocess": _preprocessor,
+    "combined": lambda p, settings, retrain: check_quality(settings["quality"]),
+    "retrain": lambda p, settings, retrain: retrain.check(p["method"]),
+    "detect": lambda p, settings, retrain: choose(p["detector"], DETECTORS, "--detector"),
+}
+
+
+def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, RetrainConfig]:
+    """`skinart defend`: (the preprocessor settings, the retraining options), checked for the defence's kind; an option
+    `given` (not left at its default) that the defence does not take is refused."""
+    _common(p)
+    defence = check_defence(p["method"], given)
+    given = {"checkpoint": p["checkpoint"], "retrained": p["retrained"] or p["checkpoint"], "poisoned_run": p["poisoned_run"]}
+    if given[defence.needs] is None:
+        raise SkinartError(f"{p['method']} needs --{defence.needs.replace('_', '-')} ({defence.help})")
+    settings = {"quality": p["quality"], "window": p["window"], "bits": p["bits"]}
+    options = {"eps": p["eps"] and parse_eps(p["eps"]), "eps_step": p["eps_step"] and parse_eps(p["eps_step"], "--eps-step"),
+               "max_iter": p["max_iter"]}
+    retrain = RetrainConfig(attacks=tuple(a.strip() for a in p["attacks"].split(",") if a.strip()), ratio=p["ratio"],
+                            mode=p["mode"], rounds=p["rounds"], epochs=p["retrain_epochs"], init=p["init"], options=options)
+    _DEFENCE_CHECKS[defence.kind](p, settings, retrain)
+    return settings, retrain
+
+
+def report_config(p: dict, given: set[str] = frozenset()) -> list[str] | None:
+    """`skinart report`: the second malignant set, if any."""
+    if p["also_malignant"] is None and p["also_label"] != "alternative mapping":
+        raise SkinartError("--also-label names the second mapping of --also-malignant; give --also-malignant too or drop it")
+    return p["also_malignant"] and parse_malignant(p["also_malignant"], CLASSES, "--also-malignant")
+
+
+STEP_CONFIGS = {"train": train_config, "evaluate": evaluate_config, "attack": attack_config, "defend": defend_config,
+                "report": report_config}
+
+
+def check_step(command: str, params: dict, given: set[str] = frozenset()) -> None:
+    """Build a step's whole configuration from its parsed options, as the command will, without running it."""
+    STEP_CONFIGS[command](params, given)
