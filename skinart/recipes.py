@@ -16,7 +16,9 @@ from pathlib import Path
 import typer
 import yaml
 
+from skinart.attacks import check_method
 from skinart.commands import STEP_COMMANDS, step_group
+from skinart.defences import check_defence
 from skinart.errors import SkinartError
 from skinart.report.rows import ROW_METRICS
 from skinart.step_checks import check_step
@@ -32,6 +34,7 @@ GLOBAL_OPTIONS = {
 # option -> the recipe-wide key it may come from, for error messages
 GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()} | {"seed": "seed"}
 # Options naming another run directory: a step name there means that step's output.
+GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str}
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
 
@@ -202,6 +205,8 @@ def _recipe_globals(recipe: dict) -> dict:
         for key, value in recipe.get(section, {}).items():
             if key not in table:
                 raise _unknown(section, key, table)
+            if key in GLOBAL_TYPES:  # checked here too, for a setting no step takes
+                _expect(f"{section}.{key}", value, GLOBAL_TYPES[key])
             globals_[table[key]] = value
     return globals_
 
@@ -241,6 +246,25 @@ def _step_options(path: str, step: dict, options: dict, globals_: dict) -> tuple
     return params, grid
 
 
+# what each reference option reads, and what each kind of step writes
+READS = {"checkpoint": "checkpoint", "source_checkpoint": "checkpoint", "retrained": "retrained checkpoint",
+         "poisoned_run": "poisoned run", "adversarial_run": "adversarial test set"}
+_DEFENCE_WRITES = {"preprocess": {"checkpoint"}, "combined": {"checkpoint"}, "retrain": {"checkpoint", "retrained checkpoint"},
+                   "detect": set()}
+
+
+def _writes(task: Task) -> set[str]:
+    """What an (already validated) task's run directory is, for the steps that read it."""
+    if task.command == "train":
+        return {"checkpoint"}
+    if task.command == "defend":
+        return _DEFENCE_WRITES[check_defence(task.params["method"]).kind]
+    if task.command == "attack":
+        poison = check_method(task.params["method"]).kind == "poison"
+        return {"checkpoint", "poisoned run"} if poison else {"adversarial test set"}
+    return set()
+
+
 def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) -> dict:
     """key -> list of (value, referenced task name): a grid key takes each of its values; a reference option naming
     an earlier step takes each of that step's tasks; anything else a reference names must be a directory."""
@@ -254,16 +278,22 @@ def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) 
             if target not in members and not Path(target).is_dir():
                 raise SkinartError(f"{where}: '{target}' is neither an earlier step ({', '.join(members) or 'none yet'}) "
                                    "nor an existing directory")
+            for task in members.get(target, []):
+                if READS[key] not in _writes(task):
+                    raise SkinartError(f"{where}: step '{target}' ({task.command} {task.params.get('method', '')}) writes no "
+                                       f"{READS[key]}; name a step that does")
         if refs:
             choices[key] = [(None, t.name) for target, _ in refs if target in members for t in members[target]] + \
                            [(target, None) for target, _ in refs if target not in members]
     return choices
 
 
-def _check_values(path: str, params: dict, grid: dict, options: dict) -> None:
-    """Flags and mappings, each error naming its key path (the values themselves: `_check_task`)."""
+def _check_values(path: str, step: dict, params: dict, grid: dict, options: dict) -> None:
+    """Flags and mappings, each error naming its key path (a recipe-wide setting's own: `model.pretrained`; the
+    values themselves: `_check_task`)."""
     for key, value in params.items():
-        _check_shape(f"{path}.params.{key}", options[key], value)
+        where = f"{path}.params.{key}" if key in step.get("params", {}) else GLOBAL_PATHS.get(key, f"{path}.params.{key}")
+        _check_shape(where, options[key], value)
     for key in grid:
         if key not in REFERENCE_OPTIONS:
             for j, value in enumerate(grid[key]):
@@ -301,7 +331,7 @@ def plan(recipe: dict) -> list[Task]:
         options = _options(commands[command])
         params, grid = _step_options(path, step, options, globals_)
         choices = _fan_out(path, params, grid, options, members)
-        _check_values(path, params, grid, options)
+        _check_values(path, step, params, grid, options)
         members[name] = _grid_tasks(name, command, params, grid, choices)
         for task in members[name]:
             _check_task(path, commands[command], task, step)

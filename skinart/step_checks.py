@@ -14,7 +14,7 @@ from dataclasses import fields
 
 from skinart.attack_config import AttackConfig
 from skinart.attack_run import THREATS
-from skinart.attacks import flag
+from skinart.attacks import check_method, flag
 from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
 from skinart.defences import RetrainConfig, check_defence
 from skinart.detect_run import DETECTORS
@@ -66,6 +66,9 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[AttackConfi
         return None, ()
     if p["split"] is not None:
         raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
+    if check_method(p["attack"]).kind == "poison":
+        raise SkinartError(f"--attack {p['attack']} retrains the model; evaluate --attack takes evasion, universal and patch "
+                           "methods (poison with `skinart attack`)")
     threat = choose(p["threat"] or "all", ("all",) + THREATS, "--threat")
     cfg = AttackConfig(method=p["attack"], **{name: p[name] for name in ("eps", "eps_step", "max_iter", "max_samples")})
     cfg.check(CLASSES)
@@ -76,16 +79,19 @@ def attack_config(p: dict, given: set[str] = frozenset()) -> AttackConfig:
     """`skinart attack`: the attack with its --param extras, checked against its method's row, and the options
     that do not fit the run it makes (rescoring saved images, poisoning, or crafting under a threat model)."""
     _common(p)
-    cfg = AttackConfig(**{f.name: p[f.name] for f in fields(AttackConfig) if f.name != "params"},
-                       params=parse_params(p["param"] or []))
-    cfg.check(CLASSES)
+    poison = check_method(p["method"]).kind == "poison"
+    if p["adversarial_run"] is not None and poison:
+        raise SkinartError(f"--adversarial-run scores saved evasion images, and {p['method']} retrains the model: drop --adversarial-run")
     crafting = p["source_checkpoint"] or p["threat"]
     if p["adversarial_run"] is not None and crafting:
         raise SkinartError("--adversarial-run fixes the model the images were crafted on; drop --source-checkpoint/--threat")
-    if cfg.row.kind == "poison" and crafting:
-        raise SkinartError(f"{cfg.method} retrains the model on poisoned data; --source-checkpoint/--threat do not apply")
+    if poison and crafting:
+        raise SkinartError(f"{p['method']} retrains the model on poisoned data; --source-checkpoint/--threat do not apply")
     if p["threat"] is not None:
         choose(p["threat"], THREATS, "--threat")
+    cfg = AttackConfig(**{f.name: p[f.name] for f in fields(AttackConfig) if f.name != "params"},
+                       params=parse_params(p["param"] or []))
+    cfg.check(CLASSES)
     return cfg
 
 

@@ -19,9 +19,6 @@ def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[s
                 malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`."""
     meta = read_checkpoint_meta(checkpoint)
-    if cfg.row.kind == "poison":
-        raise SkinartError(f"--attack {cfg.method} retrains the model; evaluate --attack takes evasion, universal and patch "
-                           "methods (poison with `skinart attack`)")
     if source_checkpoint and "transfer" not in threats:
         raise SkinartError("--source-checkpoint is for --threat transfer (or all), the model a transfer attacker crafts on; drop it or add --threat transfer")
     if "transfer" in threats:

@@ -98,15 +98,18 @@ def check_data(name: str, root: str | Path | None = None, img_size: int | None =
     """What `load_dataset` refuses, found without decoding or downloading: the dataset name, the image side, the resize
     method, and pixels that cannot fit in memory. Data on this machine are counted from their labels (cheap); data not
     here (DermaMNIST before its download, a recipe checked on another machine) by the catalog's published count."""
+    if root is not None and not Path(root).expanduser().exists():
+        raise SkinartError(f"--data-root {root} does not exist; point it at the {name} data (see data/README.md)")
     if is_present(name, root):
         source = read_source(name, root, img_size)
         return check_pixels(_side(source, img_size), resize, len(source.ids))
     # not here: the side asked for, against the published count (none asked for: the source's own, unknown until here)
-    check_pixels(img_size or DEFAULT_IMG_SIZE, resize, DATASETS[name].get("images") if img_size else None)
+    asked = img_size is not None
+    check_pixels(img_size if asked else DEFAULT_IMG_SIZE, resize, DATASETS[name].get("images") if asked else None)
 
 
 def _side(source: Source, img_size: int | None) -> int:
-    return img_size or source.native_size or DEFAULT_IMG_SIZE
+    return img_size if img_size is not None else source.native_size or DEFAULT_IMG_SIZE
 
 
 def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
