@@ -7,34 +7,22 @@ go through the Typer/click command itself, so a recipe step and a command line c
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
-import yaml
 
 from skinart.attacks import check_method
 from skinart.commands import STEP_COMMANDS, step_group
 from skinart.defences import check_defence
 from skinart.errors import SkinartError
+from skinart.recipe_file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
 from skinart.report.rows import ROW_METRICS
 from skinart.step_checks import check_step
 
-TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
-STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
-# Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
-GLOBAL_OPTIONS = {
-    "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
-             "balance": "balance", "malignant": "malignant"},
-    "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
-}
-# option -> the recipe-wide key it may come from, for error messages
-GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()} | {"seed": "seed"}
 # Options naming another run directory: a step name there means that step's output.
-GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str}
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
 
@@ -73,59 +61,8 @@ def _cli_args(key: str, value) -> list[str]:
     return [flag, str(value)]
 
 
-def _expect(path: str, value, kind: type) -> None:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SkinartError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
-
-
-def _unknown(path: str, key: str, known) -> SkinartError:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return SkinartError(f"{path}.{key}: unknown key; {hint}expected one of {', '.join(known)}")
-
-
 def _slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", str(value))
-
-
-def load_recipe(path: Path, overrides: list[str] = ()) -> dict:
-    """Read a recipe and apply `--set a.b.c=value` overrides (values in YAML syntax; a step by name or index)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SkinartError(f"recipe {path} not found; give the path of a YAML recipe (see recipes/)")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SkinartError(f"recipe {path} is not valid YAML{where}: {getattr(e, 'problem', e)}; fix the syntax") from None
-    if not isinstance(recipe, dict):
-        raise SkinartError(f"recipe {path}: expected a mapping with name, data, model and steps at the top level")
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise SkinartError(f"--set {item!r}: expected key.path=value, e.g. data.size=64")
-        _set(recipe, key.split("."), yaml.safe_load(text), key)
-    return recipe
-
-
-def _set(node, keys: list[str], value, full: str) -> None:
-    for i, key in enumerate(keys):
-        if isinstance(node, list):  # steps: by name or index
-            match = [s for s in node if isinstance(s, dict) and s.get("name") == key]
-            if not match and not (key.isdigit() and int(key) < len(node)):
-                raise SkinartError(f"--set {full}: no step '{key}'")
-            key_node = match[0] if match else node[int(key)]
-            if i == len(keys) - 1:
-                raise SkinartError(f"--set {full}: name a key inside the step, e.g. {full}.params.epochs")
-            node = key_node
-            continue
-        if not isinstance(node, dict):
-            raise SkinartError(f"--set {full}: '{'.'.join(keys[:i])}' is not a mapping")
-        if i == len(keys) - 1:
-            node[key] = value
-        else:
-            node = node.setdefault(key, {})
 
 
 def _check_shape(path: str, option, value) -> None:
@@ -191,33 +128,13 @@ def _passes(command, task: Task, key: str) -> bool:
     return True
 
 
-def _recipe_globals(recipe: dict) -> dict:
-    """Check the top level; the recipe-wide settings as command options (each goes to every step that takes it)."""
-    for key, value in recipe.items():
-        if key not in TOP_KEYS:
-            raise _unknown("recipe", key, TOP_KEYS)
-        _expect(key, value, TOP_KEYS[key])
-    for key in ("name", "steps"):
-        if key not in recipe:
-            raise SkinartError(f"recipe: missing '{key}'")
-    globals_ = {"seed": recipe["seed"]} if "seed" in recipe else {}
-    for section, table in GLOBAL_OPTIONS.items():
-        for key, value in recipe.get(section, {}).items():
-            if key not in table:
-                raise _unknown(section, key, table)
-            if key in GLOBAL_TYPES:  # checked here too, for a setting no step takes
-                _expect(f"{section}.{key}", value, GLOBAL_TYPES[key])
-            globals_[table[key]] = value
-    return globals_
-
-
 def _check_step(path: str, step, members: dict) -> tuple[str, str]:
     """The step's keys, name and command; returns (name, command)."""
-    _expect(path, step, dict)
+    expect(path, step, dict)
     for key, value in step.items():
         if key not in STEP_KEYS:
-            raise _unknown(path, key, STEP_KEYS)
-        _expect(f"{path}.{key}", value, STEP_KEYS[key])
+            raise unknown(path, key, STEP_KEYS)
+        expect(f"{path}.{key}", value, STEP_KEYS[key])
     name, command = step.get("name"), step.get("command")
     if not name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise SkinartError(f"{path}.name: expected a step name of letters, digits and _.+-, got {name!r}")
@@ -234,7 +151,7 @@ def _step_options(path: str, step: dict, options: dict, globals_: dict) -> tuple
     for where, keys in (("params", params), ("grid", grid)):
         for key in keys:
             if key not in options:
-                raise _unknown(f"{path}.{where}", key, options)
+                raise unknown(f"{path}.{where}", key, options)
             if key in params and key in grid:
                 raise SkinartError(f"{path}.grid.{key}: also set in params; set it in one place")
     for key, values in grid.items():
@@ -321,7 +238,7 @@ def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict
 
 def plan(recipe: dict) -> list[Task]:
     """Validate a recipe and expand it into tasks; every error names its key path."""
-    globals_ = _recipe_globals(recipe)
+    globals_ = recipe_globals(recipe)
     commands = step_group().commands
     tasks: list[Task] = []
     members: dict[str, list[Task]] = {}  # step name -> its tasks
@@ -344,11 +261,11 @@ def _check_references(reference: dict, tasks: list[Task]) -> None:
     names = {t.name for t in tasks} | {t.step for t in tasks}
     for task_name, values in reference.items():
         if task_name not in names:
-            raise _unknown("reference", task_name, sorted(names))
-        _expect(f"reference.{task_name}", values, dict)
+            raise unknown("reference", task_name, sorted(names))
+        expect(f"reference.{task_name}", values, dict)
         for metric, value in values.items():
             if metric not in ROW_METRICS:
-                raise _unknown(f"reference.{task_name}", metric, ROW_METRICS)
+                raise unknown(f"reference.{task_name}", metric, ROW_METRICS)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise SkinartError(f"reference.{task_name}.{metric}: expected a fraction in [0, 1] (70.19 % is 0.7019), got {value!r}")
 

@@ -1,0 +1,95 @@
+"""The recipe file: YAML with `--set` overrides applied, its top-level keys, and the recipe-wide `data`, `model` and
+`seed` settings as the command options they become (each goes to every step whose command takes it)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from skinart.errors import SkinartError
+
+TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
+STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
+# Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
+GLOBAL_OPTIONS = {
+    "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
+             "balance": "balance", "malignant": "malignant"},
+    "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
+}
+# option -> the recipe-wide key it may come from, for error messages
+GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()} | {"seed": "seed"}
+# the recipe-wide settings' types, checked even when no step takes the setting
+GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str}
+
+
+def expect(path: str, value, kind: type) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SkinartError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def unknown(path: str, key: str, known) -> SkinartError:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return SkinartError(f"{path}.{key}: unknown key; {hint}expected one of {', '.join(known)}")
+
+
+def load_recipe(path: Path, overrides: list[str] = ()) -> dict:
+    """Read a recipe and apply `--set a.b.c=value` overrides (values in YAML syntax; a step by name or index)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SkinartError(f"recipe {path} not found; give the path of a YAML recipe (see recipes/)")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SkinartError(f"recipe {path} is not valid YAML{where}: {getattr(e, 'problem', e)}; fix the syntax") from None
+    if not isinstance(recipe, dict):
+        raise SkinartError(f"recipe {path}: expected a mapping with name, data, model and steps at the top level")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SkinartError(f"--set {item!r}: expected key.path=value, e.g. data.size=64")
+        _set(recipe, key.split("."), yaml.safe_load(text), key)
+    return recipe
+
+
+def _set(node, keys: list[str], value, full: str) -> None:
+    for i, key in enumerate(keys):
+        if isinstance(node, list):  # steps: by name or index
+            match = [s for s in node if isinstance(s, dict) and s.get("name") == key]
+            if not match and not (key.isdigit() and int(key) < len(node)):
+                raise SkinartError(f"--set {full}: no step '{key}'")
+            key_node = match[0] if match else node[int(key)]
+            if i == len(keys) - 1:
+                raise SkinartError(f"--set {full}: name a key inside the step, e.g. {full}.params.epochs")
+            node = key_node
+            continue
+        if not isinstance(node, dict):
+            raise SkinartError(f"--set {full}: '{'.'.join(keys[:i])}' is not a mapping")
+        if i == len(keys) - 1:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {})
+
+
+def recipe_globals(recipe: dict) -> dict:
+    """Check the top level; the recipe-wide settings as command options (each goes to every step that takes it)."""
+    for key, value in recipe.items():
+        if key not in TOP_KEYS:
+            raise unknown("recipe", key, TOP_KEYS)
+        expect(key, value, TOP_KEYS[key])
+    for key in ("name", "steps"):
+        if key not in recipe:
+            raise SkinartError(f"recipe: missing '{key}'")
+    globals_ = {"seed": recipe["seed"]} if "seed" in recipe else {}
+    for section, table in GLOBAL_OPTIONS.items():
+        for key, value in recipe.get(section, {}).items():
+            if key not in table:
+                raise unknown(section, key, table)
+            if key in GLOBAL_TYPES:  # checked here too, for a setting no step takes
+                expect(f"{section}.{key}", value, GLOBAL_TYPES[key])
+            globals_[table[key]] = value
+    return globals_
