@@ -189,16 +189,19 @@ def test_bad_npz_and_options(tmp_path, derma_subset):
             parse_ratios(text)
 
 
-def test_pixels_that_cannot_fit_in_memory_are_refused_before_loading(derma_subset, tmp_path):
+def test_pixels_that_cannot_fit_in_memory_are_refused_before_loading(derma_subset, tmp_path, monkeypatch):
     with pytest.raises(SkinartError, match=r"--img-size 100000: 950 images need at least .* GiB.*smaller --img-size"):
         load_dataset("dermamnist", derma_subset, img_size=100000, use_cache=False)
     check_data("dermamnist", derma_subset, 64)
     # data not on this machine (a recipe checked elsewhere, DermaMNIST before its download): the published count
+    monkeypatch.setenv("SKINART_DATA", str(tmp_path))
     with pytest.raises(SkinartError, match="10015 images"):
-        check_data("ham10000", tmp_path / "absent", 100000)
-    check_data("ham10000", tmp_path / "absent", 224)
+        check_data("ham10000", None, 100000)
+    check_data("ham10000", None, 224)
     with pytest.raises(SkinartError, match="unknown resize method 'stretch'"):
-        check_data("folder", tmp_path / "absent", None, "stretch")
+        check_data("folder", None, None, "stretch")
+    with pytest.raises(SkinartError, match="--data-root .* does not exist"):  # a root given explicitly must be there
+        check_data("ham10000", tmp_path / "absent", 224)
 
 
 def test_dermamnist_offline_download_fails_clearly(monkeypatch, tmp_path):
