@@ -191,8 +191,8 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     replaces the classifier's own for each epoch."""
     cfg.check()
     seed_everything(cfg.seed)
-    started = start_weights(cfg.weights)  # hashed before training: a later round may overwrite that very file
-    s = _setup(dataset, cfg, device)
+    s = _setup(dataset, cfg, device)  # refuses a missing --weights file in its own words
+    started = start_weights(cfg.weights)  # hashed before training: saving this checkpoint may overwrite that very file
     fitter = trainer(s.classifier) if trainer else s.classifier
     print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
     history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
