@@ -144,3 +144,18 @@ def test_bootstrap_interval_of_auroc_contains_it():
     ci = bootstrap_ci(y, y, 3, [2], 300, scores=s)
     assert ci["auroc"][0] <= auroc(y, s, [2]) <= ci["auroc"][1]
     assert "auroc" not in bootstrap_ci(y, y, 3, [2], 300)
+
+
+def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from skinart import training
+
+    monkeypatch.setattr(training, "predict", lambda classifier, images: images)  # the "images" are the probabilities
+    split = type("Split", (SimpleNamespace,), {"__len__": lambda self: len(self.labels)})(labels=LABELS, images=PROBS)
+    point = training.operating_point(None, SimpleNamespace(splits={"train": split}, classes=("a", "b", "c")), ["c"], 2 / 3)
+    assert point == {"threshold": pytest.approx(0.7), "target_sensitivity": 2 / 3, "chosen_on": "train", "malignant": ["c"],
+                     "train_sensitivity": pytest.approx(2 / 3), "train_specificity": pytest.approx(3 / 4)}
+    assert "chosen on the train split" in capsys.readouterr().err
+    with_val = SimpleNamespace(splits={"train": split, "val": split}, classes=("a", "b", "c"))
+    assert training.operating_point(None, with_val, ["c"], 2 / 3)["chosen_on"] == "val"
