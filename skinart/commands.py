@@ -107,6 +107,8 @@ def train(
     seed: Annotated[int, typer.Option(min=0, help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict")] = None,
+    target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
+                                                      "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
     device: Device = "auto",
     overwrite: Overwrite = False,

@@ -28,5 +28,5 @@ def evaluate_run(checkpoint: Path, out: Path, data: str | None = None, data_root
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
-        return evaluate(classifier, images, meta["classes"], malignant_names, tmp, f"{meta['model']} on {what} ({len(images)} images)",
+        return evaluate(classifier, images, meta, malignant_names, tmp, f"{meta['model']} on {what} ({len(images)} images)",
                         about={"external": external, "data": {**dataset.identity(), "split": "all" if external else split}})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.stats import DegenerateDataWarning, bootstrap
-from sklearn.metrics import confusion_matrix
+from scipy.stats import DegenerateDataWarning, bootstrap, rankdata
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from skinart.data import CLASSES, DEFAULT_MALIGNANT
 
@@ -16,9 +16,8 @@ def _ratio(num: float, den: float) -> float | None:
     return float(num / den) if den else None
 
 
-def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int]) -> dict:
-    """Malignant (positive) vs benign; matrix rows = truth [benign, malignant], columns = prediction."""
-    t, p = np.isin(y_true, malignant_idx), np.isin(y_pred, malignant_idx)
+def _binary(t: np.ndarray, p: np.ndarray) -> dict:
+    """The binary metrics of truth `t` and decision `p` (booleans, True = malignant); matrix [[TN, FP], [FN, TP]]."""
     tp, tn = int(np.sum(t & p)), int(np.sum(~t & ~p))
     fp, fn = int(np.sum(~t & p)), int(np.sum(t & ~p))
     sensitivity = _ratio(tp, tp + fn)
@@ -33,9 +32,60 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[i
     }
 
 
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int]) -> dict:
+    """Malignant (positive) vs benign at argmax: the predicted class mapped to malignant or benign."""
+    return _binary(np.isin(y_true, malignant_idx), np.isin(y_pred, malignant_idx))
+
+
+def p_malignant(probs: np.ndarray, malignant_idx: list[int]) -> np.ndarray:
+    """The probability of malignancy: the sum of the malignant classes' probabilities."""
+    return probs[:, malignant_idx].sum(axis=1)
+
+
+def threshold_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float, malignant_idx: list[int]) -> dict:
+    """Binary metrics at an operating point: malignant when p_malignant ≥ threshold (roc_curve's convention)."""
+    return {**_binary(np.isin(y_true, malignant_idx), scores >= threshold), "threshold": float(threshold)}
+
+
+def auroc(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list[int]) -> float | None:
+    """Binary AUROC of p_malignant; None when the images hold only one of the two classes."""
+    t = np.isin(y_true, malignant_idx)
+    return float(roc_auc_score(t, scores)) if 0 < t.sum() < len(t) else None
+
+
+def roc_points(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(false positive rates, true positive rates, thresholds), every distinct score a candidate (none dropped, so
+    the first point reaching a sensitivity is there); None when one class is absent."""
+    t = np.isin(y_true, malignant_idx)
+    return roc_curve(t, scores, drop_intermediate=False) if 0 < t.sum() < len(t) else None
+
+
+def choose_threshold(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list[int], target: float) -> dict | None:
+    """The largest threshold whose sensitivity on these images is at least `target` (the most specific one that still
+    meets it), with the sensitivity and specificity it gives; None when one class is absent."""
+    roc = roc_points(y_true, scores, malignant_idx)
+    if roc is None:
+        return None
+    fpr, tpr, thresholds = roc
+    i = int(np.argmax(tpr >= target - 1e-12))  # tpr rises as the threshold falls: the first index reaching the target
+    return {"threshold": float(thresholds[i]), "target_sensitivity": float(target), "sensitivity": float(tpr[i]),
+            "specificity": float(1.0 - fpr[i])}
+
+
+def operating_threshold(operating_point: dict | None, malignant: list[str] | tuple[str, ...]) -> float | None:
+    """The stored threshold when it was chosen for this malignant set; None otherwise (a checkpoint from before
+    operating points, or p_malignant over other classes, which the threshold does not calibrate): never a made-up one."""
+    if not operating_point or sorted(operating_point.get("malignant", [])) != sorted(malignant):
+        return None
+    return operating_point["threshold"]
+
+
 def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: tuple[str, ...] = DEFAULT_MALIGNANT
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: tuple[str, ...] = DEFAULT_MALIGNANT,
+    probs: np.ndarray | None = None, threshold: float | None = None,
 ) -> dict:
+    """Multi-class metrics and the binary ones at argmax; given the probabilities, also the AUROC of p_malignant and,
+    given the checkpoint's threshold, the binary metrics at that operating point (else None: never a made-up one)."""
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes)))
     support = cm.sum(axis=1)
     tp = np.diag(cm)
@@ -59,19 +109,32 @@ def classification_metrics(
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).round(4).tolist(),
-        "binary": binary_metrics(y_true, y_pred, [classes.index(m) for m in malignant]),
         "malignant": list(malignant),
+        **_binary_views(y_true, y_pred, [classes.index(m) for m in malignant], probs, threshold),
+    }
+
+
+def _binary_views(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int], probs: np.ndarray | None,
+                  threshold: float | None) -> dict:
+    """The binary metrics at argmax, the AUROC of p_malignant and the binary metrics at the operating point."""
+    scores = None if probs is None else p_malignant(probs, malignant_idx)
+    return {
+        "binary": binary_metrics(y_true, y_pred, malignant_idx),
+        "auroc": None if scores is None else auroc(y_true, scores, malignant_idx),
+        "binary_at_threshold": None if scores is None or threshold is None else threshold_metrics(y_true, scores, threshold, malignant_idx),
     }
 
 
 def attack_metrics(
-    y_true: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray, classes: tuple[str, ...] = CLASSES,
-    malignant: tuple[str, ...] = DEFAULT_MALIGNANT, target: int | None = None,
+    y_true: np.ndarray, clean_probs: np.ndarray, adv_probs: np.ndarray, classes: tuple[str, ...] = CLASSES,
+    malignant: tuple[str, ...] = DEFAULT_MALIGNANT, target: int | None = None, threshold: float | None = None,
 ) -> dict:
     """Clean and attacked metrics plus the three rates DESIGN.md separates: fooling (prediction changed),
-    error (1 − accuracy, the thesis's "fooling rate") and success (originally correct, now wrong)."""
-    clean = classification_metrics(y_true, clean_pred, classes, malignant)
-    adversarial = classification_metrics(y_true, adv_pred, classes, malignant)
+    error (1 − accuracy, the thesis's "fooling rate") and success (originally correct, now wrong). Both halves are
+    judged at the same threshold: the deployed one is what the attacker faces."""
+    clean_pred, adv_pred = clean_probs.argmax(1), adv_probs.argmax(1)
+    clean = classification_metrics(y_true, clean_pred, classes, malignant, clean_probs, threshold)
+    adversarial = classification_metrics(y_true, adv_pred, classes, malignant, adv_probs, threshold)
     correct = clean_pred == y_true
     metrics = {
         "clean": clean,
@@ -105,23 +168,36 @@ def _fnr(y, p, malignant_idx: list[int], axis: int = -1):
     return np.sum(t & ~q, axis=axis) / np.sum(t, axis=axis)
 
 
+def _auroc_ranks(y, s, malignant_idx: list[int], axis: int = -1):
+    """AUROC as the Mann-Whitney U over average ranks (ties count one half, as in roc_auc_score), vectorised over
+    resamples: roc_auc_score takes ~5 ms a call, 1000 resamples a report row. NaN when one class is absent."""
+    t = np.isin(y, malignant_idx)
+    n_pos, n_neg = np.sum(t, axis=axis), np.sum(~t, axis=axis)
+    rank_sum = np.sum(rankdata(s, axis=axis) * t, axis=axis)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> dict:
-    """Percentile bootstrap intervals (scipy, test images resampled in pairs, seeded) of the headline metrics."""
+                 seed: int = 0, level: float = 0.95, scores: np.ndarray | None = None) -> dict:
+    """Percentile bootstrap intervals (scipy, test images resampled together with their prediction and p_malignant,
+    seeded) of the headline metrics; with `scores` (p_malignant) also of the AUROC."""
     statistics = {
-        "accuracy": lambda y, p, axis=-1: np.mean(y == p, axis=axis),
-        "macro_recall": lambda y, p, axis=-1: _macro_recall(y, p, n_classes, axis),
-        "fnr": lambda y, p, axis=-1: _fnr(y, p, malignant_idx, axis),
+        "accuracy": lambda y, p, s, axis=-1: np.mean(y == p, axis=axis),
+        "macro_recall": lambda y, p, s, axis=-1: _macro_recall(y, p, n_classes, axis),
+        "fnr": lambda y, p, s, axis=-1: _fnr(y, p, malignant_idx, axis),
     }
+    if scores is not None:
+        statistics["auroc"] = lambda y, p, s, axis=-1: _auroc_ranks(y, s, malignant_idx, axis)
     if len(y_true) < 2 or resamples < 1:
         return {}
+    data = (y_true, y_pred, np.zeros(len(y_true)) if scores is None else scores)
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         # every resample giving one value (e.g. accuracy 0 under PGD) is a valid [v, v] percentile interval;
         # scipy's warning about it speaks of BCa, which is not used here
         warnings.simplefilter("ignore", DegenerateDataWarning)
         for name, statistic in statistics.items():
-            result = bootstrap((y_true, y_pred), statistic, paired=True, vectorized=True, n_resamples=resamples,
+            result = bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=resamples,
                                confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
             low, high = result.confidence_interval
             out[name] = None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]

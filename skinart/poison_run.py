@@ -13,7 +13,7 @@ from skinart.attack_config import AttackConfig
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.crafting import sample_indices
 from skinart.data import Split, to_model_input
-from skinart.metrics import classification_metrics
+from skinart.metrics import classification_metrics, operating_threshold
 from skinart.models import predict
 from skinart.options import parse_malignant
 from skinart.poisons import candidates, perturb, poison_split
@@ -47,8 +47,11 @@ def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
           file=sys.stderr)
     with run.staged() as tmp:
         train(poisoned, train_cfg, tmp, device, malignant_names)
-        models = dict(zip(MODELS, (classifier_from_checkpoint(checkpoint, device)[0], classifier_from_checkpoint(tmp, device)[0])))
-        metrics = {"kind": "poison", **_compare(cfg, test, models, classes, malignant_names, source, target, tmp)}
+        loaded = dict(zip(MODELS, (classifier_from_checkpoint(checkpoint, device), classifier_from_checkpoint(tmp, device))))
+        models = {name: classifier for name, (classifier, _) in loaded.items()}
+        # each model at its own operating point: the poisoned one chose its threshold on val after retraining
+        thresholds = {name: operating_threshold(m.get("operating_point"), malignant_names) for name, (_, m) in loaded.items()}
+        metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds, classes, malignant_names, source, target, tmp)}
         metrics.update(method=cfg.method, fraction=cfg.fraction, poisoned_samples=len(indices), candidate_samples=int(allowed.sum()),
                        target_class=classes[target], source_class=None if source is None else classes[source])
         write_json(tmp / "metrics.json", metrics)
@@ -57,12 +60,13 @@ def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     return metrics
 
 
-def _compare(cfg: AttackConfig, test: Split, models: dict, classes: list[str], malignant: list[str], source: int | None,
-             target: int, out: Path) -> dict:
+def _compare(cfg: AttackConfig, test: Split, models: dict, thresholds: dict, classes: list[str], malignant: list[str],
+             source: int | None, target: int, out: Path) -> dict:
     """Both models on the clean test split; for a flip the source→target confusion, for a backdoor the
     trigger's success on triggered test images of the other classes."""
-    result = {name: classification_metrics(test.labels, predict(model, test.images).argmax(1), tuple(classes), tuple(malignant))
-              for name, model in models.items()}
+    probs = {name: predict(model, test.images) for name, model in models.items()}
+    result = {name: classification_metrics(test.labels, p.argmax(1), tuple(classes), tuple(malignant), p, thresholds[name])
+              for name, p in probs.items()}
     plot_confusion(result["poisoned_model"]["confusion_matrix"], classes, out / "confusion_matrix_poisoned.png",
                    f"{cfg.method} {cfg.fraction:.0%}: poisoned model on the clean test split")
     if source is not None:  # a flip

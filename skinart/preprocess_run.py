@@ -31,10 +31,11 @@ def preprocess_run(method: str, checkpoint: Path, out: Path, settings: dict, dat
     # transfer attacks craft on the undefended model: the retrained model's own source, if it has one
     source = (meta.get("defence") or {}).get("source") or resolved(checkpoint)
     with run.staged() as tmp:
+        # {**meta} keeps the source's operating point: a defence that moves the scores is judged at the same threshold
         defended = {**meta, "preprocessing": [entry], "defence": {**(meta.get("defence") or {}), "method": label or method, "source": source}}
         derive_checkpoint(checkpoint, tmp, defended)
         classifier, _ = classifier_from_checkpoint(tmp, device)
-        return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
+        return evaluate(classifier, dataset.splits["test"], defended, meta["malignant"], tmp,
                         f"{meta['model']} + {label or method} on {dataset.name} test", kind="defend")
 
 

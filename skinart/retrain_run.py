@@ -92,8 +92,8 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, da
             train(dataset, train_cfg, tmp, device, meta["malignant"], make, defence)
         else:
             _static_rounds(cfg, checkpoint, dataset, train_cfg, tmp, device, meta["malignant"], defence)
-        classifier, _ = classifier_from_checkpoint(tmp, device)
-        return evaluate(classifier, dataset.splits["test"], meta["classes"], meta["malignant"], tmp,
+        classifier, retrained = classifier_from_checkpoint(tmp, device)  # its own operating point, chosen for the new weights
+        return evaluate(classifier, dataset.splits["test"], retrained, meta["malignant"], tmp,
                         f"{meta['model']} + {method} on {dataset.name} test", kind="defend")
 
 

@@ -30,10 +30,16 @@ def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[s
     with run.staged() as tmp:
         runs = {t: attack_run(cfg, checkpoint, tmp / t, data, data_root, source_checkpoint if t == "transfer" else None,
                               malignant, device, overwrite, t) for t in threats}
-        table = {t: {"clean_accuracy": m["clean"]["accuracy"], "accuracy": m["adversarial"]["accuracy"],
-                     "sensitivity": m["adversarial"]["binary"]["sensitivity"], "npv": m["adversarial"]["binary"]["npv"],
-                     "fnr": m["adversarial"]["binary"]["fnr"], "fooling_rate": m["fooling_rate"]} for t, m in runs.items()}
+        table = {t: _table_row(m) for t, m in runs.items()}
         metrics = {"kind": "threats", "method": cfg.method, "threats": table, **robustness_flags(table, bool(meta.get("preprocessing")))}
         write_json(tmp / "metrics.json", metrics)
         (tmp / "metrics.md").write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
     return metrics
+
+
+def _table_row(m: dict) -> dict:
+    """One threat model's line: accuracy, the binary metrics at argmax and at the stored operating point (None without one)."""
+    adversarial, at = m["adversarial"], m["adversarial"].get("binary_at_threshold") or {}
+    return {"clean_accuracy": m["clean"]["accuracy"], "accuracy": adversarial["accuracy"],
+            **{k: adversarial["binary"][k] for k in ("sensitivity", "npv", "fnr")},
+            **{f"{k}_at_threshold": at.get(k) for k in ("sensitivity", "specificity", "npv", "fnr")}, "fooling_rate": m["fooling_rate"]}

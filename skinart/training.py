@@ -21,7 +21,7 @@ from tqdm import tqdm
 from skinart.checkpoints import save_checkpoint
 from skinart.data import BALANCE_METHODS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
-from skinart.metrics import classification_metrics
+from skinart.metrics import choose_threshold, classification_metrics, p_malignant
 from skinart.models import check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.report.figures import plot_training_curves
@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     pretrained: bool = False
     weights: str | None = None
+    target_sensitivity: float = 0.90  # of the operating point chosen on the validation split after training
 
     def check(self) -> None:
         for value, table, option in (
@@ -78,6 +79,8 @@ class TrainConfig:
                 raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.patience < 0:
             raise SkinartError("--lr must be > 0, --weight-decay ≥ 0, --label-smoothing in [0, 1), --patience ≥ 0")
+        if not 0 < self.target_sensitivity <= 1:
+            raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
 
 
 class _Images(Dataset):
@@ -127,6 +130,29 @@ def _validate(classifier, split: Split, malignant: list[str]) -> dict:
         "val_macro_recall": metrics["macro_recall"] or 0.0,
         "val_fnr": metrics["binary"]["fnr"],
     }
+
+
+def operating_point(classifier, dataset: LesionDataset, malignant: list[str], target: float) -> dict | None:
+    """The threshold on p_malignant for the target sensitivity, chosen once on the validation split and stored in the
+    checkpoint (never re-chosen under attack or defence). Without a validation split holding both classes it is
+    chosen on the train split and recorded as such (optimistic: the model has seen those images)."""
+    val = dataset.splits.get("val")
+    chosen_on = "val" if val is not None and len(val) else "train"
+    malignant_idx = [dataset.classes.index(m) for m in malignant]
+    for name in dict.fromkeys((chosen_on, "train")):
+        split = dataset.splits[name]
+        chosen = choose_threshold(split.labels, p_malignant(predict(classifier, split.images), malignant_idx), malignant_idx, target)
+        if chosen is not None:
+            break
+        print(f"note: the {name} split lacks malignant or benign images, so no threshold can be chosen on it", file=sys.stderr)
+    if chosen is None:
+        return None
+    if name != "val":
+        print(f"note: no usable validation split: the operating point is chosen on the {name} split (recorded as such)", file=sys.stderr)
+    print(f"operating point: p_malignant ≥ {chosen['threshold']:.4g} ({name} sensitivity {chosen['sensitivity']:.3f}, "
+          f"specificity {chosen['specificity']:.3f})", file=sys.stderr)
+    return {"threshold": chosen["threshold"], "target_sensitivity": target, "chosen_on": name, "malignant": list(malignant),
+            f"{name}_sensitivity": chosen["sensitivity"], f"{name}_specificity": chosen["specificity"]}
 
 
 @dataclass
@@ -197,10 +223,11 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "au
     print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
     history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
     s.net.load_state_dict(best_state)
+    point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
     meta = save_checkpoint(out, s.net, {
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
         "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
-        "start_weights": started, "data": dataset.settings(), **(extra_meta or {}),
+        "start_weights": started, "data": dataset.settings(), "operating_point": point, **(extra_meta or {}),
     }, train_ids=dataset.splits["train"].ids)
     write_json(out / "history.json", history)
     plot_training_curves(history, out / "training_curves.png")

@@ -666,6 +666,7 @@ RECIPES = [
     case("recipe-param-wrong-type", validate(param(0, epochs="many")), "steps[0].params.epochs"),
     case("recipe-epochs-zero", validate(param(0, epochs=0)), "steps[0].params.epochs"),
     case("recipe-lr-negative", validate(param(0, lr=-0.01)), "steps[0].params.lr"),
+    case("recipe-target-sensitivity-above-one", validate(param(0, target_sensitivity=1.5)), "steps[0].params.target_sensitivity", "(0, 1]"),
     case("recipe-device-typo", validate(param(0, device="gpu")), "steps[0].params.device"),
     case("recipe-required-option-missing", validate(edit(lambda r: step(1)(r)["params"].pop("checkpoint"))), "steps[1].params.checkpoint"),
     case("recipe-reference-unknown-step", validate(param(5, checkpoint="rtt")), "steps[5].params.checkpoint"),

@@ -2,8 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import invoke
+
+from skinart.metrics import p_malignant, threshold_metrics
 
 
 def test_train_writes_a_checkpoint_run(trained):
@@ -116,3 +119,39 @@ def test_version_and_a_usage_mistake_is_one_line():
     assert invoke("--version").stdout.strip().startswith("skinart ")
     result = invoke("train", "--epochs", "many", "--out", "x")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "--epochs" in result.stderr
+
+
+def _at_threshold(labels, probs, meta):
+    """The binary metrics at the checkpoint's stored threshold, recomputed from saved probabilities."""
+    malignant_idx = [meta["classes"].index(c) for c in meta["operating_point"]["malignant"]]
+    return threshold_metrics(labels, p_malignant(probs, malignant_idx), meta["operating_point"]["threshold"], malignant_idx)
+
+
+def test_the_operating_point_is_chosen_on_val_and_kept_by_evaluate_and_attack(trained, derma_subset, tmp_path):
+    meta = json.loads((trained / "skinart.json").read_text())
+    point = meta["operating_point"]
+    assert point["chosen_on"] == "val" and point["target_sensitivity"] == 0.9 and meta["train_config"]["target_sensitivity"] == 0.9
+    assert point["val_sensitivity"] >= 0.9 and 0 <= point["val_specificity"] <= 1 and sorted(point["malignant"]) == ["akiec", "bcc", "mel"]
+    result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / "eval", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    saved = np.load(tmp_path / "eval" / "predictions.npz")
+    assert metrics["binary_at_threshold"] == _at_threshold(saved["labels"], saved["probabilities"], meta)
+    assert metrics["binary_at_threshold"]["threshold"] == point["threshold"] and 0 <= metrics["auroc"] <= 1
+    assert "p_malignant ≥" in (tmp_path / "eval" / "metrics.md").read_text()
+    result = invoke("attack", "--method", "fgsm", "--checkpoint", trained, "--data-root", derma_subset, "--max-samples", 40,
+                    "--out", tmp_path / "fgsm", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    attacked = json.loads((tmp_path / "fgsm" / "metrics.json").read_text())
+    saved = np.load(tmp_path / "fgsm" / "adversarial.npz")
+    for half, key in (("clean", "clean_probabilities"), ("adversarial", "adversarial_probabilities")):
+        assert attacked[half]["binary_at_threshold"] == _at_threshold(saved["labels"], saved[key], meta), half  # never re-chosen
+    assert (tmp_path / "fgsm" / "roc.png").stat().st_size > 0
+    # another malignant set than the threshold's: argmax only, never a made-up threshold
+    result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / "thesis", "--malignant", "akiec,bcc,mel,nv")
+    assert result.exit_code == 0 and json.loads((tmp_path / "thesis" / "metrics.json").read_text())["binary_at_threshold"] is None
+
+
+def test_target_sensitivity_is_checked(derma_subset, tmp_path):
+    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--target-sensitivity", 0, "--out", tmp_path / "t")
+    assert result.exit_code == 2 and "--target-sensitivity must be in (0, 1]" in result.stderr and not (tmp_path / "t").exists()

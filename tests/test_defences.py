@@ -60,6 +60,9 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
     meta = json.loads((defended / "skinart.json").read_text())
     assert meta["preprocessing"] == [{"name": "llt", "quality": 50, "window": 3, "bits": 4}]
     assert json.loads((defended / "metrics.json").read_text())["confusion_matrix"]
+    # a defence that moves the scores is judged at its source's threshold, under every threat model
+    threshold = json.loads((trained / "skinart.json").read_text())["operating_point"]
+    assert meta["operating_point"] == threshold
     out = tmp_path / "threats"
     result = invoke("evaluate", "--checkpoint", defended, "--attack", "pgd", "--max-iter", 3, "--max-samples", 40,
                     "--data-root", derma_subset, "--out", out)
@@ -70,6 +73,8 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
     for threat, metrics in threats.items():
         assert metrics["threat_model"] == threat and metrics["linf_max"] <= 8 / 255 + 1e-6
         assert summary["threats"][threat]["accuracy"] == metrics["adversarial"]["accuracy"]
+        assert metrics["adversarial"]["binary_at_threshold"]["threshold"] == threshold["threshold"]
+        assert summary["threats"][threat]["fnr_at_threshold"] == metrics["adversarial"]["binary_at_threshold"]["fnr"]
     # the defended checkpoint's source has the same weights: transfer and oblivious white-box craft identically
     assert threats["transfer"]["adversarial"] == threats["white-box"]["adversarial"]
     assert all(t["clean"] == threats["white-box"]["clean"] for t in threats.values())
@@ -123,6 +128,9 @@ def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_su
     combined = defend("combined", "--method", "combined", "--retrained", tmp_path / "retrain")
     assert combined["preprocessing"][0]["name"] == "llt" and combined["weights_sha256"] == static["weights_sha256"]
     assert combined["defence"]["source"] == str(trained.resolve())  # transfer attacks craft on the undefended model
+    # retrained weights choose their own threshold on val; the preprocessor on top keeps it
+    assert static["operating_point"]["chosen_on"] == "val" and static["operating_point"]["val_sensitivity"] >= 0.9
+    assert combined["operating_point"] == static["operating_point"]
     assert json.loads((tmp_path / "combined" / "metrics.json").read_text())["accuracy"] is not None
 
 

@@ -3,7 +3,10 @@ import pytest
 
 from skinart.data import CLASSES
 from skinart.errors import SkinartError
-from skinart.metrics import binary_metrics, classification_metrics
+from skinart.metrics import (
+    _auroc_ranks, attack_metrics, auroc, binary_metrics, bootstrap_ci, choose_threshold, classification_metrics, operating_threshold,
+    p_malignant,
+)
 from skinart.options import parse_malignant
 
 # Three classes a, b, c; truth and prediction chosen so every count below is worked out by hand.
@@ -72,3 +75,87 @@ def test_parse_malignant():
         parse_malignant("mel,melanoma", CLASSES)
     with pytest.raises(SkinartError, match="no class is benign"):
         parse_malignant(",".join(CLASSES), CLASSES)
+
+
+# p_malignant, AUROC and the operating point on arrays small enough to check by hand: classes a, b, c, malignant = {c}.
+PROBS = np.array([[0.8, 0.1, 0.1], [0.6, 0.1, 0.3], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8],  # truth a, a, b, b
+                  [0.5, 0.1, 0.4], [0.3, 0.0, 0.7], [0.1, 0.0, 0.9]])                   # truth c, c, c
+LABELS = np.array([0, 0, 1, 1, 2, 2, 2])
+
+
+def test_p_malignant_sums_the_malignant_classes():
+    assert p_malignant(PROBS, [1, 2]) == pytest.approx([0.2, 0.4, 0.8, 0.9, 0.5, 0.7, 0.9])
+
+
+def test_auroc_of_p_malignant_matches_hand_count_and_is_null_for_one_class():
+    # benign scores 0.1 0.3 0.6 0.8, malignant 0.4 0.7 0.9: each malignant beats 2, 3, 4 benign: 9 of 12 pairs
+    assert auroc(LABELS, p_malignant(PROBS, [2]), [2]) == pytest.approx(9 / 12)
+    assert auroc(np.array([0, 0]), np.array([0.1, 0.9]), [2]) is None
+
+
+def test_bootstrap_auroc_statistic_equals_roc_auc_score_with_ties():
+    rng = np.random.default_rng(1)
+    y, s = rng.integers(0, 3, (5, 40)), np.round(rng.random((5, 40)), 1)  # rounded: many ties
+    for row_y, row_s, value in zip(y, s, _auroc_ranks(y, s, [2], axis=-1)):
+        assert value == pytest.approx(auroc(row_y, row_s, [2]))
+
+
+def test_threshold_choice_is_the_largest_reaching_the_target_sensitivity():
+    scores = p_malignant(PROBS, [2])  # malignant 0.4 0.7 0.9; benign 0.1 0.3 0.6 0.8
+    chosen = choose_threshold(LABELS, scores, [2], 2 / 3)
+    # ≥ 0.9 catches 1/3; ≥ 0.8 still 1/3; ≥ 0.7 catches 2/3 with one benign (0.8) above: specificity 3/4
+    assert chosen == {"threshold": pytest.approx(0.7), "target_sensitivity": pytest.approx(2 / 3), "sensitivity": pytest.approx(2 / 3),
+                      "specificity": pytest.approx(3 / 4)}
+    assert choose_threshold(LABELS, scores, [2], 0.9)["threshold"] == pytest.approx(0.4)  # all three: down to 0.4
+    assert choose_threshold(LABELS, scores, [2], 1.0)["specificity"] == pytest.approx(2 / 4)
+    assert choose_threshold(LABELS[:4], scores[:4], [2], 0.9) is None  # no malignant image: nothing to choose on
+
+
+def test_binary_metrics_at_the_threshold_and_beside_argmax():
+    m = classification_metrics(LABELS, PROBS.argmax(1), ("a", "b", "c"), ["c"], PROBS, 0.7)
+    at = m["binary_at_threshold"]
+    # p ≥ 0.7: predicted malignant 0.8 (b), 0.7 (c), 0.9 (c): TP 2, FP 1, FN 1 (0.4), TN 3
+    assert at["confusion_matrix"] == [[3, 1], [1, 2]] and at["threshold"] == 0.7
+    assert at["sensitivity"] == pytest.approx(2 / 3) and at["npv"] == pytest.approx(3 / 4) and at["fnr"] == pytest.approx(1 / 3)
+    # argmax: samples 2 and 3 (b, argmax c) are false positives, 4 (c, argmax a) a false negative
+    assert m["binary"]["confusion_matrix"] == [[2, 2], [1, 2]] and m["auroc"] == pytest.approx(9 / 12)
+    without = classification_metrics(LABELS, PROBS.argmax(1), ("a", "b", "c"), ["c"], PROBS, None)
+    assert without["binary_at_threshold"] is None and without["auroc"] == pytest.approx(9 / 12)
+
+
+def test_attack_metrics_judge_both_halves_at_the_same_threshold():
+    attacked = PROBS[:, [2, 1, 0]]  # the attack swaps a and c
+    m = attack_metrics(LABELS, PROBS, attacked, ("a", "b", "c"), ("c",), threshold=0.7)
+    assert m["clean"]["binary_at_threshold"]["threshold"] == m["adversarial"]["binary_at_threshold"]["threshold"] == 0.7
+    assert m["adversarial"]["binary_at_threshold"]["sensitivity"] == 0.0  # malignant p now 0.5, 0.3, 0.1
+
+
+def test_operating_threshold_only_for_the_set_it_was_chosen_for():
+    point = {"threshold": 0.3, "malignant": ["mel", "bcc", "akiec"]}
+    assert operating_threshold(point, ["akiec", "bcc", "mel"]) == 0.3
+    assert operating_threshold(point, ["akiec", "bcc", "mel", "nv"]) is None  # the thesis mapping: argmax only
+    assert operating_threshold(None, ["mel"]) is None  # a checkpoint from before operating points
+
+
+def test_bootstrap_interval_of_auroc_contains_it():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    s = np.clip(0.4 * (y == 2) + rng.random(200) * 0.7, 0, 1)
+    ci = bootstrap_ci(y, y, 3, [2], 300, scores=s)
+    assert ci["auroc"][0] <= auroc(y, s, [2]) <= ci["auroc"][1]
+    assert "auroc" not in bootstrap_ci(y, y, 3, [2], 300)
+
+
+def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from skinart import training
+
+    monkeypatch.setattr(training, "predict", lambda classifier, images: images)  # the "images" are the probabilities
+    split = type("Split", (SimpleNamespace,), {"__len__": lambda self: len(self.labels)})(labels=LABELS, images=PROBS)
+    point = training.operating_point(None, SimpleNamespace(splits={"train": split}, classes=("a", "b", "c")), ["c"], 2 / 3)
+    assert point == {"threshold": pytest.approx(0.7), "target_sensitivity": 2 / 3, "chosen_on": "train", "malignant": ["c"],
+                     "train_sensitivity": pytest.approx(2 / 3), "train_specificity": pytest.approx(3 / 4)}
+    assert "chosen on the train split" in capsys.readouterr().err
+    with_val = SimpleNamespace(splits={"train": split, "val": split}, classes=("a", "b", "c"))
+    assert training.operating_point(None, with_val, ["c"], 2 / 3)["chosen_on"] == "val"

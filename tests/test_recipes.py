@@ -187,9 +187,15 @@ def test_recipe_runs_end_to_end_and_reports(tiny_run):
     assert strong["accuracy"] <= clean["accuracy"] and strong["fooling_rate"] > 0
     assert strong["clean_accuracy"] == clean["accuracy"]
     assert rows[("clean", "—")]["also"]["sensitivity"] is not None  # the thesis mapping beside the correct one
+    # the operating point: chosen once at training, the same threshold for the model clean, attacked and llt-defended
+    thresholds = {rows[key]["metrics"]["threshold"] for key in (("clean", "—"), ("fgsm@eps=8_255", "white-box"), ("llt", "—"))}
+    assert len(thresholds) == 1 and None not in thresholds and rows[("clean", "—")]["metrics"]["fnr_at_threshold"] is not None
+    low, high = rows[("clean", "—")]["ci"]["auroc"]
+    assert low <= rows[("clean", "—")]["metrics"]["auroc"] <= high
     md = (run / "report.md").read_text()
     assert "| clean | accuracy | 70.0 |" in md and "Health under the alternative mapping" in md
     assert "Accuracy by model and attack" in md and "| rt@ratio=0.6 |" in md
+    assert "| AUROC [95% CI] | sensitivity @t | specificity @t | NPV @t | FNR @t |" in md and "fgsm@eps=8_255/roc.png" in md
     assert "| fgsm ε=2/255 | fgsm ε=8/255 |" in md  # the ε grid keeps one column per ε
     html = (run / "report.html").read_text()
     srcs = re.findall(r'src="([^"]*)"', html)

@@ -29,6 +29,27 @@ def plot_confusions(metrics: dict, classes: list[str], folder: Path, title: str,
     plot_confusion(metrics["binary"]["confusion_matrix"], ["benign", "malignant"], folder / f"confusion_matrix{suffix}_binary.png", title)
 
 
+def plot_roc(curves: dict[str, tuple], path: Path, title: str) -> None:
+    """ROC curves of p_malignant, one per label: (false positive rates, true positive rates, AUROC, the operating
+    point as (1 − specificity, sensitivity) or None), the point marked where the stored threshold puts it."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="#bbb", linestyle=":", linewidth=1)
+    for label, (fpr, tpr, area, point) in curves.items():
+        line, = ax.plot(fpr, tpr, label=label if area is None else f"{label} (AUROC {area:.3f})")
+        if point is not None:
+            ax.plot(*point, marker="o", color=line.get_color(), markeredgecolor="black")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_title(title + "\n(dots: the stored operating point)" if any(c[3] is not None for c in curves.values()) else title, fontsize=8)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_training_curves(history: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     validated = any("val_loss" in h for h in history)  # a split without validation images has the loss panel only

@@ -12,29 +12,33 @@ import numpy as np
 from skinart.attacks import METHODS
 from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
-from skinart.metrics import binary_metrics, bootstrap_ci
+from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.report.tables import threat_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
-               "binary_accuracy", "sensitivity", "specificity", "npv", "fnr")
+               "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",
+               "specificity_at_threshold", "npv_at_threshold", "fnr_at_threshold")
+AT_THRESHOLD = ("sensitivity", "specificity", "npv", "fnr")
 PREDICTIONS = {"attack": ("adversarial.npz", "adversarial_probabilities"), "evaluate": ("predictions.npz", "probabilities"),
                "defend": ("predictions.npz", "probabilities")}
 
 
 def _flat(m: dict) -> dict:
-    b = m["binary"]
+    """The reported numbers of one set of metrics; AUROC and the operating point are None in runs that predate them."""
+    b, at = m["binary"], m.get("binary_at_threshold") or {}
     return {"accuracy": m["accuracy"], "macro_recall": m["macro_recall"], "macro_specificity": m["macro_specificity"],
             "binary_accuracy": b["accuracy"], "sensitivity": b["sensitivity"], "specificity": b["specificity"],
-            "npv": b["npv"], "fnr": b["fnr"]}
+            "npv": b["npv"], "fnr": b["fnr"], "auroc": m.get("auroc"), "threshold": at.get("threshold"),
+            **{f"{k}_at_threshold": at.get(k) for k in AT_THRESHOLD}}
 
 
 def _predictions(where: Path, kind: str) -> tuple | None:
-    """(labels, predicted classes) a run saved, or None for a run kind that saves none."""
+    """(labels, class probabilities) a run saved, or None for a run kind that saves none."""
     if kind not in PREDICTIONS or not (where / PREDICTIONS[kind][0]).is_file():
         return None
     file, key = PREDICTIONS[kind]
     with np.load(where / file) as f:
-        return f["labels"], f[key].argmax(1)
+        return f["labels"], f[key]
 
 
 def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat: str, options: dict, kind: str) -> dict:
@@ -48,9 +52,11 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
     arrays = _predictions(where, kind)
     if arrays is not None:
         classes = list(m["per_class"])
-        labels, predicted = arrays
+        labels, probs = arrays
+        predicted = probs.argmax(1)
         malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
-        row["ci"] = bootstrap_ci(labels, predicted, len(classes), malignant, options["bootstrap"], options["seed"])
+        row["ci"] = bootstrap_ci(labels, predicted, len(classes), malignant, options["bootstrap"], options["seed"],
+                                 scores=p_malignant(probs, malignant))
         if options["also_malignant"]:
             row["also"] = binary_metrics(labels, predicted, [classes.index(c) for c in options["also_malignant"]])
     return row

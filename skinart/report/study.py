@@ -15,7 +15,7 @@ from skinart.report.tables import pct
 from skinart.runs import read_plan
 
 FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "confusion_matrix_adversarial",
-           "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "noise", "patch")
+           "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "roc", "noise", "patch")
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;margin:1em 0;font-size:13px}"
          "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td:first-child{text-align:left}img{max-width:100%}"
          "figure{display:inline-block;margin:4px}")
@@ -67,6 +67,14 @@ def _pivot(rows: list[dict]) -> tuple[list[str], dict]:
     return list(dict.fromkeys(column(r) for r in rows)), pivot
 
 
+def _health(row: dict) -> list[str]:
+    """Binary metrics at argmax, the AUROC of p_malignant, and the binary metrics at the checkpoint's stored threshold
+    (the same for clean, attacked and defended rows of a model: it is never re-chosen)."""
+    m = row["metrics"]
+    return [_label(row), pct(m["binary_accuracy"]), pct(m["sensitivity"]), pct(m["npv"]), _fmt(m["fnr"], row["ci"].get("fnr")),
+            _fmt(m.get("auroc"), row["ci"].get("auroc"))] + [pct(m.get(f"{k}_at_threshold")) for k in ("sensitivity", "specificity", "npv", "fnr")]
+
+
 def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[str] | None, also_label: str) -> list[tuple]:
     """(title, header, lines) of every table of the report, in order."""
     tables = [
@@ -75,9 +83,9 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
          [[r["task"], r["model"], r["attack"], r["threat"], _fmt(r["metrics"]["accuracy"], r["ci"].get("accuracy")),
            _fmt(r["metrics"]["macro_recall"], r["ci"].get("macro_recall")), pct(r["metrics"]["macro_specificity"]),
            pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"])] for r in rows]),
-        ("Health (binary, malignant = positive)", ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]"],
-         [[_label(r), pct(r["metrics"]["binary_accuracy"]), pct(r["metrics"]["sensitivity"]), pct(r["metrics"]["npv"]),
-           _fmt(r["metrics"]["fnr"], r["ci"].get("fnr"))] for r in rows]),
+        ("Health (binary, malignant = positive; at argmax, then at the operating point @t)",
+         ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
+          "NPV @t", "FNR @t"], [_health(r) for r in rows]),
     ]
     if also:
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also)})", ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
@@ -182,7 +190,10 @@ def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_maligna
     images = [(task["name"], sorted(p for p in (run_dir / task["name"]).rglob("*.png") if p.stem in FIGURES))
               for task in plan["tasks"] if (run_dir / task["name"]).is_dir()]
     intro = [recipe.get("description", "").strip(), f"Recipe `{plan['recipe_file']}`, seed {recipe.get('seed', 0)}. "
-             f"All values in %. Intervals: {bootstrap}-resample percentile bootstrap over test images (seed {seed})."]
+             f"All values in %. Intervals: {bootstrap}-resample percentile bootstrap over test images (seed {seed}). "
+             "p_malignant is the sum of the malignant classes' probabilities; AUROC is its binary ROC area; @t marks the "
+             "binary metrics at the operating point, p_malignant ≥ the threshold each checkpoint chose once on its "
+             "validation split for its target sensitivity and kept fixed under every attack and defence (n/a: none stored)."]
     if missing:
         intro.append(f"Not run yet: {', '.join(missing)} (run the recipe again to resume).")
     md, html = _documents(run_dir, recipe["name"], intro, _tables(rows, detections, recipe, also_malignant, also_label), figures, images)

@@ -19,37 +19,49 @@ def threat_label(threat: str, access: str = "gradients") -> str:
     return f"{'black-box' if threat == 'white-box' else threat}, {access} only"
 
 
+BINARY = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "fnr")
+NO_THRESHOLD = ("no operating point: the checkpoint stores no threshold for this malignant set (trained before skinart "
+                "chose one, or another --malignant); argmax only")
+
+
+def decisions(m: dict) -> list[tuple[str, dict]]:
+    """(decision, binary metrics): at argmax, and at the stored operating point when there is one."""
+    at = m.get("binary_at_threshold")
+    return [("argmax", m["binary"])] + ([(f"p_malignant ≥ {at['threshold']:.4g}", at)] if at else [])
+
+
+def _binary_table(halves: dict[str, dict]) -> list[str]:
+    """One row per set of images and decision: argmax beside the operating point, the same columns."""
+    lines = ["| images | decision | binary accuracy | sensitivity | specificity | PPV | NPV | FNR |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in halves.items():
+        lines += [f"| {name} | {decision} | " + " | ".join(pct(b[k]) for k in BINARY) + " |" for decision, b in decisions(m)]
+    if not any(m.get("binary_at_threshold") for m in halves.values()):
+        lines += ["", NO_THRESHOLD]
+    return lines
+
+
+def _multiclass_table(halves: dict[str, dict]) -> list[str]:
+    lines = ["| images | accuracy | macro recall | macro specificity | AUROC |", "|---|---|---|---|---|"]
+    for name, m in halves.items():
+        lines.append(f"| {name} | " + " | ".join(pct(m.get(k)) for k in ("accuracy", "macro_recall", "macro_specificity", "auroc")) + " |")
+    return lines
+
+
 def metrics_markdown(metrics: dict, title: str) -> str:
-    b = metrics["binary"]
-    lines = [
-        f"# {title}",
-        "",
-        "| accuracy | macro recall | macro specificity | binary accuracy | sensitivity | specificity | PPV | NPV | FNR |",
-        "|---|---|---|---|---|---|---|---|---|",
-        "| " + " | ".join(pct(v) for v in (
-            metrics["accuracy"], metrics["macro_recall"], metrics["macro_specificity"], b["accuracy"],
-            b["sensitivity"], b["specificity"], b["ppv"], b["npv"], b["fnr"],
-        )) + " |",
-        "",
-        "| class | recall | specificity | precision | support |",
-        "|---|---|---|---|---|",
-    ]
+    """Multi-class metrics (and the AUROC of p_malignant), the binary ones at argmax and at the operating point, per class."""
+    halves = {"test": metrics}
+    lines = [f"# {title}", "", *_multiclass_table(halves), "", *_binary_table(halves), "",
+             "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
     for name, c in metrics["per_class"].items():
         lines.append(f"| {name} | {pct(c['recall'])} | {pct(c['specificity'])} | {pct(c['precision'])} | {c['support']} |")
     return "\n".join(lines) + FOOTER
 
 
 def attack_markdown(metrics: dict, title: str) -> str:
-    """Clean vs attacked rows in the seeds' layout (model performance, then health)."""
-    lines = [
-        f"# {title}", "",
-        "| images | accuracy | macro recall | macro specificity | sensitivity | NPV | FNR |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in ("clean", "adversarial"):
-        m, b = metrics[row], metrics[row]["binary"]
-        lines.append(f"| {row} | " + " | ".join(pct(v) for v in (
-            m["accuracy"], m["macro_recall"], m["macro_specificity"], b["sensitivity"], b["npv"], b["fnr"])) + " |")
+    """Clean vs attacked rows in the seeds' layout (model performance, then health at argmax and at the operating point,
+    the same threshold for both)."""
+    halves = {"clean": metrics["clean"], "adversarial": metrics["adversarial"]}
+    lines = [f"# {title}", "", *_multiclass_table(halves), "", *_binary_table(halves)]
     rates = ("fooling_rate", "error_rate", "success_rate", "targeted_success_rate", "targeted_rate_clean")
     lines += ["", " · ".join(f"{r.replace('_', ' ')} {pct(metrics[r])}" for r in rates if r in metrics)]
     if metrics.get("linf_max") is not None:
@@ -59,9 +71,13 @@ def attack_markdown(metrics: dict, title: str) -> str:
 
 def threats_markdown(metrics: dict, title: str) -> str:
     """One attack under several threat models side by side, with the two robustness flags in words."""
-    lines = [f"# {title}", "", "| threat model | clean accuracy | accuracy | sensitivity | NPV | FNR | fooling rate |", "|---|---|---|---|---|---|---|"]
+    columns = ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "sensitivity_at_threshold", "specificity_at_threshold",
+               "npv_at_threshold", "fnr_at_threshold", "fooling_rate")
+    lines = [f"# {title}", "", "| threat model | clean accuracy | accuracy | sensitivity | NPV | FNR | sensitivity @t | specificity @t "
+             "| NPV @t | FNR @t | fooling rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for threat, row in metrics["threats"].items():
-        lines.append(f"| {threat} | " + " | ".join(pct(row[k]) for k in ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "fooling_rate")) + " |")
+        lines.append(f"| {threat} | " + " | ".join(pct(row.get(k)) for k in columns) + " |")
+    lines += ["", "@t: at the checkpoint's stored operating point (p_malignant ≥ its threshold), the same under every threat model"]
     if metrics["gradient_masking_suspected"]:
         lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves accuracy more than "
                   f"{MASKING_GAP:.0%} below the attack that ignores it; the preprocessor's robustness comes from hiding gradients."]
