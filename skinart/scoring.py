@@ -33,6 +33,7 @@ def evaluate(classifier, split: Split, meta: dict, malignant: list[str], out: Pa
     write_json(out / "metrics.json", metrics)
     (out / "metrics.md").write_text(metrics_markdown(metrics, title))
     plot_confusions(metrics, classes, out, title)
+    _plot_roc({"clean": (metrics, probs)}, split.labels, classes, out / "roc.png", title)
     return metrics
 
 
@@ -59,7 +60,8 @@ def write_attack_outputs(out: Path, metrics: dict, x: np.ndarray, adv: np.ndarra
     shown = np.concatenate([changed, np.setdiff1d(np.arange(len(x)), changed)])[:4]
     plot_perturbations(x[shown], adv[shown], clean_probs[shown], adv_probs[shown], classes, labels[shown], out / "perturbations.png", title)
     plot_confusions(metrics["adversarial"], classes, out, title, "_adversarial")
-    _plot_roc(metrics, labels, classes, {"clean": clean_probs, "attacked": adv_probs}, out / "roc.png", title)
+    _plot_roc({"clean": (metrics["clean"], clean_probs), "attacked": (metrics["adversarial"], adv_probs)}, labels, classes,
+              out / "roc.png", title)
     for name, array in arrays.items():
         np.savez(out / f"{name}.npz", **{name: array})
         save_image(array.transpose(1, 2, 0) if name == "patch" else amplified(array), out / f"{name}.png")
@@ -84,13 +86,13 @@ def write_attack(out: Path, cfg: AttackConfig, art_params: dict, classifier, met
     return metrics
 
 
-def _plot_roc(metrics: dict, labels: np.ndarray, classes: list[str], probs: dict[str, np.ndarray], path: Path, title: str) -> None:
-    """ROC curves of p_malignant (clean vs attacked), each marked at the stored operating point when there is one."""
-    halves = {"clean": metrics["clean"], "attacked": metrics["adversarial"]}
-    malignant_idx = [classes.index(c) for c in metrics["clean"]["malignant"]]
+def _plot_roc(halves: dict[str, tuple[dict, np.ndarray]], labels: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """ROC curves of p_malignant, one per (metrics, probabilities) pair (clean, attacked), each marked at the stored
+    operating point when there is one."""
     curves = {}
-    for name, p in probs.items():
-        roc, m = roc_points(labels, p_malignant(p, malignant_idx), malignant_idx), halves[name]
+    for name, (m, p) in halves.items():
+        malignant_idx = [classes.index(c) for c in m["malignant"]]
+        roc = roc_points(labels, p_malignant(p, malignant_idx), malignant_idx)
         if roc is not None:
             at = m["binary_at_threshold"]
             curves[name] = (roc[0], roc[1], m["auroc"], None if at is None else (1 - at["specificity"], at["sensitivity"]))

@@ -139,6 +139,7 @@ def test_the_operating_point_is_chosen_on_val_and_kept_by_evaluate_and_attack(tr
     assert metrics["binary_at_threshold"] == _at_threshold(saved["labels"], saved["probabilities"], meta)
     assert metrics["binary_at_threshold"]["threshold"] == point["threshold"] and 0 <= metrics["auroc"] <= 1
     assert "p_malignant ≥" in (tmp_path / "eval" / "metrics.md").read_text()
+    assert (tmp_path / "eval" / "roc.png").stat().st_size > 0  # the clean ROC, its operating point marked
     result = invoke("attack", "--method", "fgsm", "--checkpoint", trained, "--data-root", derma_subset, "--max-samples", 40,
                     "--out", tmp_path / "fgsm", "--device", "cpu")
     assert result.exit_code == 0, result.output
