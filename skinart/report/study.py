@@ -104,6 +104,11 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
     return tables
 
 
+def _metric_label(key: str) -> str:
+    """A metrics key as the figures name it: fnr_at_threshold -> FNR @t."""
+    return key.replace("_at_threshold", " @t").replace("_", " ").replace("npv", "NPV").replace("fnr", "FNR")
+
+
 def _series(panels: dict, panel: str, name: str, x, y) -> None:
     points = panels.setdefault(panel, {}).setdefault(name, ([], []))
     points[0].append(x)
@@ -117,8 +122,8 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
-    recap = {model: {k.replace("_", " ").replace("npv", "NPV").replace("fnr", "FNR"): ([_label(r) for r in group], [r["metrics"][k] for r in group])
-                     for k in ("accuracy", "macro_recall", "sensitivity", "npv", "fnr")}
+    recap = {model: {_metric_label(k): ([_label(r) for r in group], [r["metrics"][k] for r in group])
+                     for k in ("accuracy", "macro_recall", "sensitivity", "npv", "fnr", "fnr_at_threshold")}
              for model, group in list(by_model.items())[:12] if len(group) > 1}
     share, sweep, poisoned = {}, {}, {}
     for r in rows:
@@ -126,12 +131,12 @@ def _figures(rows: list[dict], plan: dict, folder: Path) -> list[tuple[str, Path
         if "ratio" in model_task.get("grid", {}):
             _series(share, model_task["step"], r["attack"] + _threat(r), float(model_task["grid"]["ratio"]), r["metrics"]["accuracy"])
         if "eps" in r["grid"]:
-            for metric in ("accuracy", "fnr"):
-                _series(sweep, f"{r['attack']}: {metric.replace('fnr', 'FNR')}", r["model"] + _threat(r),
+            for metric in ("accuracy", "fnr", "fnr_at_threshold"):
+                _series(sweep, f"{r['attack']}: {_metric_label(metric)}", r["model"] + _threat(r),
                         255 * parse_eps(str(r["grid"]["eps"])), r["metrics"][metric])
         if r["threat"] == "poisoned training" and "fraction" in r["grid"]:
             for metric in ("accuracy", "macro_recall", "macro_specificity", "fnr"):
-                _series(poisoned, f"{r['step']} ({r['attack']})", metric.replace("_", " ").replace("fnr", "FNR"),
+                _series(poisoned, f"{r['step']} ({r['attack']})", _metric_label(metric),
                         float(r["grid"]["fraction"]), r["metrics"][metric])
     out = [("Recap: metrics per attack, for each model", plot_lines(recap, folder / "recap.png", "", "%", categorical=True)),
            ("Metrics vs poisoned share of the training data (the thesis's Fig. 4.6)",
