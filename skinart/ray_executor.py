@@ -240,7 +240,7 @@ def summary(tasks: list[Task], deps: dict, results: dict, wall: float) -> str:
     failed = sum(1 for r in finished if r["code"])
     blocked = sum(1 for r in results.values() if "blocked" in r)
     total, path = longest_path(tasks, deps, ran)
-    return (f"ray: {len(finished) - failed} steps run, {sum(1 for r in results.values() if not r)} skipped (done), {failed} failed, "
+    return (f"ray: {len(finished) - failed} run, {sum(1 for r in results.values() if not r)} skipped (done), {failed} failed, "
             f"{blocked} not run (an input failed); wall time {wall:.1f} s; longest path {total:.1f} s: {' → '.join(path) or '-'}")
 
 
