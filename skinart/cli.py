@@ -46,11 +46,12 @@ def run(
                                                      "e.g. data.size=64 or steps.train.params.epochs=3")] = None,
     resume: Annotated[bool, typer.Option(help="skip steps already done with the same settings (--no-resume: redo every step)")] = True,
     executor: Annotated[str, typer.Option(help="local (in this process, one step after another) or ray (each step a Ray task "
-                                          "sent once the steps it reads are done; pip install 'skinart[ray]')")] = "local",
+                                          "sent once the steps it reads are done; needs skinart's ray extra)")] = "local",
     address: Annotated[Optional[str], typer.Option(help="with --executor ray: join a running cluster, auto, HOST:PORT or "
                                                    "ray://HOST:10001 (default: start a local Ray instance)")] = None,
     gpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: GPUs each step holds (default 0)")] = None,
-    cpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: CPUs each step holds (default 1)")] = None,
+    cpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: CPUs each step holds, "
+                                                         "and its torch threads (default 1)")] = None,
 ):
     """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""
     ray = executor_options(executor, address, cpus_per_step, gpus_per_step)
