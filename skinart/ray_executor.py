@@ -65,8 +65,20 @@ def import_ray():
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """Something answers at HOST:PORT (Ray itself retries an address nobody listens at for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise SkinartError(f"--address {address}: nothing answers at {host}:{port} ({e.strerror or e}); start the cluster "
+                           "with `ray start --head` on its head node, or check the address") from None
+
+
 def _connect(ray, address: str | None) -> bool:
     """Join the cluster at `address`, or start a local instance; False when this process was already connected."""
+    if address not in (None, "auto"):
+        _check_reachable(address)
     if ray.is_initialized():
         return False
     try:
@@ -245,12 +257,12 @@ def summary(tasks: list[Task], deps: dict, results: dict, wall: float) -> str:
 
 
 def _prepared_dir(ray, options: RayOptions, run_dir: Path) -> None:
-    """Create `run_dir` for the visibility check; a refused run leaves nothing it created."""
+    """Create `run_dir` for the visibility check; a refused or interrupted check leaves nothing it created."""
     created = next((p for p in [*reversed(run_dir.parents), run_dir] if not p.exists()), None)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         _check_cluster(ray, options, run_dir)
-    except SkinartError:
+    except BaseException:  # refused or interrupted
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise

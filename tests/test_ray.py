@@ -143,6 +143,8 @@ def test_bad_ray_options_are_one_line(tmp_path, derma_subset, args, expected):
 
 def test_a_cluster_that_cannot_hold_a_step_or_see_out_is_refused(tmp_path, derma_subset, local_ray, monkeypatch):
     path = write(tmp_path / "r.yaml", small_recipe(derma_subset))
+    result = invoke("run", path, "--out", tmp_path / "new" / "out", "--executor", "ray", "--address", "127.0.0.1:1")
+    assert result.exit_code == 2 and "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1" in result.stderr
     result = invoke("run", path, "--out", tmp_path / "new" / "out", "--executor", "ray", "--gpus-per-step", 1)
     assert result.exit_code == 2 and "no node of the Ray cluster has 1 CPU and 1 GPU" in result.stderr
 
