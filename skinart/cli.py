@@ -11,6 +11,7 @@ from skinart import __version__
 from skinart.commands import Data, DataRoot, OneLineGroup, SplitRatios, add_step_commands, one_line_errors
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
+from skinart.ray_executor import executor_options, run_on_ray
 from skinart.recipes import validate
 from skinart.runner import run_recipe
 from skinart.weights import LITE, convert
@@ -44,9 +45,18 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY.PATH=VALUE", help="override a recipe value, key.path=value (repeatable), "
                                                      "e.g. data.size=64 or steps.train.params.epochs=3")] = None,
     resume: Annotated[bool, typer.Option(help="skip steps already done with the same settings (--no-resume: redo every step)")] = True,
+    executor: Annotated[str, typer.Option(help="local (in this process, one step after another) or ray (each step a Ray task "
+                                          "sent once the steps it reads are done; needs skinart's ray extra)")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="with --executor ray: join a running cluster, auto, HOST:PORT or "
+                                                   "ray://HOST:10001 (default: start a local Ray instance)")] = None,
+    gpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: GPUs each step holds (default 0)")] = None,
+    cpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: CPUs each step holds, "
+                                                         "and its torch threads (default 1)")] = None,
 ):
-    """Replay a recipe: validate it, then run its steps in order, each into its own run directory."""
-    typer.echo(f"run finished: {run_recipe(recipe, out, set_ or [], resume)}")
+    """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""
+    ray = executor_options(executor, address, cpus_per_step, gpus_per_step)
+    run_dir = run_recipe(recipe, out, set_ or [], resume) if ray is None else run_on_ray(recipe, out, set_ or [], resume, ray)
+    typer.echo(f"run finished: {run_dir}")
 
 
 @recipes_app.command("validate")

@@ -1,6 +1,7 @@
 """`skinart run`: validate a recipe, write its plan.json, then run its tasks in order through the step commands.
 Every task writes its own run directory atomically and is skipped when done, so a killed run resumes by
-running the same command again."""
+running the same command again. `run_task` runs one task; the Ray executor (skinart.ray_executor) runs the same
+function on its workers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from skinart.commands import step_group
 from skinart.errors import EXIT_INTERRUPTED, SkinartError
-from skinart.recipes import load_recipe, plan
+from skinart.recipes import Task, load_recipe, plan
 from skinart.runs import CONFIG_FILE, PLAN_FILE, read_plan, write_json
 
 
@@ -27,25 +28,44 @@ def _check_run_dir(run_dir: Path) -> None:
                        "an input or another run: choose another --out")
 
 
-def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
-    """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
+def checked_plan(path: Path, out: Path | None = None, overrides: list[str] = ()) -> tuple[dict, list[Task], Path]:
+    """(recipe, its tasks, the run directory), everything validated and nothing written."""
     recipe = load_recipe(path, overrides)
     tasks = plan(recipe)
     run_dir = Path(out or Path("runs") / recipe["name"])
     _check_run_dir(run_dir)
     if (run_dir / PLAN_FILE).is_file() and read_plan(run_dir)["recipe"].get("name") != recipe["name"]:
         raise SkinartError(f"{run_dir} holds a run of recipe '{read_plan(run_dir)['recipe'].get('name')}'; choose another --out")
+    return recipe, tasks, run_dir
+
+
+def write_plan(path: Path, recipe: dict, tasks: list[Task], run_dir: Path) -> list[dict]:
+    """Write plan.json atomically; returns the tasks of the plan it replaces (none for a new run)."""
+    previous = read_plan(run_dir)["tasks"] if (run_dir / PLAN_FILE).is_file() else []
     run_dir.mkdir(parents=True, exist_ok=True)
     plan_tmp = run_dir / f".{PLAN_FILE}.partial"
     write_json(plan_tmp, {"recipe": recipe, "recipe_file": str(Path(path).resolve()), "tasks": [asdict(t) for t in tasks]})
     plan_tmp.replace(run_dir / PLAN_FILE)
-    group = step_group()
+    return previous
+
+
+def task_line(task: Task, run_dir: Path, resume: bool) -> list[str]:
+    """The task's command line; without resume every step but the report replaces its earlier run."""
+    return task.argv(run_dir) + ([] if resume or task.command == "report" else ["--overwrite"])
+
+
+def run_task(task: Task, run_dir: Path, resume: bool = True) -> int:
+    """Run one task through its step command, in this process; its exit code (0 also when skipped as done)."""
+    return step_group().main(task_line(task, run_dir, resume), prog_name="skinart", standalone_mode=False) or 0
+
+
+def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
+    """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
+    recipe, tasks, run_dir = checked_plan(path, out, overrides)
+    write_plan(path, recipe, tasks, run_dir)
     for i, task in enumerate(tasks, 1):
-        argv = task.argv(run_dir)
-        if not resume and task.command != "report":
-            argv.append("--overwrite")
-        print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(argv)}", file=sys.stderr, flush=True)
-        code = group.main(argv, prog_name="skinart", standalone_mode=False)
+        print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(task_line(task, run_dir, resume))}", file=sys.stderr, flush=True)
+        code = run_task(task, run_dir, resume)
         if code == EXIT_INTERRUPTED:  # the step left nothing half-written: re-running resumes here
             raise KeyboardInterrupt
         if code:
