@@ -13,6 +13,7 @@ from skinart.toolbox import (
     AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
     ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
 )
+from skinart.universal import SGDUniversalPerturbation
 
 
 def check_uap_attacker(attacker: str, targeted: bool) -> None:
@@ -27,10 +28,15 @@ def check_patch_size(patch_size: float) -> None:
 
 
 def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted: bool = False, **kwargs):
-    """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults)."""
+    """ART's UAP with a sub-attacker that makes each pass count. ART's loop adds the sub-attacker's perturbation of an
+    image to δ only when it flips that image: FGSM is run minimal (the step grows by `eps_step` until the decision
+    flips, up to ε: the smallest sign step that does, as DeepFool's is the smallest step in the original UAP) rather
+    than one fixed step that rarely flips anything; PGD runs 5 steps of `eps_step` within ε. (ART's defaults otherwise
+    keep its sub-attacker's eps=0.3.)"""
     check_uap_attacker(attacker, targeted)
-    params = {"eps": eps_step, "targeted": targeted} if attacker == "fgsm" else \
-        {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
+    eps = kwargs.get("eps", METHODS["uap"].defaults["eps"])
+    params = {"eps": eps, "eps_step": eps_step, "minimal": True, "targeted": targeted} if attacker == "fgsm" else \
+        {"eps": eps, "eps_step": eps_step, "max_iter": 5, "verbose": False}
     if targeted:
         return TargetedUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
     return UniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
@@ -86,10 +92,15 @@ METHODS: dict[str, Method] = {
                      takes=("max_samples", "params")),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
                           ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
-    "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 5, "delta": 0.2, "attacker": "fgsm"},
+    "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm",
+                                       "verbose": False},  # skinart prints each pass's fit fooling rate instead
                   _ITERATIVE + ("attacker",), True,
                   "Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images",
                   takes=_FITTED, art_class=UniversalPerturbation),
+    "uap-sgd": Method("universal", SGDUniversalPerturbation,
+                      {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 20, "delta": 0.1, "batch_size": 32}, _ITERATIVE, True,
+                      "stochastic-gradient UAP (Shafahi et al. 2020): one shared δ, sign steps over mini-batches of train images",
+                      takes=_FITTED),
     "patch": Method("patch", _patch, {"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32},
                     ("max_iter", "patch_size"), False, "universal adversarial patch (Brown et al. 2017), EOT over rotation/scale/place",
                     takes=_FITTED, art_class=AdversarialPatchPyTorch),
