@@ -28,15 +28,14 @@ def check_patch_size(patch_size: float) -> None:
 
 
 def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted: bool = False, **kwargs):
-    """ART's UAP with a sub-attacker that makes each pass count. ART's loop adds the sub-attacker's perturbation of an
-    image to δ only when it flips that image: FGSM is run minimal (the step grows by `eps_step` until the decision
-    flips, up to ε: the smallest sign step that does, as DeepFool's is the smallest step in the original UAP) rather
-    than one fixed step that rarely flips anything; PGD runs 5 steps of `eps_step` within ε. (ART's defaults otherwise
-    keep its sub-attacker's eps=0.3.)"""
+    """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults). ART adds
+    the sub-attacker's perturbation to δ only when it flips the image; a single FGSM step of 1/255 is what makes a pass
+    count: on the quickstart model a minimal FGSM (its step grown up to ε until the image flips, as DeepFool's in the
+    original UAP) fooled 0.55, 0.67, 0.67 of 1000 fit images after passes 1–3, one fixed step 0.79 of 300 after pass 1
+    (a step grown up to 2/255: 0.77, in more time): large per-image steps overwrite δ with one image's direction."""
     check_uap_attacker(attacker, targeted)
-    eps = kwargs.get("eps", METHODS["uap"].defaults["eps"])
-    params = {"eps": eps, "eps_step": eps_step, "minimal": True, "targeted": targeted} if attacker == "fgsm" else \
-        {"eps": eps, "eps_step": eps_step, "max_iter": 5, "verbose": False}
+    params = {"eps": eps_step, "targeted": targeted} if attacker == "fgsm" else \
+        {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
     if targeted:
         return TargetedUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
     return UniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)

@@ -32,7 +32,8 @@ class SGDUniversalPerturbation:
 
     Only the images that δ does not fool yet add their gradient to a step: Shafahi et al. clip the loss for the same
     reason (fooled images with an ever growing loss would otherwise steer δ). The δ kept is the one with the highest
-    fit fooling rate seen at the end of a pass, as sign steps of a fixed size do not settle.
+    fit fooling rate seen at the end of a pass, and a pass that does not improve on it halves the step: sign steps of
+    a fixed size do not settle.
     """
 
     attack_params = ["eps", "eps_step", "max_iter", "delta", "batch_size", "targeted"]
@@ -47,29 +48,31 @@ class SGDUniversalPerturbation:
     def _decisions(self, x: np.ndarray, noise: np.ndarray) -> np.ndarray:
         return self.estimator.predict(np.clip(x + noise, 0.0, 1.0), batch_size=256).argmax(1)
 
-    def _step(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    def _step(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray, step: float) -> np.ndarray:
         """One sign-gradient step of δ on a mini-batch, projected back to the ε ball."""
         x_adv = np.clip(x + noise, 0.0, 1.0)
         active = (self._decisions(x, noise) == y.argmax(1)) != self.targeted  # not yet fooled (targeted: not yet at target)
         if not active.any():
             return noise
         grad = self.estimator.loss_gradient(x_adv[active], y[active]).sum(0, keepdims=True)
-        return np.clip(noise + (-1 if self.targeted else 1) * self.eps_step * np.sign(grad), -self.eps, self.eps).astype(np.float32)
+        return np.clip(noise + (-1 if self.targeted else 1) * step * np.sign(grad), -self.eps, self.eps).astype(np.float32)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **_) -> np.ndarray:
         clean = self._decisions(x, 0.0)
         labels = y if y is not None else np.eye(self.estimator.nb_classes, dtype=np.float32)[clean]
-        noise, best = np.zeros_like(x[:1]), (-1.0, None)
+        noise, best, step = np.zeros_like(x[:1]), (-1.0, None), self.eps_step
         for n in range(1, self.max_iter + 1):
             order = np.random.permutation(len(x))
             for i in range(0, len(x), self.batch_size):
                 batch = order[i : i + self.batch_size]
-                noise = self._step(x[batch], labels[batch], noise)
+                noise = self._step(x[batch], labels[batch], noise, step)
             now = self._decisions(x, noise)
             fooling, hit = float(np.mean(now != clean)), float(np.mean(now == labels.argmax(1)))
             goal = hit if self.targeted else fooling
             if goal > best[0]:
                 best = (goal, noise, fooling, hit)
+            else:  # sign steps of a fixed size circle around a good δ: a pass that found no better one halves the step
+                step /= 2
             if self.on_pass:
                 self.on_pass(n, fooling)
             if goal >= 1 - self.delta:
