@@ -83,6 +83,8 @@ def main() -> None:
         print(f"{method} fit fooling rate: {m['fit_fooling_rate']:.3f}")
         print(f"{method} test fooling rate: {m['fooling_rate']:.3f} (target >= 0.80; {m['images']} test images, "
               f"L∞ {m['linf_max'] * 255:.2f}/255)")
+        print(f"{method} test accuracy: {m['clean']['accuracy']:.3f} -> {m['adversarial']['accuracy']:.3f}")
+        print(f"{method} test FNR (argmax): {m['clean']['binary']['fnr']:.3f} -> {m['adversarial']['binary']['fnr']:.3f}")
         print(f"{method} attacked test images predicted as: " +
               ", ".join(f"{c} {s:.2f}" for c, s in m["predicted_shares"]["attacked"].items()))
     for threads in (1, 2):
