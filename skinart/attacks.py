@@ -38,7 +38,8 @@ def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted
         {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
     if targeted:
         return TargetedUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
-    return UniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
+    # skinart prints each pass's fit fooling rate instead of ART's progress bar (which the targeted UAP lacks)
+    return UniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **{"verbose": False, **kwargs})
 
 
 def _patch(classifier, patch_size: float = 0.2, **kwargs):
@@ -91,8 +92,7 @@ METHODS: dict[str, Method] = {
                      takes=("max_samples", "params")),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
                           ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
-    "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm",
-                                       "verbose": False},  # skinart prints each pass's fit fooling rate instead
+    "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
                   _ITERATIVE + ("attacker",), True,
                   "Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images",
                   takes=_FITTED, art_class=UniversalPerturbation),

@@ -52,12 +52,13 @@ def test_predicted_class_shares_sum_to_one_and_are_shown(both, method):
 
 @pytest.mark.parametrize("method", ["uap", "uap-sgd"])
 def test_the_fit_stops_once_its_fooling_goal_is_reached(trained, derma_subset, tmp_path, method):
-    """A goal of fit fooling ≥ 0.05 (δ 0.95) is met within a few of the 10 passes allowed: the fit ends there."""
+    """A goal of fit fooling ≥ 1 − δ = 0.045 is met within a few of the 10 passes allowed: the fit ends there. (δ 0.955: a goal
+    between two rates k/100 of the 100 fit images, so float rounding of 1 − δ cannot decide.)"""
     metrics = attack(trained, derma_subset, tmp_path / method, "--method", method, "--fit-samples", 100, "--max-iter", 10,
-                     "--max-samples", 20, "--param", "delta=0.95")
-    by_pass = metrics["fit_fooling_by_pass"]
+                     "--max-samples", 20, "--param", "delta=0.955")
+    by_pass, goal = metrics["fit_fooling_by_pass"], 1 - 0.955
     assert metrics["fit_passes"] == len(by_pass) < 10
-    assert by_pass[-1] >= 0.05 and all(f < 0.05 for f in by_pass[:-1])
+    assert by_pass[-1] >= goal and all(f < goal for f in by_pass[:-1])
     if method == "uap":  # ART's own fooling rate, read back, is that of the last pass
         assert metrics["fit_fooling_rate"] == pytest.approx(by_pass[-1], abs=1e-4)
 
