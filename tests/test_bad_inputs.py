@@ -515,6 +515,7 @@ ATTACK = [
     case("attack-uap-sgd-max-iter-zero", attack("uap-sgd", "--max-iter", "0"), "--max-iter must be at least 1"),
     case("attack-uap-sgd-param-delta-zero", attack("uap-sgd", "--param", "delta=0"), "delta", "(0, 1)"),
     case("attack-uap-sgd-param-batch-size-zero", attack("uap-sgd", "--param", "batch_size=0"), "batch_size", "at least 1"),
+    case("attack-uap-sgd-param-patience-zero", attack("uap-sgd", "--param", "patience=0"), "patience", "at least 1"),
     case("attack-uap-sgd-param-unknown-key", attack("uap-sgd", "--param", "momentum=0.9"), "momentum", "valid ART parameters are eps"),
     case("attack-uap-sgd-patch-size", attack("uap-sgd", "--patch-size", "0.3"), "--patch-size does not apply to uap-sgd"),
     case("attack-patch-size-zero", attack("patch", "--patch-size", "0"), "--patch-size"),
