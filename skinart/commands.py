@@ -167,14 +167,14 @@ def _attack(cfg: AttackConfig, checkpoint: Path, out: Path, data, data_root, sou
 
 @one_line_errors
 def attack(
-    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, patch, poison-flip or poison-backdoor")],
+    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, uap-sgd, patch, poison-flip or poison-backdoor")],
     checkpoint: Checkpoint,
     out: Out,
     data: CheckpointData = None,
     data_root: DataRoot = None,
     eps: Annotated[Optional[str], typer.Option(help="L∞ budget in [0, 1] pixel units: 2/255 or 0.2 (default per method)")] = None,
-    eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step)")] = None,
-    max_iter: Annotated[Optional[int], typer.Option(help="iterations (uap: passes over the fit sample; patch: epochs)")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step; uap-sgd: δ's step)")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="iterations (uap, uap-sgd: most passes over the fit sample, ending once its fooling rate reaches 1 − delta; patch: epochs)")] = None,
     random_init: Annotated[Optional[int], typer.Option(help="random starts (fgsm, pgd)")] = None,
     attacker: Annotated[Optional[str], typer.Option(help="uap sub-attacker: fgsm or pgd")] = None,
     target_class: Annotated[Optional[str], typer.Option(help="targeted attack towards this class (uap, patch, fgsm, pgd, poison-*)")] = None,

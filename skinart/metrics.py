@@ -150,6 +150,14 @@ def attack_metrics(
     return metrics
 
 
+def prediction_shares(y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) -> dict[str, float] | None:
+    """The share of images predicted as each class (summing to 1); None for no images."""
+    if not len(y_pred):
+        return None
+    counts = np.bincount(y_pred, minlength=len(classes))
+    return {c: float(counts[i] / len(y_pred)) for i, c in enumerate(classes)}
+
+
 def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
     """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
     delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)

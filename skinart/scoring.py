@@ -13,7 +13,9 @@ import numpy as np
 from skinart.attack_config import AttackConfig
 from skinart.data import Split
 from skinart.errors import SkinartError
-from skinart.metrics import attack_metrics, classification_metrics, operating_threshold, p_malignant, perturbation_norms, roc_points
+from skinart.metrics import (
+    attack_metrics, classification_metrics, operating_threshold, p_malignant, perturbation_norms, prediction_shares, roc_points,
+)
 from skinart.models import predict
 from skinart.report.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
 from skinart.report.tables import attack_markdown, metrics_markdown, threat_label
@@ -81,6 +83,9 @@ def write_attack(out: Path, cfg: AttackConfig, art_params: dict, classifier, met
     metrics = {"kind": "attack", **metrics, "threat_model": threat, "access": method.access, "method": cfg.method,
                "bounded": method.bounded, "images": len(x), "eps": eps, "art_params": art_params,
                "seconds": round(time.perf_counter() - start, 2), **info}
+    if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
+        metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
+                                       "attacked": prediction_shares(adv_probs.argmax(1), classes)}
     title = f"{cfg.method} on {meta['model']} ({threat_label(threat, method.access)}, {len(x)} test images)"
     write_attack_outputs(out, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)
     return metrics

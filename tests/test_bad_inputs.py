@@ -320,7 +320,7 @@ def threats(method, *extra, checkpoint="{L}"):
 
 LIGHT = {  # settings that keep a wrongly accepted row short
     "square": ["--max-iter", "5"], "hopskipjump": ["--max-iter", "1", "--param", "max_eval=20", "--param", "init_eval=5"],
-    "uap": ["--fit-samples", "20", "--max-iter", "1"], "patch": ["--fit-samples", "20", "--max-iter", "1"],
+    "uap": ["--fit-samples", "20", "--max-iter", "1"], "uap-sgd": ["--fit-samples", "20", "--max-iter", "1"], "patch": ["--fit-samples", "20", "--max-iter", "1"],
 }
 
 
@@ -509,6 +509,15 @@ ATTACK = [
     case("attack-uap-fit-samples-zero", attack("uap", "--fit-samples", "0"), "--fit-samples"),
     case("attack-uap-random-init", attack("uap", "--random-init", "1"), "--random-init does not apply to uap"),
     case("attack-uap-param-delta-above-one", attack("uap", "--param", "delta=2"), "delta"),
+    case("attack-uap-sgd-attacker", attack("uap-sgd", "--attacker", "pgd"), "--attacker does not apply to uap-sgd"),
+    case("attack-uap-sgd-random-init", attack("uap-sgd", "--random-init", "1"), "--random-init does not apply to uap-sgd"),
+    case("attack-uap-sgd-eps-step-above-eps", attack("uap-sgd", "--eps", "4/255", "--eps-step", "8/255"), "--eps-step at most --eps"),
+    case("attack-uap-sgd-max-iter-zero", attack("uap-sgd", "--max-iter", "0"), "--max-iter must be at least 1"),
+    case("attack-uap-sgd-param-delta-zero", attack("uap-sgd", "--param", "delta=0"), "delta", "(0, 1)"),
+    case("attack-uap-sgd-param-batch-size-zero", attack("uap-sgd", "--param", "batch_size=0"), "batch_size", "at least 1"),
+    case("attack-uap-sgd-param-patience-zero", attack("uap-sgd", "--param", "patience=0"), "patience", "at least 1"),
+    case("attack-uap-sgd-param-unknown-key", attack("uap-sgd", "--param", "momentum=0.9"), "momentum", "valid ART parameters are eps"),
+    case("attack-uap-sgd-patch-size", attack("uap-sgd", "--patch-size", "0.3"), "--patch-size does not apply to uap-sgd"),
     case("attack-patch-size-zero", attack("patch", "--patch-size", "0"), "--patch-size"),
     case("attack-patch-size-above-one", attack("patch", "--patch-size", "1.5"), "--patch-size 1.5 must be in (0, 1]"),
     case("attack-patch-eps", attack("patch", "--eps", "8/255"), "--eps does not apply to patch"),

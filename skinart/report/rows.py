@@ -46,7 +46,8 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
     m = metrics.get("adversarial", metrics)
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
            "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
-           "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None}
+           "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None,
+           "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked")}  # universal runs: where δ sends the images
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
     arrays = _predictions(where, kind)

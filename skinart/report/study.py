@@ -90,6 +90,12 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
     if also:
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also)})", ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
                        [[_label(r)] + [pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))
+    shares = [r for r in rows if r.get("predicted_shares")]
+    if shares:
+        classes = list(shares[0]["predicted_shares"])
+        tables.append(("Where universal perturbations send the images (share of attacked test images predicted as each class)",
+                       ["run", "attack", *classes], [[_label(r), r["attack"]] + [pct(r["predicted_shares"].get(c)) for c in classes]
+                                                     for r in shares]))
     attacks, pivot = _pivot(rows)
     if len(attacks) > 1:
         tables.append(("Accuracy by model and attack", ["model"] + attacks,

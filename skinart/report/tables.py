@@ -57,6 +57,13 @@ def metrics_markdown(metrics: dict, title: str) -> str:
     return "\n".join(lines) + FOOTER
 
 
+def shares_table(shares: dict[str, dict | None]) -> list[str]:
+    """The share of the images predicted as each class, one row per set of images (clean, attacked)."""
+    classes = list(next(s for s in shares.values() if s))
+    lines = ["| predicted as | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    return lines + [f"| {name} | " + " | ".join(pct(s[c]) for c in classes) + " |" for name, s in shares.items() if s]
+
+
 def attack_markdown(metrics: dict, title: str) -> str:
     """Clean vs attacked rows in the seeds' layout (model performance, then health at argmax and at the operating point,
     the same threshold for both)."""
@@ -66,6 +73,8 @@ def attack_markdown(metrics: dict, title: str) -> str:
     lines += ["", " · ".join(f"{r.replace('_', ' ')} {pct(metrics[r])}" for r in rates if r in metrics)]
     if metrics.get("linf_max") is not None:
         lines.append(f"measured perturbation: L∞ max {metrics['linf_max'] * 255:.2f}/255, L2 mean {metrics['l2_mean']:.4f}")
+    if metrics.get("predicted_shares"):  # where a universal perturbation sends the images
+        lines += ["", *shares_table(metrics["predicted_shares"])]
     return "\n".join(lines) + FOOTER
 
 
