@@ -84,6 +84,9 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
         if len(names) > 1 and not method.bounded:
             raise SkinartError(f"--attack {name} is unbounded; a worst case over several attacks compares them at one ε: "
                                "choose bounded methods (fgsm, pgd, mim, square, autoattack, uap)")
+    if len(names) > 1 and p["eps"] is None:
+        raise SkinartError(f"--attack {p['attack']}: a worst case compares the attacks at one budget, and their default ε "
+                           "differ; give --eps, e.g. --eps 8/255")
     options = ("eps", "eps_step", "max_iter")
     for option in options:
         if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
