@@ -15,7 +15,8 @@ from skinart.crafting import sample_indices
 from skinart.data import to_model_input
 from skinart.metrics import worst_case_metrics
 from skinart.models import wrap
-from skinart.sanity import gradient_checks, table_checks
+from skinart.report.rows import ROWS_BY_KIND
+from skinart.sanity import gradient_checks, sanity_label, table_checks
 
 EPS = 16 / 255
 
@@ -149,6 +150,11 @@ def test_evaluate_several_attacks_reports_each_and_the_worst_case(trained, derma
     assert {"unbounded", "more_steps", "noise", "eps_monotone", "flags (fgsm)", "flags (pgd)"} <= set(sanity)
     assert all(isinstance(check["reason"], str) and check["reason"] for k, check in sanity.items() if k not in ("fired", "values"))
     assert "worst case" in result.stdout and "Sanity checks" in (out / "metrics.md").read_text()
+    task = {"name": "worst", "step": "worst", "grid": {}, "params": {}, "uses": {}}
+    rows, _ = ROWS_BY_KIND["worst_case"](task, out, metrics, {"bootstrap": 20, "seed": 0, "also_malignant": None})
+    assert [r["attack"] for r in rows] == ["fgsm", "pgd", "worst case (fgsm, pgd)"]
+    assert rows[-1]["metrics"]["accuracy"] == pytest.approx(robust) and rows[-1]["metrics"]["fnr"] == pytest.approx(worst["fnr"])
+    assert {r["sanity"] for r in rows} == {sanity_label(sanity)}
 
 
 def test_reference_plain_pytorch_pgd_matches_skinarts_art_path(trained, derma_subset, tmp_path):
