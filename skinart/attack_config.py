@@ -43,7 +43,8 @@ def _norm(key: str, value):
 _PARAMS = {
     "eps": lambda key, value: parse_eps(value, f"--param {key}"), "eps_step": lambda key, value: parse_eps(value, f"--param {key}"),
     "max_iter": _count(1), "batch_size": _count(1), "max_eval": _count(1), "init_eval": _count(1), "binary_search_steps": _count(1),
-    "nb_restarts": _count(1), "patience": _count(1), "num_random_init": _count(0), "delta": _between(0, 1), "p_init": _between(0, 1),
+    "nb_restarts": _count(1), "patience": _count(1), "nb_random_init": _count(1), "square_max_iter": _count(1), "num_random_init": _count(0),
+    "delta": _between(0, 1), "p_init": _between(0, 1),
     "learning_rate": _between(0, float("inf")), "decay": _between(0, float("inf")), "initial_const": _between(0, float("inf")),
     "norm": _norm,
 }

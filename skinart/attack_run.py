@@ -77,13 +77,14 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
+    art_params = art_parameters(attack)  # read before generate: AutoAttack switches its sub-attacks' targeting as it runs
     print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({threat})", file=sys.stderr)
     start = time.perf_counter()
     x = to_model_input(test.images[keep])
     adv, info, arrays = _craft(cfg, attack, crafter, dataset, x, test.labels[keep], target)
     classifier, _ = classifier_from_checkpoint(checkpoint, device)
     with run.staged() as tmp:
-        return write_attack(tmp, cfg, art_parameters(attack), classifier, meta, threat, malignant_names, x, adv, test.labels[keep], test.ids[keep],
+        return write_attack(tmp, cfg, art_params, classifier, meta, threat, malignant_names, x, adv, test.labels[keep], test.ids[keep],
                             target, start, info, arrays)
 
 

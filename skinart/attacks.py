@@ -10,7 +10,7 @@ from typing import Callable
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.toolbox import (
-    AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
+    AdversarialPatchPyTorch, AutoAttack, AutoProjectedGradientDescent, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
     ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
 )
 from skinart.universal import SGDUniversalPerturbation
@@ -48,6 +48,28 @@ def _patch(classifier, patch_size: float = 0.2, **kwargs):
     check_patch_size(patch_size)
     return AdversarialPatchPyTorch(classifier, patch_shape=tuple(classifier.input_shape), scale_min=0.75 * patch_size,
                                    scale_max=patch_size, **kwargs)
+
+
+def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 100, nb_random_init: int = 1,
+                square_max_iter: int = 5000, batch_size: int = 128, verbose: bool = False):
+    r"""AutoAttack (Croce & Hein, ICML 2020), run by ART's `AutoAttack` with its sub-attacks given explicitly.
+
+    Distance: L∞ (default) or L2 (`--param norm=2`); ε in [0, 1] pixel units.
+    Arguments: eps (8/255), norm ("inf"), max_iter (APGD iterations, 100), nb_random_init (APGD starts, 1),
+    square_max_iter (Square queries, 5000), batch_size (128).
+    What runs, in ART's order, each on the images still classified correctly (the per-image worst case):
+    untargeted APGD-CE, APGD-DLR and Square; then, targeted, APGD-CE and APGD-DLR towards each of the other
+    classes in turn (ART's targeted pass takes every sub-attack that has a targeted mode; Square has none).
+    APGD starts with step 2ε as in the paper. FAB-T is not in ART 1.20.1 and does not run; ART's own default set
+    (DeepFool in its place) is not used."""
+    apgd = [AutoProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=2 * eps, max_iter=max_iter, targeted=False,
+                                         nb_random_init=nb_random_init, batch_size=batch_size, loss_type=loss, verbose=verbose)
+            for loss in ("cross_entropy", "difference_logits_ratio")]
+    square = SquareAttack(classifier, norm=norm, eps=eps, max_iter=square_max_iter, batch_size=batch_size, verbose=verbose)
+    return AutoAttack(classifier, norm=norm, eps=eps, eps_step=2 * eps, attacks=[*apgd, square], batch_size=batch_size, targeted=True)
+
+
+_autoattack.attack_params = ("eps", "norm", "max_iter", "nb_random_init", "square_max_iter", "batch_size", "verbose")
 
 
 # What each kind of attack run takes besides the method's own ART options (AttackConfig's fields).
@@ -90,6 +112,11 @@ METHODS: dict[str, Method] = {
     "square": Method("evasion", SquareAttack, {"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
                      ("eps", "max_iter"), True, "Square Attack, score-based black-box (Andriushchenko et al. 2020)", "scores",
                      takes=("max_samples", "params")),
+    "autoattack": Method("evasion", _autoattack, {"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
+                         ("eps", "max_iter"), True,
+                         "AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
+                         "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations; L∞ or --param norm=2; no FAB-T "
+                         "(not in ART 1.20.1)", takes=("max_samples", "params")),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
                           ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
     "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
@@ -155,6 +182,10 @@ def _recordable(value):
         return value
     if isinstance(value, dict):
         return {k: _recordable(v) for k, v in value.items() if _recordable(v) is not None}
+    if isinstance(value, list):  # e.g. AutoAttack's sub-attacks
+        return [_recordable(v) for v in value]
+    if hasattr(value, "attack_params"):  # a sub-attack: its class and its own parameters
+        return {"attack": type(value).__name__, **art_parameters(value)}
     return None
 
 

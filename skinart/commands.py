@@ -23,12 +23,13 @@ from skinart.evaluate_run import evaluate_run
 from skinart.poison_run import poison_run
 from skinart.preprocess_run import combined_run, preprocess_run
 from skinart.report.study import run_report
-from skinart.report.tables import attack_markdown, metrics_markdown, threats_markdown
+from skinart.report.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
 from skinart.rescore_run import rescore_run
 from skinart.retrain_run import retrain_run
 from skinart.step_checks import attack_config, defend_config, evaluate_config, report_config, train_config
 from skinart.threats_run import threats_run
 from skinart.train_run import train_run
+from skinart.worst_case_run import worst_case_run
 
 
 def one_line_errors(command):
@@ -132,7 +133,8 @@ def evaluate(
                                            "as an external test set")] = False,
     malignant: Malignant = None,
     attack: Annotated[Optional[str], typer.Option(help="evaluate under this attack (see `skinart attack --method`) "
-                                                  "on the test split, under the threat models side by side")] = None,
+                                                  "on the test split, under the threat models side by side; several, "
+                                                  "comma-separated (e.g. fgsm,pgd,autoattack): each and the per-image worst case")] = None,
     threat: Annotated[Optional[str], typer.Option(help="with --attack: white-box, transfer, adaptive or all (default all)")] = None,
     eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
     eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
@@ -146,12 +148,15 @@ def evaluate(
     """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
     under each threat model side by side, flagging likely gradient masking."""
-    cfg, threats = evaluate_config(locals())
-    if cfg is None:
+    cfgs, threats = evaluate_config(locals())
+    if not cfgs:
         metrics = evaluate_run(checkpoint, out, data, data_root, split or "test", malignant, device, overwrite, external)
         scored = "external data" if external else split or "test"
         return _skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
-    metrics = threats_run(cfg, checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
+    if len(cfgs) > 1:
+        metrics = worst_case_run(cfgs, checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
+        return _skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case"))
+    metrics = threats_run(cfgs[0], checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
     return _skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
 
 
@@ -167,7 +172,7 @@ def _attack(cfg: AttackConfig, checkpoint: Path, out: Path, data, data_root, sou
 
 @one_line_errors
 def attack(
-    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, hopskipjump, uap, uap-sgd, patch, poison-flip or poison-backdoor")],
+    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, autoattack, hopskipjump, uap, uap-sgd, patch, poison-flip or poison-backdoor")],
     checkpoint: Checkpoint,
     out: Out,
     data: CheckpointData = None,

@@ -158,6 +158,26 @@ def prediction_shares(y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) 
     return {c: float(counts[i] / len(y_pred)) for i, c in enumerate(classes)}
 
 
+def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tuple[str, ...], malignant: tuple[str, ...],
+                       threshold: float | None = None) -> dict:
+    """The per-image worst case over several attacks on the same images: an image is correct only if every attack leaves
+    it correct (so `accuracy` is the robust accuracy). Its prediction is that of the attack that hurts it most (one that
+    flips its malignant/benign decision, else one that changes its class, else the first); its p_malignant is the lowest
+    over the attacks for a malignant image and the highest for a benign one, so the AUROC and the operating point see the
+    worst case too."""
+    malignant_idx = [classes.index(m) for m in malignant]
+    preds = np.stack([p.argmax(1) for p in probs])  # attacks × images
+    truth = np.isin(y_true, malignant_idx)
+    harm = 2 * (np.isin(preds, malignant_idx) != truth) + (preds != y_true)  # a binary flip always changes the class too
+    worst = preds[harm.argmax(0), np.arange(len(y_true))]
+    scores = np.stack([p_malignant(p, malignant_idx) for p in probs])
+    worst_scores = np.where(truth, scores.min(0), scores.max(0))
+    metrics = classification_metrics(y_true, worst, classes, malignant)
+    metrics["auroc"] = auroc(y_true, worst_scores, malignant_idx)
+    metrics["binary_at_threshold"] = None if threshold is None else threshold_metrics(y_true, worst_scores, threshold, malignant_idx)
+    return metrics
+
+
 def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
     """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
     delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)

@@ -50,9 +50,9 @@ def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
     return cfg
 
 
-def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[AttackConfig | None, tuple[str, ...]]:
-    """`skinart evaluate`: (None, ()) for a clean evaluation (of the checkpoint's split, or --external of every image of
-    other data); with --attack, the attack and its threat models."""
+def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[AttackConfig], tuple[str, ...]]:
+    """`skinart evaluate`: ([], ()) for a clean evaluation (of the checkpoint's split, or --external of every image of
+    other data); with --attack, the attacks (one, or several for a worst case) and their threat models."""
     _common(p)
     if p["external"] and (p["split"] is not None or p["attack"]):
         drop = "--split" if p["split"] is not None else "--attack"
@@ -63,16 +63,39 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[AttackConfi
             raise SkinartError(f"{given[0]} applies only with --attack; add --attack METHOD or drop {given[0]}")
         if p["split"] is not None and p["split"] not in SPLIT_NAMES:
             raise SkinartError(f"split '{p['split']}' does not exist; choose one of {', '.join(SPLIT_NAMES)}")
-        return None, ()
+        return [], ()
     if p["split"] is not None:
         raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
-    if check_method(p["attack"]).kind == "poison":
-        raise SkinartError(f"--attack {p['attack']} retrains the model; evaluate --attack takes evasion, universal and patch "
-                           "methods (poison with `skinart attack`)")
     threat = choose(p["threat"] or "all", ("all",) + THREATS, "--threat")
-    cfg = AttackConfig(method=p["attack"], **{name: p[name] for name in ("eps", "eps_step", "max_iter", "max_samples")})
-    cfg.check(CLASSES)
-    return cfg, THREATS if threat == "all" else (threat,)
+    return _attack_configs(p), THREATS if threat == "all" else (threat,)
+
+
+def _attack_configs(p: dict) -> list[AttackConfig]:
+    """One AttackConfig per method of --attack (comma-separated). Several make a worst case at one budget: each must be
+    bounded, and an option goes to the methods that take it (one that none takes is refused)."""
+    names = [name.strip() for name in p["attack"].split(",")]
+    if "" in names or len(set(names)) != len(names):
+        raise SkinartError(f"--attack {p['attack']!r}: give distinct methods separated by commas, e.g. fgsm,pgd,autoattack")
+    methods = {name: check_method(name) for name in names}
+    for name, method in methods.items():
+        if method.kind == "poison":
+            raise SkinartError(f"--attack {name} retrains the model; evaluate --attack takes evasion, universal and patch "
+                               "methods (poison with `skinart attack`)")
+        if len(names) > 1 and not method.bounded:
+            raise SkinartError(f"--attack {name} is unbounded; a worst case over several attacks compares them at one ε: "
+                               "choose bounded methods (fgsm, pgd, mim, square, autoattack, uap)")
+    if len(names) > 1 and p["eps"] is None:
+        raise SkinartError(f"--attack {p['attack']}: a worst case compares the attacks at one budget, and their default ε "
+                           "differ; give --eps, e.g. --eps 8/255")
+    options = ("eps", "eps_step", "max_iter")
+    for option in options:
+        if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
+            raise SkinartError(f"{flag(option)} applies to none of {p['attack']}; drop it")
+    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"],
+                         **{o: p[o] for o in options if len(names) == 1 or o in methods[name].options}) for name in names]
+    for cfg in cfgs:
+        cfg.check(CLASSES)
+    return cfgs
 
 
 def attack_config(p: dict, given: set[str] = frozenset()) -> AttackConfig:

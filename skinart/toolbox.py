@@ -30,7 +30,7 @@ if _config.ART_DATA_PATH != _DATA_PATH:
 
 # isort: off  (everything below must load after the data path is set)
 from art.attacks.evasion import (  # noqa: E402
-    AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
+    AdversarialPatchPyTorch, AutoAttack, AutoProjectedGradientDescent, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
     ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
 )
 from art.attacks.evasion import fast_gradient  # noqa: E402
@@ -46,7 +46,8 @@ from art.estimators.classification import PyTorchClassifier  # noqa: E402
 from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
 
 __all__ = [
-    "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "CarliniL2Method",
+    "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "AutoAttack",
+    "AutoProjectedGradientDescent", "CarliniL2Method",
     "CarliniLInfMethod", "EoTPyTorch", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
     "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent", "PyTorchClassifier",
     "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",

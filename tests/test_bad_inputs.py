@@ -319,7 +319,7 @@ def threats(method, *extra, checkpoint="{L}"):
 
 
 LIGHT = {  # settings that keep a wrongly accepted row short
-    "square": ["--max-iter", "5"], "hopskipjump": ["--max-iter", "1", "--param", "max_eval=20", "--param", "init_eval=5"],
+    "square": ["--max-iter", "5"], "autoattack": ["--max-iter", "2"], "hopskipjump": ["--max-iter", "1", "--param", "max_eval=20", "--param", "init_eval=5"],
     "uap": ["--fit-samples", "20", "--max-iter", "1"], "uap-sgd": ["--fit-samples", "20", "--max-iter", "1"], "patch": ["--fit-samples", "20", "--max-iter", "1"],
 }
 
@@ -455,6 +455,19 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-all-threats-undefended", threats("fgsm", checkpoint="{T}"), "--source-checkpoint"),
     case("evaluate-attack-source-other-size", threats("fgsm", "--threat", "transfer", "--source-checkpoint", "{T64}"), "img_size"),
     case("evaluate-attack-source-other-classes", threats("fgsm", "--threat", "transfer", "--source-checkpoint", "{T6}"), "classes"),
+    case("evaluate-attack-list-duplicate", threats("fgsm,fgsm"), "--attack", "distinct methods"),
+    case("evaluate-attack-list-without-eps", threats("fgsm,pgd"), "one budget", "--eps"),
+    case("evaluate-attack-list-empty-item", threats("fgsm,,pgd"), "--attack", "distinct methods"),
+    case("evaluate-attack-list-typo", threats("fgsm,autoatack"), "unknown attack method 'autoatack'"),
+    case("evaluate-attack-list-unbounded", threats("fgsm,cw"), "--attack cw is unbounded", "bounded"),
+    case("evaluate-attack-list-poison", threats("fgsm,poison-flip"), "--attack poison-flip"),
+    case("evaluate-attack-list-option-none-takes", threats("fgsm,square", "--eps", "8/255", "--eps-step", "1/255"), "--eps-step applies to none"),
+    case("evaluate-attack-list-eps-step-above-eps", threats("fgsm,pgd", "--eps", "2/255", "--eps-step", "8/255"), "--eps-step"),
+    case("attack-autoattack-target-class", attack("autoattack", "--target-class", "mel"), "--target-class does not apply to autoattack"),
+    case("attack-autoattack-eps-step", attack("autoattack", "--eps-step", "1/255"), "--eps-step does not apply to autoattack"),
+    case("attack-autoattack-norm-bad", attack("autoattack", "--param", "norm=3"), "norm", "inf, 1 or 2"),
+    case("attack-autoattack-square-queries-zero", attack("autoattack", "--param", "square_max_iter=0"), "square_max_iter"),
+    case("attack-autoattack-param-unknown", attack("autoattack", "--param", "colour=red"), "colour", "valid ART parameters"),
     case("evaluate-attack-source-not-checkpoint", threats("fgsm", "--threat", "transfer", "--source-checkpoint", "{A}"),
          "--source-checkpoint"),
     case("evaluate-attack-source-with-white-box", threats("fgsm", "--threat", "white-box", "--source-checkpoint", "{T}"),

@@ -14,6 +14,7 @@ from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
 from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.report.tables import threat_label
+from skinart.sanity import sanity_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
                "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",
@@ -46,7 +47,7 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
     m = metrics.get("adversarial", metrics)
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
            "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
-           "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None,
+           "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None, "sanity": "—",
            "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked")}  # universal runs: where δ sends the images
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
@@ -83,10 +84,31 @@ def _data_label(metrics: dict) -> str:
     return f"external data: {metrics['data']['name']}" if metrics.get("external") else "—"
 
 
+def _threat_rows(task: dict, where: Path, m: dict, options: dict, sanity: dict | None) -> list[dict]:
+    """One row per threat model of an `evaluate --attack` run (one attack sub-run each), with its sanity verdict."""
+    rows = [_row(task, where / t, _read(where / t), _model(task), m["method"], t, options, "attack") for t in m["threats"]]
+    for row in rows:
+        row["sanity"] = sanity_label(sanity)
+    return rows
+
+
+def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[dict]:
+    """Each attack's rows, then one per threat model for the per-image worst case over them (robust accuracy)."""
+    rows = [r for method in m["methods"] for r in _threat_rows(task, where / method, _read(where / method), options, m["sanity"])]
+    label = f"worst case ({', '.join(m['methods'])})"
+    eps = rows[0]["eps"] if rows else None
+    for threat, worst in m["worst_case_metrics"].items():
+        row = _row(task, where, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
+                                 "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
+                   _model(task), label, threat, options, "worst_case")
+        rows.append({**row, "sanity": sanity_label(m["sanity"])})
+    return rows
+
+
 # run kind -> (task, its directory, its metrics, options) -> (rows, poison detections)
 ROWS_BY_KIND = {
-    "threats": lambda task, where, m, options: ([  # one attack sub-run per threat model
-        _row(task, where / t, _read(where / t), _model(task), m["method"], t, options, "attack") for t in m["threats"]], []),
+    "threats": lambda task, where, m, options: (_threat_rows(task, where, m, options, m.get("sanity")), []),
+    "worst_case": lambda task, where, m, options: (_worst_case_rows(task, where, m, options), []),
     "attack": lambda task, where, m, options: ([_row(task, where, m, _model(task), m["method"], m["threat_model"], options, "attack")], []),
     "poison": lambda task, where, m, options: ([
         _row(task, where, m["poisoned_model"], task["name"], m["method"], "poisoned training", options, "poison")], []),

@@ -79,10 +79,10 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
     """(title, header, lines) of every table of the report, in order."""
     tables = [
         ("Model performance (multi-class)", ["run", "model", "attack", "threat", "accuracy [95% CI]", "macro recall [95% CI]",
-                                             "macro specificity", "fooling rate", "error rate"],
+                                             "macro specificity", "fooling rate", "error rate", "sanity checks"],
          [[r["task"], r["model"], r["attack"], r["threat"], _fmt(r["metrics"]["accuracy"], r["ci"].get("accuracy")),
            _fmt(r["metrics"]["macro_recall"], r["ci"].get("macro_recall")), pct(r["metrics"]["macro_specificity"]),
-           pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"])] for r in rows]),
+           pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"]), r.get("sanity", "—")] for r in rows]),
         ("Health (binary, malignant = positive; at argmax, then at the operating point @t)",
          ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
           "NPV @t", "FNR @t"], [_health(r) for r in rows]),

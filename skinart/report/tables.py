@@ -78,15 +78,30 @@ def attack_markdown(metrics: dict, title: str) -> str:
     return "\n".join(lines) + FOOTER
 
 
-def threats_markdown(metrics: dict, title: str) -> str:
-    """One attack under several threat models side by side, with the two robustness flags in words."""
-    columns = ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "sensitivity_at_threshold", "specificity_at_threshold",
-               "npv_at_threshold", "fnr_at_threshold", "fooling_rate")
-    lines = [f"# {title}", "", "| threat model | clean accuracy | accuracy | sensitivity | NPV | FNR | sensitivity @t | specificity @t "
+_THREAT_COLUMNS = ("clean_accuracy", "accuracy", "sensitivity", "npv", "fnr", "sensitivity_at_threshold", "specificity_at_threshold",
+                   "npv_at_threshold", "fnr_at_threshold", "fooling_rate")
+
+
+def _threat_table(rows: dict[str, dict], first: str) -> list[str]:
+    """One line per (label -> threat table row): accuracy and the health metrics at argmax and at the operating point."""
+    lines = [f"| {first} | clean accuracy | accuracy | sensitivity | NPV | FNR | sensitivity @t | specificity @t "
              "| NPV @t | FNR @t | fooling rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for threat, row in metrics["threats"].items():
-        lines.append(f"| {threat} | " + " | ".join(pct(row.get(k)) for k in columns) + " |")
-    lines += ["", "@t: at the checkpoint's stored operating point (p_malignant ≥ its threshold), the same under every threat model"]
+    lines += [f"| {label} | " + " | ".join(pct(row.get(k)) for k in _THREAT_COLUMNS) + " |" for label, row in rows.items()]
+    return lines + ["", "@t: at the checkpoint's stored operating point (p_malignant ≥ its threshold), the same under every threat model"]
+
+
+def _sanity_lines(sanity: dict | None) -> list[str]:
+    """The sanity checks (Carlini et al. 2019), one line each: fired or passed, and why."""
+    if not sanity:
+        return []
+    checks = [(name, c) for name, c in sanity.items() if isinstance(c, dict) and "fired" in c]
+    return ["", "Sanity checks (Carlini et al. 2019):", ""] + [
+        f"- {name}: {'**FIRED**' if c['fired'] else 'passed'}: {c['reason']}" for name, c in checks]
+
+
+def threats_markdown(metrics: dict, title: str) -> str:
+    """One attack under several threat models side by side, with the two robustness flags in words and the sanity checks."""
+    lines = [f"# {title}", ""] + _threat_table(metrics["threats"], "threat model")
     if metrics["gradient_masking_suspected"]:
         lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves accuracy more than "
                   f"{MASKING_GAP:.0%} below the attack that ignores it; the preprocessor's robustness comes from hiding gradients."]
@@ -94,4 +109,14 @@ def threats_markdown(metrics: dict, title: str) -> str:
         lines += ["", f"**transfer overstates robustness**: the adaptive attack's accuracy is more than {MASKING_GAP:.0%} below "
                   "the transfer attack's; the number under the thesis's protocol (attacks crafted on the source model) "
                   "is not the defence's robustness."]
-    return "\n".join(lines) + FOOTER
+    return "\n".join(lines + _sanity_lines(metrics.get("sanity"))) + FOOTER
+
+
+def worst_case_markdown(metrics: dict, title: str) -> str:
+    """Each attack under each threat model, then the per-image worst case over the attacks, and the sanity checks."""
+    rows = {f"{method} ({threat})": row for method, table in metrics["attacks"].items() for threat, row in table.items()}
+    rows.update({f"**worst case** ({threat})": row for threat, row in metrics["worst_case"].items()})
+    lines = [f"# {title}", ""] + _threat_table(rows, "attack (threat model)") + [
+        "", "worst case: an image counts as correct only if every attack leaves it correct (robust accuracy); its decision "
+        "is the one of the attack that hurts it most"]
+    return "\n".join(lines + _sanity_lines(metrics.get("sanity"))) + FOOTER
