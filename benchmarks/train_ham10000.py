@@ -44,7 +44,7 @@ def main() -> None:
         if name != "pretrained":
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--img-size", type=int, default=96)
-    parser.add_argument("--out", type=Path, help="leave the checkpoint (and its test evaluation) in this directory")
+    parser.add_argument("--out", type=Path, help="leave the checkpoint in this directory")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if not os.environ.get("SKINART_DATA"):
@@ -54,7 +54,7 @@ def main() -> None:
         out = args.out or Path(tmp) / "run"
         start, cpu = time.perf_counter(), time.process_time()
         train_run(out, cfg, "ham10000", img_size=args.img_size, device=args.device, overwrite=True)
-        metrics = evaluate_run(out, out / "test", device=args.device, overwrite=True)
+        metrics = evaluate_run(out, Path(tmp) / "test", device=args.device)  # a run never writes inside its input
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         best = best_sensitivity(out, args.device)
     at = metrics["binary_at_threshold"]
