@@ -58,7 +58,7 @@ def main() -> None:
     x, labels = to_model_input(test.images[keep]), test.labels[keep]
     classifier, _ = classifier_from_checkpoint(args.checkpoint, "cpu")
     n_classes = len(meta["classes"])
-    attack = build("autoattack", classifier, {"eps": args.eps, "max_iter": args.max_iter}, {"square_max_iter": args.square_max_iter})
+    attack = build("autoattack", classifier, {"eps": args.eps}, {"max_iter": args.max_iter, "square_max_iter": args.square_max_iter})
     seed_everything(0)
     with attacking(classifier, attack):
         whole = timed(lambda: attack.generate(x, one_hot(labels, n_classes)))

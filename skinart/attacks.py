@@ -112,11 +112,12 @@ METHODS: dict[str, Method] = {
     "square": Method("evasion", SquareAttack, {"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
                      ("eps", "max_iter"), True, "Square Attack, score-based black-box (Andriushchenko et al. 2020)", "scores",
                      takes=("max_samples", "params")),
+    # parameter-free like the original: a worst case's --max-iter (meant for PGD) must not shorten its APGD unseen
     "autoattack": Method("evasion", _autoattack, {"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
-                         ("eps", "max_iter"), True,
+                         ("eps",), True,
                          "AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
-                         "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations; L∞ or --param norm=2; no FAB-T "
-                         "(not in ART 1.20.1)", takes=("max_samples", "params")),
+                         "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations (--param max_iter=N); L∞ or "
+                         "--param norm=2; no FAB-T (not in ART 1.20.1)", takes=("max_samples", "params")),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
                           ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
     "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},

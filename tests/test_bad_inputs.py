@@ -319,7 +319,7 @@ def threats(method, *extra, checkpoint="{L}"):
 
 
 LIGHT = {  # settings that keep a wrongly accepted row short
-    "square": ["--max-iter", "5"], "autoattack": ["--max-iter", "2"], "hopskipjump": ["--max-iter", "1", "--param", "max_eval=20", "--param", "init_eval=5"],
+    "square": ["--max-iter", "5"], "autoattack": ["--param", "max_iter=2"], "hopskipjump": ["--max-iter", "1", "--param", "max_eval=20", "--param", "init_eval=5"],
     "uap": ["--fit-samples", "20", "--max-iter", "1"], "uap-sgd": ["--fit-samples", "20", "--max-iter", "1"], "patch": ["--fit-samples", "20", "--max-iter", "1"],
 }
 
@@ -465,6 +465,7 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-list-eps-step-above-eps", threats("fgsm,pgd", "--eps", "2/255", "--eps-step", "8/255"), "--eps-step"),
     case("attack-autoattack-target-class", attack("autoattack", "--target-class", "mel"), "--target-class does not apply to autoattack"),
     case("attack-autoattack-eps-step", attack("autoattack", "--eps-step", "1/255"), "--eps-step does not apply to autoattack"),
+    case("attack-autoattack-max-iter", attack("autoattack", "--max-iter", "5"), "--max-iter does not apply to autoattack"),
     case("attack-autoattack-norm-bad", attack("autoattack", "--param", "norm=3"), "norm", "inf, 1 or 2"),
     case("attack-autoattack-square-queries-zero", attack("autoattack", "--param", "square_max_iter=0"), "square_max_iter"),
     case("attack-autoattack-param-unknown", attack("autoattack", "--param", "colour=red"), "colour", "valid ART parameters"),

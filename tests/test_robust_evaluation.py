@@ -111,7 +111,7 @@ def test_worst_case_counts_an_image_only_if_every_attack_leaves_it_correct():
 def test_autoattack_runs_art_with_its_sub_attacks_written_down(trained, derma_subset, tmp_path):
     out = tmp_path / "aa"
     run("attack", "--method", "autoattack", "--checkpoint", trained, "--data-root", derma_subset, "--out", out,
-        "--max-samples", 20, "--max-iter", 5, "--param", "square_max_iter=20")
+        "--max-samples", 20, "--param", "max_iter=5", "--param", "square_max_iter=20")
     metrics = json.loads((out / "metrics.json").read_text())
     params = metrics["art_params"]
     assert [a["attack"] for a in params["attacks"]] == ["AutoProjectedGradientDescent"] * 2 + ["SquareAttack"]
@@ -124,7 +124,7 @@ def test_autoattack_runs_art_with_its_sub_attacks_written_down(trained, derma_su
 def test_autoattack_l2_stays_in_its_ball(trained, derma_subset, tmp_path):
     out = tmp_path / "aa2"
     run("attack", "--method", "autoattack", "--checkpoint", trained, "--data-root", derma_subset, "--out", out,
-        "--max-samples", 10, "--eps", 0.5, "--max-iter", 3, "--param", "norm=2", "--param", "square_max_iter=10")
+        "--max-samples", 10, "--eps", 0.5, "--param", "max_iter=3", "--param", "norm=2", "--param", "square_max_iter=10")
     adv = np.load(out / "adversarial.npz")["adversarial"]
     test = checkpoint_dataset(trained, read_checkpoint_meta(trained), None, str(derma_subset)).splits["test"]
     x = to_model_input(test.images[sample_indices(len(test), 10, 0)])

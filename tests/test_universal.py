@@ -12,6 +12,7 @@ from conftest import invoke
 from skinart.attacks import build
 from skinart.checkpoints import classifier_from_checkpoint
 from skinart.crafting import fit_universal
+from skinart.data import to_model_input
 
 
 def attack(trained, derma_subset, out, *args):
@@ -29,13 +30,21 @@ def both(trained, derma_subset, tmp_path_factory):
             for method in ("uap", "uap-sgd")}
 
 
-def test_uap_sgd_fools_at_least_as_much_as_art_uap(both):
+def test_uap_sgd_fools_at_least_as_much_as_art_uap(both, trained, shared_data):
     art, sgd = both["uap"][0], both["uap-sgd"][0]
     assert art["fit_samples"] == sgd["fit_samples"] == 200 and art["images"] == sgd["images"] == 100
-    # on held-out test images, the measure of a universal perturbation (this small model: about 0.12 and 0.11)
-    assert sgd["fooling_rate"] >= art["fooling_rate"] > 0
     for metrics in (art, sgd):
         assert metrics["linf_max"] <= 8 / 255 + 1e-6 and metrics["art_params"]["eps"] == pytest.approx(8 / 255)
+    # The measure of a universal perturbation is its fooling rate on images it was not fitted on: scored on the
+    # real data's whole test split (2005 images; the model saw only the first 600 train images), because 100 images
+    # leave ±0.09 of binomial noise on each rate (on this small model: ART 0.18, uap-sgd 0.24 on the 2005 images).
+    real = np.load(next((shared_data / "dermamnist").glob("*.npz")))
+    x = to_model_input(real["test_images"])
+    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    clean = classifier.predict(x).argmax(1)
+    fooling = {method: np.mean(classifier.predict(np.clip(x + np.load(out / "noise.npz")["noise"], 0, 1)).argmax(1) != clean)
+               for method, (_, out) in both.items()}
+    assert fooling["uap-sgd"] >= fooling["uap"] > 0
 
 
 @pytest.mark.parametrize("method", ["uap", "uap-sgd"])
