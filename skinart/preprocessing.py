@@ -74,6 +74,11 @@ class EoTFlips(EoTPyTorch):
     def __init__(self, nb_samples: int = 4, clip_values: tuple[float, float] = (0.0, 1.0)):
         super().__init__(nb_samples=nb_samples, clip_values=clip_values)
 
+    def forward(self, x: torch.Tensor, y=None):
+        """EOT where the attacker differentiates a loss (labels given); a prediction (no labels) is the deployed model's
+        own, one row per image, so attacks that also predict (APGD, Square, AutoAttack) get shapes that match."""
+        return (x, y) if y is None else super().forward(x, y)
+
     def _transform(self, x: torch.Tensor, y, **kwargs):
         dims = [d for d, flip in ((-1, torch.rand(1).item() < 0.5), (-2, torch.rand(1).item() < 0.5)) if flip]
         return (torch.flip(x, dims=dims) if dims else x), y

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import invoke
 
+from skinart.checkpoints import classifier_from_checkpoint
 from skinart.data import from_model_input
 from skinart.errors import SkinartError
 from skinart.preprocessing import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
@@ -40,10 +41,19 @@ def test_webp_flip_forward_and_its_bpda_gradient(real_images):
 
 def test_eot_flips_expands_each_image_into_flipped_copies(real_images):
     x = torch.from_numpy(real_images[:2].transpose(0, 3, 1, 2) / np.float32(255))
-    out, _ = EoTFlips(nb_samples=8).forward(x)
-    assert out.shape == (16, *x.shape[1:])
+    out, labels = EoTFlips(nb_samples=8).forward(x, torch.eye(7)[[0, 4]])
+    assert out.shape == (16, *x.shape[1:]) and labels.argmax(1).tolist() == [0] * 8 + [4] * 8
     views = [x[0], x[0].flip(-1), x[0].flip(-2), x[0].flip(-1).flip(-2)]
     assert all(any(torch.equal(o, v) for v in views) for o in out[:8])
+
+
+def test_eot_averages_gradients_but_predicts_one_row_per_image(trained, real_images):
+    """Attacks that predict as well as differentiate (APGD, Square, AutoAttack) need one prediction per image."""
+    x = real_images[:5].transpose(0, 3, 1, 2).astype(np.float32) / 255
+    plain, _ = classifier_from_checkpoint(trained, "cpu")
+    eot, _ = classifier_from_checkpoint(trained, "cpu", preprocessing_defences=[EoTFlips(nb_samples=4)])
+    np.testing.assert_allclose(eot.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
+    assert eot.loss_gradient(x, np.eye(7, dtype=np.float32)[[0] * 5]).shape == x.shape
 
 
 def test_quality_outside_range_is_refused():
