@@ -16,6 +16,7 @@ from skinart.data import to_model_input
 from skinart.metrics import worst_case_metrics
 from skinart.models import wrap
 from skinart.report.rows import ROWS_BY_KIND
+from skinart.report.tables import _sanity_lines
 from skinart.sanity import gradient_checks, sanity_label, table_checks
 
 EPS = 16 / 255
@@ -94,7 +95,9 @@ def test_sanity_table_checks_fire_only_when_the_table_says_so():
     broken = table_checks(_table(white_box=0.6, transfer=0.3, adaptive=0.1), preprocessed=True)
     assert broken["transfer"]["fired"] and broken["flags"]["fired"]
     assert "gradient_masking_suspected" in broken["flags"]["reason"] and "robustness_overstated" in broken["flags"]["reason"]
-    assert "not run" in table_checks(_table(white_box=0.1), preprocessed=False)["transfer"]["reason"]
+    unrun = table_checks(_table(white_box=0.1), preprocessed=False)["transfer"]
+    assert not unrun["run"] and not unrun["fired"] and unrun["reason"].startswith("not run")
+    assert "- transfer: not run: needs" in "\n".join(_sanity_lines({"transfer": unrun}))  # never shown as passed
 
 
 def test_worst_case_counts_an_image_only_if_every_attack_leaves_it_correct():

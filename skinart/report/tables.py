@@ -91,11 +91,12 @@ def _threat_table(rows: dict[str, dict], first: str) -> list[str]:
 
 
 def _sanity_lines(sanity: dict | None) -> list[str]:
-    """The sanity checks (Carlini et al. 2019), one line each: fired or passed, and why."""
+    """The sanity checks (Carlini et al. 2019), one line each: fired, passed or not run, and why."""
     if not sanity:
         return []
     checks = [(name, c) for name, c in sanity.items() if isinstance(c, dict) and "fired" in c]
     return ["", "Sanity checks (Carlini et al. 2019):", ""] + [
+        f"- {name}: {c['reason']}" if not c.get("run", True) else  # its reason starts with "not run"
         f"- {name}: {'**FIRED**' if c['fired'] else 'passed'}: {c['reason']}" for name, c in checks]
 
 
