@@ -5,9 +5,10 @@ Target (issue 17): on 2 cores, test fooling rate >= 0.80 at eps 8/255 with <= 1,
 at least one of the two methods, on a resnet18 trained at 28 px for 4 epochs and on the quickstart model. Every
 figure is printed on its own line, with the machine's load (timings on a shared machine are noisy). With --baseline,
 ART's UAP is also run with none of skinart's bypasses (weights not frozen, ART's success-rate logging, batch-size-1
-evaluations, torch's own thread count, ART's sub-attacker FGSM step of 1/255 for 5 passes) and its time printed.
+evaluations, torch's own thread count, ART's sub-attacker FGSM step of 1/255 for 5 passes) and its time printed. With
+--reference, a plain-PyTorch UAP trained by Adam is fitted too: where it fools no more, the ceiling is the model's.
 
-    SKINART_DATA=/path/to/data python benchmarks/uap_speed.py --checkpoint runs/resnet18-28 [--baseline]
+    SKINART_DATA=/path/to/data python benchmarks/uap_speed.py --checkpoint runs/resnet18-28 [--baseline] [--reference]
 """
 
 import argparse
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from skinart.attack_config import AttackConfig
 from skinart.attack_run import attack_run
@@ -62,6 +64,35 @@ def art_out_of_the_box(checkpoint: Path, eps: float, n: int) -> tuple[float, flo
     return time.perf_counter() - start, float(np.mean(clean != adv))
 
 
+def adam_reference(checkpoint: Path, eps: float, n: int, epochs: int = 10, seed: int = 0) -> tuple[float, float, float]:
+    """(fit fooling, test fooling, seconds) of a plain-PyTorch UAP: δ trained by Adam (lr 0.01) on the mean cross-entropy
+    of the clean predictions over mini-batches of 64, clamped to ε after each step. Outside ART and skinart's methods,
+    it tells whether a low fooling rate is the attacks' failure or the model's: what another optimiser reaches."""
+    classifier, x_fit, x_test = fit_images(checkpoint, n, seed)
+    net = classifier.model.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x_fit, x_test = torch.from_numpy(x_fit), torch.from_numpy(x_test)
+    with torch.no_grad():
+        clean_fit, clean_test = net(x_fit).argmax(1), net(x_test).argmax(1)
+    torch.manual_seed(seed)
+    delta = torch.zeros(1, *x_fit.shape[1:], requires_grad=True)
+    optimiser, start = torch.optim.Adam([delta], lr=0.01), time.perf_counter()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x_fit)).split(64):
+            loss = -torch.nn.functional.cross_entropy(net((x_fit[batch] + delta).clamp(0, 1)), clean_fit[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                delta.clamp_(-eps, eps)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        fooling = [float((net((x + delta).clamp(0, 1)).argmax(1) != clean).float().mean()) for x, clean in
+                   ((x_fit, clean_fit), (x_test, clean_test))]
+    return fooling[0], fooling[1], seconds
+
+
 def load() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
@@ -73,6 +104,7 @@ def main() -> None:
     parser.add_argument("--fit-samples", type=int, default=1000)
     parser.add_argument("--loop-samples", type=int, default=200, help="fit images of the timed 1- vs 2-thread pass of ART's loop")
     parser.add_argument("--baseline", action="store_true", help="also time ART out of the box")
+    parser.add_argument("--reference", action="store_true", help="also fit a plain-PyTorch Adam UAP (what another optimiser reaches)")
     args = parser.parse_args()
     print(f"checkpoint {args.checkpoint}, eps {args.eps}, {args.fit_samples} fit images; {load()}")
     for method in METHODS:
@@ -90,6 +122,9 @@ def main() -> None:
     for threads in (1, 2):
         seconds = art_pass_seconds(args.checkpoint, cfg.eps, args.loop_samples, threads)
         print(f"ART loop, one pass over {args.loop_samples} fit images, {threads} torch thread(s): {seconds:.1f} s ({load()})")
+    if args.reference:
+        fit, test, seconds = adam_reference(args.checkpoint, cfg.eps, args.fit_samples)
+        print(f"plain-PyTorch Adam UAP (reference, 10 epochs): fit fooling {fit:.3f}, test fooling {test:.3f}, {seconds:.1f} s")
     if args.baseline:
         seconds, fooling = art_out_of_the_box(args.checkpoint, cfg.eps, args.fit_samples)
         print(f"ART out of the box seconds: {seconds:.1f} (test fooling {fooling:.3f}; {load()})")
