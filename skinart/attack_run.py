@@ -40,10 +40,11 @@ def transfer_source(meta: dict, source_checkpoint: Path | None) -> Path | str:
     return source
 
 
-def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint: Path | None, device: str):
+def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint: Path | None, device: str, eot: bool = True):
     """(the model the attacker differentiates, its source checkpoint for transfer) under a DESIGN.md threat model.
     On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights without the
-    preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor is PyTorch)."""
+    preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor is PyTorch
+    and the method's row allows it)."""
     choose(threat, THREATS, "--threat")
     if threat == "transfer":
         source = transfer_source(meta, source_checkpoint)
@@ -53,7 +54,7 @@ def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint:
     if threat == "white-box" or not meta.get("preprocessing"):
         return classifier_from_checkpoint(checkpoint, device, defended=False)[0], None
     chain = preprocessors(meta["preprocessing"], resolve_device(device))
-    if all(hasattr(p, "forward") for p in chain):
+    if eot and all(hasattr(p, "forward") for p in chain):
         chain.append(EoTFlips())
     return classifier_from_checkpoint(checkpoint, device, preprocessing_defences=chain)[0], None
 
@@ -67,7 +68,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     target, _ = cfg.check(meta["classes"])
     malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
     threat = threat or ("transfer" if source_checkpoint else "white-box")
-    crafter, source = crafting_model(threat, checkpoint, meta, source_checkpoint, device)
+    crafter, source = crafting_model(threat, checkpoint, meta, source_checkpoint, device, cfg.row.eot)
     run = Run("attack", out, overwrite, inputs=[source], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
               attack=cfg.__dict__, threat_model=threat, malignant=malignant_names,
               source_checkpoint=source and checkpoint_ref(source, read_checkpoint_meta(source)))

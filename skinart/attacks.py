@@ -92,6 +92,7 @@ class Method:
     takes: tuple[str, ...] = _CRAFTED  # the run options that apply (AttackConfig fields)
     requires: tuple[str, ...] = ()  # run options that must be given
     art_class: type | None = None  # the ART class behind a skinart factory (for its list of valid parameters)
+    eot: bool = True  # the adaptive attacker averages its gradients over random flips (ART's EoT preprocessor)
 
 
 _ITERATIVE = ("eps", "eps_step", "max_iter")
@@ -117,7 +118,9 @@ METHODS: dict[str, Method] = {
                          ("eps",), True,
                          "AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
                          "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations (--param max_iter=N); L∞ or "
-                         "--param norm=2; no FAB-T (not in ART 1.20.1)", takes=("max_samples", "params")),
+                         "--param norm=2; no FAB-T (not in ART 1.20.1)", takes=("max_samples", "params"),
+                         # APGD scores each image's own loss (compute_loss, reduction none): EoT's extra rows break it
+                         eot=False),
     "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
                           ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
     "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
