@@ -88,6 +88,13 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
     # the defended checkpoint's source has the same weights: transfer and oblivious white-box craft identically
     assert threats["transfer"]["adversarial"] == threats["white-box"]["adversarial"]
     assert all(t["clean"] == threats["white-box"]["clean"] for t in threats.values())
+    # AutoAttack (APGD predicts and scores each image as it goes) through the preprocessor, as a reviewer would run it
+    out = tmp_path / "adaptive-aa"
+    result = invoke("attack", "--method", "autoattack", "--threat", "adaptive", "--checkpoint", defended, "--max-samples", 10,
+                    "--param", "max_iter=2", "--param", "square_max_iter=5", "--data-root", derma_subset, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    adaptive = json.loads((out / "metrics.json").read_text())
+    assert adaptive["threat_model"] == "adaptive" and adaptive["images"] == 10 and adaptive["linf_max"] <= 8 / 255 + 1e-6
 
 
 @pytest.mark.parametrize("args, message", [
