@@ -47,7 +47,7 @@ def test_eot_flips_expands_each_image_into_flipped_copies(real_images):
     assert all(any(torch.equal(o, v) for v in views) for o in out[:8])
 
 
-def test_eot_averages_gradients_but_predicts_one_row_per_image(trained, real_images):
+def test_eot_predicts_one_row_per_image_and_still_differentiates(trained, real_images):
     """Attacks that predict as well as differentiate (APGD, Square, AutoAttack) need one prediction per image."""
     x = real_images[:5].transpose(0, 3, 1, 2).astype(np.float32) / 255
     plain, _ = classifier_from_checkpoint(trained, "cpu")
