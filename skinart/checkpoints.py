@@ -31,7 +31,7 @@ def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.n
     temporary directory)."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE
-    save_model(net, str(weights))
+    save_model(net, str(weights), force_contiguous=True)  # channels-last weights (models.wrap) are not contiguous
     meta = {
         "format": CHECKPOINT_FORMAT,
         "skinart_version": __version__,

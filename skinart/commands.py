@@ -103,7 +103,7 @@ def train(
     scheduler: Annotated[str, typer.Option(help="per-epoch LR schedule: cosine, step or none")] = "cosine",
     patience: Annotated[int, typer.Option(help="stop after this many epochs without better val macro recall (0: never)")] = 10,
     augment: Annotated[str, typer.Option(help="none, flip, rotate or full")] = "rotate",
-    balance: Annotated[str, typer.Option(help="none, weights (loss weights) or oversample (random oversampling)")] = "none",
+    balance: Annotated[str, typer.Option(help="none, weights (loss weights 1/n_c), sqrt-weights (1/sqrt(n_c)) or oversample (random oversampling)")] = "none",
     label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing in [0, 1)")] = 0.0,
     seed: Annotated[int, typer.Option(min=0, help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,

@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from skinart.checkpoints import save_checkpoint
-from skinart.data import BALANCE_METHODS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
+from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
 from skinart.models import check_input_size, create_model, data_config, predict, wrap
@@ -174,7 +174,8 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str) -> _Setup:
     net = create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
     check_input_size(net, cfg.model, dataset.img_size)
     mean, std = data_config(net)
-    weights = class_weights(train_split.labels, len(dataset.classes)) if cfg.balance == "weights" else None
+    power = CLASS_WEIGHT_POWERS.get(cfg.balance)
+    weights = None if power is None else class_weights(train_split.labels, len(dataset.classes), power)
     optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)
     scheduler = SCHEDULERS[cfg.scheduler](optimizer, cfg.epochs)
     loss = _LoggedLoss(weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from skinart.data import (
-    CLASSES, check_data, class_weights, describe, load_dataset, oversample, parse_ratios, read_source, source_splits, split_indices,
+    CLASS_WEIGHT_POWERS, CLASSES, check_data, class_weights, describe, load_dataset, oversample, parse_ratios, read_source, source_splits, split_indices,
 )
 from skinart.errors import SkinartError
 from conftest import write_ham_subset
@@ -118,6 +118,8 @@ def test_class_weights_and_oversampling():
     w = class_weights(labels, 4)
     assert w[:3] == pytest.approx([12 / (3 * 8), 12 / (3 * 2), 12 / (3 * 2)])
     assert w[3] == 1.0
+    # --balance sqrt-weights: the rare classes weigh twice the common one here, not four times
+    assert class_weights(labels, 4, power=CLASS_WEIGHT_POWERS["sqrt-weights"])[:3] == pytest.approx([0.5**0.5, 2**0.5, 2**0.5])
     idx = oversample(labels, seed=0)
     assert np.bincount(labels[idx]).tolist() == [8, 8, 8]
     assert set(range(12)) <= set(idx.tolist())  # every original sample kept

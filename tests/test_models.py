@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,20 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     mean, std = data_config(net)
     assert np.allclose(classifier.predict(x), wrap(net, 28, mean, std, "cpu").predict(x), atol=1e-6)
     assert meta["model"] == "skin_cnn" and len(meta["weights_sha256"]) == 64
+
+
+def test_channels_last_weights_save_the_same_checkpoint_as_nchw(tmp_path):
+    """wrap puts CPU weights channels-last for speed; the checkpoint must not depend on the layout."""
+    net = create_model("skin_cnn").eval()
+    nchw = copy.deepcopy(net)
+    mean, std = data_config(net)
+    classifier = wrap(net, 28, mean, std, "cpu")
+    assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    meta = {"model": "skin_cnn", "classes": list("abcdefg"), "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["a"]}
+    saved = save_checkpoint(tmp_path / "nhwc", net, meta)
+    assert saved["weights_sha256"] == save_checkpoint(tmp_path / "nchw", nchw, meta)["weights_sha256"]
+    x = np.random.default_rng(2).random((3, 3, 28, 28)).astype(np.float32)
+    assert np.allclose(classifier_from_checkpoint(tmp_path / "nhwc", "cpu")[0].predict(x), classifier.predict(x), atol=1e-5)
 
 
 def test_checkpoint_errors(tmp_path):

@@ -112,11 +112,16 @@ def _side(source: Source, img_size: int | None) -> int:
     return img_size if img_size is not None else source.native_size or DEFAULT_IMG_SIZE
 
 
-def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
-    """'balanced' loss weights (scikit-learn); classes absent from `labels` get weight 1."""
+# --balance: the power of scikit-learn's 'balanced' loss weights (n / (k n_c)); the square root trades some balanced
+# accuracy back for accuracy on the common classes
+CLASS_WEIGHT_POWERS = {"weights": 1.0, "sqrt-weights": 0.5}
+
+
+def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES), power: float = 1.0) -> np.ndarray:
+    """'balanced' loss weights (scikit-learn) to the given power; classes absent from `labels` get weight 1."""
     present = np.unique(labels)
     weights = np.ones(n_classes, dtype=np.float32)
-    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels) ** power
     return weights
 
 

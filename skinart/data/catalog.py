@@ -26,7 +26,7 @@ DEFAULT_MALIGNANT = ("akiec", "bcc", "mel")
 SPLIT_NAMES = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 RESIZE_METHODS = ("crop", "squash")
-BALANCE_METHODS = ("none", "weights", "oversample")
+BALANCE_METHODS = ("none", "weights", "sqrt-weights", "oversample")
 _CACHE_VERSION = "1"
 
 _ZENODO = "https://zenodo.org/records/10519652/files"
