@@ -47,7 +47,8 @@ def test_bounded_attacks_respect_eps_and_write_every_output(trained, derma_subse
     assert metrics["images"] == 80 and metrics["threat_model"] == "white-box"
     assert metrics["access"] == ("scores" if method == "square" else "gradients")
     assert metrics["adversarial"]["accuracy"] == pytest.approx(1 - metrics["error_rate"])
-    assert metrics["adversarial"]["accuracy"] <= metrics["clean"]["accuracy"]
+    if method != "uap":  # ART's UAP never sees labels: it changes decisions, and on this weak model it may right some
+        assert metrics["adversarial"]["accuracy"] <= metrics["clean"]["accuracy"]
     assert metrics["fooling_rate"] > 0  # a real attack on a real model changes some decisions
     arrays = np.load(out / "adversarial.npz")
     assert arrays["adversarial"].dtype == np.float32 and arrays["adversarial"].shape == (80, 3, 28, 28)
