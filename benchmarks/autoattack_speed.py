@@ -18,7 +18,7 @@ from skinart.attacks import build
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.crafting import attacking, one_hot, sample_indices
 from skinart.data import to_model_input
-from skinart.runs import seed_everything
+from skinart.rundir import seed_everything
 
 
 def timed(fn) -> float:

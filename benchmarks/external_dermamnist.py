@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from skinart.checkpoints import checkpoint_dataset, read_checkpoint_meta
-from skinart.evaluate_run import evaluate_run
+from skinart.runs.evaluate import evaluate_run
 
 
 def external_folder(checkpoint: Path, data: Path, folder: Path) -> int:

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from skinart.evaluate_run import evaluate_run
-from skinart.train_run import train_run
+from skinart.runs.evaluate import evaluate_run
+from skinart.runs.train import train_run
 from skinart.training import TrainConfig
 
 

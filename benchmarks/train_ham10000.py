@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
-from skinart.evaluate_run import evaluate_run
+from skinart.runs.evaluate import evaluate_run
 from skinart.metrics import p_malignant, roc_points
 from skinart.models import predict
-from skinart.train_run import train_run
+from skinart.runs.train import train_run
 from skinart.training import TrainConfig
 
 MIN_SPECIFICITY = 0.60

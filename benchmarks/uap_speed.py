@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import attack_run
+from skinart.runs.attack import attack_run
 from skinart.attacks import build
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.crafting import art_uap_loop, attacking, sample_indices
 from skinart.data import to_model_input
-from skinart.runs import seed_everything
+from skinart.rundir import seed_everything
 from skinart.toolbox import UniversalPerturbation
 
 METHODS = ("uap", "uap-sgd")

@@ -11,9 +11,9 @@ from skinart import __version__
 from skinart.commands import Data, DataRoot, OneLineGroup, SplitRatios, add_step_commands, one_line_errors
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
-from skinart.ray_executor import executor_options, run_on_ray
-from skinart.recipes import validate
-from skinart.runner import run_recipe
+from skinart.recipes.ray_executor import executor_options, execute_on_ray
+from skinart.recipes.plan import validate
+from skinart.recipes.executor import execute_recipe
 from skinart.weights import LITE, convert
 
 app = add_step_commands(typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True))
@@ -55,7 +55,7 @@ def run(
 ):
     """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""
     ray = executor_options(executor, address, cpus_per_step, gpus_per_step)
-    run_dir = run_recipe(recipe, out, set_ or [], resume) if ray is None else run_on_ray(recipe, out, set_ or [], resume, ray)
+    run_dir = execute_recipe(recipe, out, set_ or [], resume) if ray is None else execute_on_ray(recipe, out, set_ or [], resume, ray)
     typer.echo(f"run finished: {run_dir}")
 
 

@@ -14,22 +14,22 @@ import typer
 from typer.core import TyperGroup
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import attack_run
+from skinart.runs.attack import attack_run
 from skinart.data import DATASETS, DEFAULT_MALIGNANT
 from skinart.defences import RetrainConfig, check_defence
-from skinart.detect_run import detect_run
+from skinart.runs.detect import detect_run
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
-from skinart.evaluate_run import evaluate_run
-from skinart.poison_run import poison_run
-from skinart.preprocess_run import combined_run, preprocess_run
-from skinart.report.study import run_report
-from skinart.report.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
-from skinart.rescore_run import rescore_run
-from skinart.retrain_run import retrain_run
+from skinart.runs.evaluate import evaluate_run
+from skinart.runs.poison import poison_run
+from skinart.runs.preprocess import combined_run, preprocess_run
+from skinart.report.study import write_report
+from skinart.presentation.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
+from skinart.runs.rescore import rescore_run
+from skinart.runs.retrain import retrain_run
 from skinart.step_checks import attack_config, defend_config, evaluate_config, report_config, train_config
-from skinart.threats_run import threats_run
-from skinart.train_run import train_run
-from skinart.worst_case_run import worst_case_run
+from skinart.runs.threats import threats_run
+from skinart.runs.train import train_run
+from skinart.runs.worst_case import worst_case_run
 
 
 def one_line_errors(command):
@@ -275,7 +275,7 @@ def report(
     also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
 ):
     """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
-    result = run_report(run, bootstrap, seed, report_config(locals()), also_label)
+    result = write_report(run, bootstrap, seed, report_config(locals()), also_label)
     typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
 
 

@@ -17,9 +17,9 @@ from skinart.metrics import (
     attack_metrics, classification_metrics, operating_threshold, p_malignant, perturbation_norms, prediction_shares, roc_points,
 )
 from skinart.models import predict
-from skinart.report.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
-from skinart.report.tables import attack_markdown, metrics_markdown, threat_label
-from skinart.runs import write_json
+from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
+from skinart.presentation.tables import attack_markdown, metrics_markdown, threat_label
+from skinart.rundir import write_json
 
 
 def evaluate(classifier, split: Split, meta: dict, malignant: list[str], out: Path, title: str, kind: str = "evaluate",

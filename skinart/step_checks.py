@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import fields
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import THREATS
+from skinart.runs.attack import THREATS
 from skinart.attacks import check_method, flag
 from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
 from skinart.defences import RetrainConfig, check_defence
-from skinart.detect_run import DETECTORS
+from skinart.runs.detect import DETECTORS
 from skinart.errors import SkinartError
 from skinart.models import DEVICES, check_model
 from skinart.options import choose, parse_eps, parse_malignant, parse_params

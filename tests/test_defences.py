@@ -116,7 +116,7 @@ def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subse
     from skinart.attacks import build
     from skinart.data import load_dataset
     from skinart.checkpoints import classifier_from_checkpoint
-    from skinart.retrain_run import with_adversarial_copies
+    from skinart.runs.retrain import with_adversarial_copies
 
     train = load_dataset("dermamnist", derma_subset).splits["train"]
     classifier, _ = classifier_from_checkpoint(trained, "cpu")

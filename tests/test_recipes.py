@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skinart.recipes import load_recipe, plan
+from skinart.recipes.plan import load_recipe, plan
 from tests.conftest import invoke
 
 RECIPES = sorted(Path(__file__).parent.parent.joinpath("recipes").glob("*.yaml"))

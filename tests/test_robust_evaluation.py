@@ -16,7 +16,7 @@ from skinart.data import to_model_input
 from skinart.metrics import worst_case_metrics
 from skinart.models import wrap
 from skinart.report.rows import ROWS_BY_KIND
-from skinart.report.tables import _sanity_lines
+from skinart.presentation.tables import _sanity_lines
 from skinart.sanity import gradient_checks, sanity_label, table_checks
 
 EPS = 16 / 255

@@ -1,3 +1,2 @@
-"""Reports. `figures` and `tables` present one run (every run kind writes its own); `study` reads a whole
-recipe run and writes report.md / report.html / report.json. The two halves sit at different layers:
-per-run presentation below the run modules, the study report above them (see ARCHITECTURE.md)."""
+"""The study report: `rows` reads every run of a recipe run by its kind, `study` writes report.md / report.html /
+report.json over them."""

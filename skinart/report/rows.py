@@ -13,7 +13,7 @@ from skinart.attacks import METHODS
 from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
 from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
-from skinart.report.tables import threat_label
+from skinart.presentation.tables import threat_label
 from skinart.sanity import sanity_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",

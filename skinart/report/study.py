@@ -9,10 +9,10 @@ from html import escape
 from pathlib import Path
 
 from skinart.options import parse_eps
-from skinart.report.figures import plot_lines
+from skinart.presentation.figures import plot_lines
 from skinart.report.rows import collect_rows
-from skinart.report.tables import pct
-from skinart.runs import read_plan
+from skinart.presentation.tables import pct
+from skinart.rundir import read_plan
 
 FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "confusion_matrix_adversarial",
            "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "roc", "noise", "patch")
@@ -190,7 +190,7 @@ def _documents(run_dir: Path, title: str, intro: list[str], tables: list[tuple],
     return "\n".join(md) + "\n", document
 
 
-def run_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_malignant: list[str] | None = None,
+def write_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_malignant: list[str] | None = None,
                also_label: str = "alternative mapping") -> dict:
     """report.md, report.html (self-contained: figures inlined) and report.json for a `skinart run` directory."""
     run_dir = Path(run_dir)

@@ -1,5 +1,5 @@
 """Recipes: one YAML file replays a study as an ordered list of skinart commands; `plan` validates it and
-expands it into tasks (one per step, or per member of a step's grid). The runner is skinart.runner.
+expands it into tasks (one per step, or per member of a step's grid). The runner is skinart.recipes.executor.
 
 The schema of a step's `params` *is* the signature of its command: validation and argument conversion
 go through the Typer/click command itself, so a recipe step and a command line can never disagree.
@@ -18,7 +18,7 @@ from skinart.attacks import check_method
 from skinart.commands import STEP_COMMANDS, step_group
 from skinart.defences import check_defence
 from skinart.errors import SkinartError
-from skinart.recipe_file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
+from skinart.recipes.file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
 from skinart.report.rows import ROW_METRICS
 from skinart.step_checks import check_step
 

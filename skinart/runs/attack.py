@@ -18,7 +18,7 @@ from skinart.errors import SkinartError
 from skinart.models import resolve_device
 from skinart.options import choose, parse_malignant
 from skinart.preprocessing import EoTFlips, preprocessors
-from skinart.runs import Run, checkpoint_ref, data_ref, seed_everything
+from skinart.rundir import Run, checkpoint_ref, data_ref, seed_everything
 from skinart.scoring import write_attack
 
 THREATS = ("white-box", "transfer", "adaptive")

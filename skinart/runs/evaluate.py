@@ -7,7 +7,7 @@ from pathlib import Path
 
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.options import parse_malignant
-from skinart.runs import Run, data_ref
+from skinart.rundir import Run, data_ref
 from skinart.scoring import evaluate
 
 

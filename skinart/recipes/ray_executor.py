@@ -1,6 +1,6 @@
 """`skinart run --executor ray`: a recipe's tasks as Ray tasks, each sent once the tasks it reads are done, so
 independent ones (a grid's members, the attacks on one checkpoint) run at the same time. Each task is
-`runner.run_task` on a worker: the same step command, run directory and seeds as the in-process runner.
+`runner.execute_task` on a worker: the same step command, run directory and seeds as the in-process runner.
 Ray is an optional extra (`skinart[ray]`), imported only here and only when this executor runs."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import torch
 from skinart import __version__
 from skinart.errors import EXIT_INTERRUPTED, SkinartError
 from skinart.options import choose
-from skinart.recipes import Task
-from skinart.runner import checked_plan, run_task, task_line, write_plan
-from skinart.runs import CONFIG_FILE
+from skinart.recipes.plan import Task
+from skinart.recipes.executor import checked_plan, execute_task, task_line, write_plan
+from skinart.rundir import CONFIG_FILE
 
 EXECUTORS = ("local", "ray")
 EXTRA = "pip install 'skinart[ray]'"
@@ -162,12 +162,12 @@ class _Tee(io.StringIO):
 
 
 def step_on_worker(task: Task, run_dir: str, resume: bool) -> dict:
-    """On a Ray worker: `run_task`, timed, with the worker's name (and torch threads: Ray sets OMP_NUM_THREADS to the
+    """On a Ray worker: `execute_task`, timed, with the worker's name (and torch threads: Ray sets OMP_NUM_THREADS to the
     step's CPUs, and the numbers match an in-process run with as many threads) and the step's error line."""
     worker, start = f"{socket.gethostname()} pid {os.getpid()}, {torch.get_num_threads()} threads", time.time()
     print(f"started {task.name} on {worker}: skinart {' '.join(task_line(task, Path(run_dir), resume))}", file=sys.stderr, flush=True)
     with contextlib.redirect_stderr(_Tee(sys.stderr)) as captured:
-        code = run_task(task, Path(run_dir), resume)
+        code = execute_task(task, Path(run_dir), resume)
     errors = [line[len("error: "):] for line in captured.getvalue().splitlines() if line.startswith("error: ")]
     return {"code": code, "worker": worker, "seconds": time.time() - start,
             "error": (errors[-1] if errors else f"exit code {code}") if code else None}
@@ -268,8 +268,8 @@ def _prepared_dir(ray, options: RayOptions, run_dir: Path) -> None:
         raise
 
 
-def run_on_ray(path: Path, out: Path | None, overrides: list[str], resume: bool, options: RayOptions) -> Path:
-    """`runner.run_recipe` on a Ray cluster: validate, then send each task once its inputs are done; a failed task
+def execute_on_ray(path: Path, out: Path | None, overrides: list[str], resume: bool, options: RayOptions) -> Path:
+    """`runner.execute_recipe` on a Ray cluster: validate, then send each task once its inputs are done; a failed task
     stops only the tasks that read it, and the run ends with an error naming it."""
     ray = import_ray()
     recipe, tasks, run_dir = checked_plan(path, out, overrides)

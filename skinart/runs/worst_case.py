@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import THREATS
+from skinart.runs.attack import THREATS
 from skinart.checkpoints import read_checkpoint_meta
 from skinart.errors import SkinartError
 from skinart.metrics import operating_threshold, worst_case_metrics
 from skinart.options import parse_malignant
-from skinart.report.tables import worst_case_markdown
-from skinart.runs import Run, data_ref, resolved, write_json
+from skinart.presentation.tables import worst_case_markdown
+from skinart.rundir import Run, data_ref, resolved, write_json
 from skinart.sanity import summary
-from skinart.threats_run import table_row, check_threats, sanity_gradients, threats_run
+from skinart.runs.threats import table_row, check_threats, sanity_gradients, threats_run
 
 
 def worst_case_run(cfgs: list[AttackConfig], checkpoint: Path, out: Path, threats: tuple[str, ...] = THREATS,

@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 from skinart.attack_config import AttackConfig
-from skinart.attack_run import THREATS, attack_run, transfer_source
+from skinart.runs.attack import THREATS, attack_run, transfer_source
 from skinart.attacks import METHODS
 from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
 from skinart.crafting import sample_indices
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
-from skinart.report.tables import threats_markdown
-from skinart.runs import Run, data_ref, resolved, seed_everything, write_json
+from skinart.presentation.tables import threats_markdown
+from skinart.rundir import Run, data_ref, resolved, seed_everything, write_json
 from skinart.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
 
 

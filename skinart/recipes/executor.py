@@ -1,6 +1,6 @@
 """`skinart run`: validate a recipe, write its plan.json, then run its tasks in order through the step commands.
 Every task writes its own run directory atomically and is skipped when done, so a killed run resumes by
-running the same command again. `run_task` runs one task; the Ray executor (skinart.ray_executor) runs the same
+running the same command again. `execute_task` runs one task; the Ray executor (skinart.recipes.ray_executor) runs the same
 function on its workers."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from skinart.commands import step_group
 from skinart.errors import EXIT_INTERRUPTED, SkinartError
-from skinart.recipes import Task, load_recipe, plan
-from skinart.runs import CONFIG_FILE, PLAN_FILE, read_plan, write_json
+from skinart.recipes.plan import Task, load_recipe, plan
+from skinart.rundir import CONFIG_FILE, PLAN_FILE, read_plan, write_json
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -54,18 +54,18 @@ def task_line(task: Task, run_dir: Path, resume: bool) -> list[str]:
     return task.argv(run_dir) + ([] if resume or task.command == "report" else ["--overwrite"])
 
 
-def run_task(task: Task, run_dir: Path, resume: bool = True) -> int:
+def execute_task(task: Task, run_dir: Path, resume: bool = True) -> int:
     """Run one task through its step command, in this process; its exit code (0 also when skipped as done)."""
     return step_group().main(task_line(task, run_dir, resume), prog_name="skinart", standalone_mode=False) or 0
 
 
-def run_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
+def execute_recipe(path: Path, out: Path | None = None, overrides: list[str] = (), resume: bool = True) -> Path:
     """Validate, then run every task in order; finished tasks (same config) are skipped, so a re-run resumes."""
     recipe, tasks, run_dir = checked_plan(path, out, overrides)
     write_plan(path, recipe, tasks, run_dir)
     for i, task in enumerate(tasks, 1):
         print(f"[{i}/{len(tasks)}] {task.name}: skinart {' '.join(task_line(task, run_dir, resume))}", file=sys.stderr, flush=True)
-        code = run_task(task, run_dir, resume)
+        code = execute_task(task, run_dir, resume)
         if code == EXIT_INTERRUPTED:  # the step left nothing half-written: re-running resumes here
             raise KeyboardInterrupt
         if code:

@@ -17,7 +17,7 @@ from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, 
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.options import parse_malignant
-from skinart.runs import CONFIG_FILE, Run, data_ref
+from skinart.rundir import CONFIG_FILE, Run, data_ref
 from skinart.scoring import write_attack
 
 

@@ -16,7 +16,7 @@ from skinart.errors import SkinartError
 from skinart.models import PreLogits, wrap
 from skinart.options import choose
 from skinart.poisons import poison_split
-from skinart.runs import CONFIG_FILE, Run, resolved, write_json
+from skinart.rundir import CONFIG_FILE, Run, resolved, write_json
 from skinart.toolbox import ActivationDefence, SpectralSignatureDefense
 
 

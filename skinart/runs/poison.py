@@ -17,8 +17,8 @@ from skinart.metrics import classification_metrics, operating_threshold
 from skinart.models import predict
 from skinart.options import parse_malignant
 from skinart.poisons import candidates, perturb, poison_split
-from skinart.report.figures import plot_confusion, plot_perturbations
-from skinart.runs import Run, data_ref, write_json
+from skinart.presentation.figures import plot_confusion, plot_perturbations
+from skinart.rundir import Run, data_ref, write_json
 from skinart.training import TrainConfig, train
 
 MODELS = ("clean_model", "poisoned_model")

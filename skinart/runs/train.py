@@ -8,7 +8,7 @@ from pathlib import Path
 from skinart.data import CLASSES, DEFAULT_MALIGNANT, load_dataset, parse_ratios
 from skinart.models import check_model
 from skinart.options import parse_malignant
-from skinart.runs import Run, data_ref
+from skinart.rundir import Run, data_ref
 from skinart.training import TrainConfig, train
 from skinart.weights import start_weights
 

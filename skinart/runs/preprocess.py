@@ -9,7 +9,7 @@ from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, 
 from skinart.defences import DEFENCES
 from skinart.errors import SkinartError
 from skinart.preprocessing import PREPROCESSOR_DEFAULTS, check_quality, preprocessors
-from skinart.runs import Run, data_ref, resolved
+from skinart.rundir import Run, data_ref, resolved
 from skinart.scoring import evaluate
 
 

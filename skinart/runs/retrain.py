@@ -16,7 +16,7 @@ from skinart.crafting import craft_evasion, frozen_generate, one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.defences import DEFENCES, RetrainConfig
 from skinart.errors import SkinartError
-from skinart.runs import Run, data_ref, resolved
+from skinart.rundir import Run, data_ref, resolved
 from skinart.scoring import evaluate
 from skinart.toolbox import AdversarialTrainer, AdversarialTrainerMadryPGD
 from skinart.training import TrainConfig, train
