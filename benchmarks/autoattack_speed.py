@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from skinart.attacks import build
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import attacking, one_hot, sample_indices
 from skinart.data import to_model_input
 from skinart.rundir import seed_everything
@@ -52,12 +52,12 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--square-max-iter", type=int, default=5000)
     args = parser.parse_args()
-    meta = read_checkpoint_meta(args.checkpoint)
-    test = checkpoint_dataset(args.checkpoint, meta, None, None).splits["test"]
+    checkpoint = Checkpoint.load(args.checkpoint)
+    test = checkpoint.dataset().splits["test"]
     keep = sample_indices(len(test), args.images, 0)
     x, labels = to_model_input(test.images[keep]), test.labels[keep]
-    classifier, _ = classifier_from_checkpoint(args.checkpoint, "cpu")
-    n_classes = len(meta["classes"])
+    classifier = checkpoint.classifier("cpu")
+    n_classes = len(checkpoint.classes)
     attack = build("autoattack", classifier, {"eps": args.eps}, {"max_iter": args.max_iter, "square_max_iter": args.square_max_iter})
     seed_everything(0)
     with attacking(classifier, attack):

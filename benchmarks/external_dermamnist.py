@@ -17,13 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from skinart.checkpoints import checkpoint_dataset, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
+from skinart.rundir import RunOptions
 from skinart.runs.evaluate import evaluate_run
 
 
 def external_folder(checkpoint: Path, data: Path, folder: Path) -> int:
     """Copy the DermaMNIST JPEGs of the checkpoint's test-split images into folder/<class>/<image id>.jpg."""
-    test_ids = set(checkpoint_dataset(checkpoint, read_checkpoint_meta(checkpoint), None, None, "test").splits["test"].ids)
+    test_ids = set(Checkpoint.load(checkpoint).dataset().splits["test"].ids)
     count = 0
     with open(data / "dermamnist" / "dermamnist_split_to_ham10000.csv") as f:
         for row in csv.DictReader(f):
@@ -42,13 +43,13 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("SKINART_DATA"):
         sys.exit("set SKINART_DATA to the folder holding ham10000/ and dermamnist/ (see data/README.md)")
-    if read_checkpoint_meta(args.checkpoint)["data"]["name"] != "ham10000":
+    if Checkpoint.load(args.checkpoint).meta.data["name"] != "ham10000":
         sys.exit(f"{args.checkpoint} was not trained on ham10000; train one with benchmarks/train_ham10000.py --out DIR")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "external"
         count = external_folder(args.checkpoint, Path(os.environ["SKINART_DATA"]), folder)
-        metrics = evaluate_run(args.checkpoint, args.out or Path(tmp) / "run", data="folder", data_root=str(folder),
-                               device=args.device, overwrite=True, external=True)
+        metrics = evaluate_run(Checkpoint.load(args.checkpoint), args.out or Path(tmp) / "run",
+                               RunOptions(data="folder", data_root=str(folder), device=args.device, overwrite=True), external=True)
     at = metrics["binary_at_threshold"]
     print(f"external images        {count} (DermaMNIST 28 px JPEGs of the checkpoint's test-split lesions)")
     print(f"accuracy               {metrics['accuracy']:.4f}")

@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from skinart.checkpoints import Checkpoint
 from skinart.runs.evaluate import evaluate_run
+from skinart.rundir import RunOptions
 from skinart.runs.train import train_run
 from skinart.training import TrainConfig
 
@@ -35,8 +37,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         start, cpu = time.perf_counter(), time.process_time()
-        train_run(out, cfg, "dermamnist", device=args.device)
-        metrics = evaluate_run(out, Path(tmp) / "eval", device=args.device)  # a run never writes inside its input
+        train_run(cfg, out, RunOptions(data="dermamnist", device=args.device))
+        metrics = evaluate_run(Checkpoint.load(out), Path(tmp) / "eval", RunOptions(device=args.device))  # a run never writes inside its input
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     at = metrics["binary_at_threshold"]
     fnr = min(metrics["binary"]["fnr"], at["fnr"] if at else 1.0)

@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.runs.evaluate import evaluate_run
 from skinart.metrics import p_malignant, roc_points
 from skinart.models import predict
+from skinart.rundir import RunOptions
 from skinart.runs.train import train_run
 from skinart.training import TrainConfig
 
@@ -28,10 +29,10 @@ MIN_SPECIFICITY = 0.60
 
 def best_sensitivity(checkpoint: Path, device: str) -> float:
     """The highest test sensitivity of any threshold whose test specificity is at least MIN_SPECIFICITY."""
-    meta = read_checkpoint_meta(checkpoint)
-    test = checkpoint_dataset(checkpoint, meta, None, None, "test").splits["test"]
-    classifier, _ = classifier_from_checkpoint(checkpoint, device)
-    malignant = [meta["classes"].index(m) for m in meta["malignant"]]
+    loaded = Checkpoint.load(checkpoint)
+    test = loaded.dataset().splits["test"]
+    classifier = loaded.classifier(device)
+    malignant = [loaded.classes.index(m) for m in loaded.meta.malignant]
     fpr, tpr, _ = roc_points(test.labels, p_malignant(predict(classifier, test.images), malignant), malignant)
     return float(tpr[1 - fpr >= MIN_SPECIFICITY].max())
 
@@ -55,8 +56,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "run"
         start, cpu = time.perf_counter(), time.process_time()
-        train_run(out, cfg, "ham10000", img_size=args.img_size, device=args.device, overwrite=True)
-        metrics = evaluate_run(out, Path(tmp) / "test", device=args.device)  # a run never writes inside its input
+        train_run(cfg, out, RunOptions(data="ham10000", device=args.device, overwrite=True), img_size=args.img_size)
+        metrics = evaluate_run(Checkpoint.load(out), Path(tmp) / "test", RunOptions(device=args.device))  # a run never writes inside its input
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         best = best_sensitivity(out, args.device)
     at = metrics["binary_at_threshold"]

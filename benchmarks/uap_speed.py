@@ -23,10 +23,10 @@ import torch
 from skinart.attack_config import AttackConfig
 from skinart.runs.attack import attack_run
 from skinart.attacks import build
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import art_uap_loop, attacking, sample_indices
 from skinart.data import to_model_input
-from skinart.rundir import seed_everything
+from skinart.rundir import RunOptions, seed_everything
 from skinart.toolbox import UniversalPerturbation
 
 METHODS = ("uap", "uap-sgd")
@@ -34,9 +34,9 @@ METHODS = ("uap", "uap-sgd")
 
 def fit_images(checkpoint: Path, n: int, seed: int = 0):
     """(classifier, n seeded train images as model input, test images as model input) of a checkpoint."""
-    meta = read_checkpoint_meta(checkpoint)
-    dataset = checkpoint_dataset(checkpoint, meta, None, None)
-    classifier, _ = classifier_from_checkpoint(checkpoint, "cpu")
+    loaded = Checkpoint.load(checkpoint)
+    dataset = loaded.dataset()
+    classifier = loaded.classifier("cpu")
     train, test = dataset.splits["train"], dataset.splits["test"]
     return classifier, to_model_input(train.images[sample_indices(len(train), n, seed)]), to_model_input(test.images)
 
@@ -110,7 +110,7 @@ def main() -> None:
     for method in METHODS:
         cfg = AttackConfig(method, eps=args.eps, fit_samples=args.fit_samples)
         with tempfile.TemporaryDirectory() as tmp:
-            m = attack_run(cfg, args.checkpoint, Path(tmp) / method, device="cpu")
+            m = attack_run(cfg, Checkpoint.load(args.checkpoint), Path(tmp) / method, RunOptions(device="cpu"))
         print(f"{method} fit seconds: {m['fit_seconds']:.1f} (target <= 60; {m['fit_passes']} passes; {load()})")
         print(f"{method} fit fooling rate: {m['fit_fooling_rate']:.3f}")
         print(f"{method} test fooling rate: {m['fooling_rate']:.3f} (target >= 0.80; {m['images']} test images, "

@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from skinart.attack_config import AttackConfig
+from skinart.checkpoints import Checkpoint
 from skinart.runs.attack import attack_run
 from skinart.data import DATASETS, DEFAULT_MALIGNANT
 from skinart.defences import RetrainConfig, check_defence
@@ -23,6 +24,7 @@ from skinart.runs.evaluate import evaluate_run
 from skinart.runs.poison import poison_run
 from skinart.runs.preprocess import combined_run, preprocess_run
 from skinart.report.study import write_report
+from skinart.rundir import RunOptions
 from skinart.presentation.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
 from skinart.runs.rescore import rescore_run
 from skinart.runs.retrain import retrain_run
@@ -76,7 +78,7 @@ DataRoot = Annotated[Optional[str], typer.Option(help="dataset file or folder (d
 SplitRatios = Annotated[Optional[str], typer.Option(help="train,val,test shares (or train,test); default 0.7,0.15,0.15")]
 Malignant = Annotated[Optional[str], typer.Option(help="comma-separated malignant classes (binary metrics)")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda")]
-Checkpoint = Annotated[Path, typer.Option(help="checkpoint directory (written by `skinart train` or `skinart defend`)")]
+CheckpointDir = Annotated[Path, typer.Option(help="checkpoint directory (written by `skinart train` or `skinart defend`)")]
 CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")]
 Out = Annotated[Path, typer.Option(help="run directory to write")]
 Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
@@ -116,7 +118,8 @@ def train(
 ):
     """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
     cfg = train_config(locals())
-    result = train_run(out, cfg, data, data_root, img_size, resize, split_ratios, malignant, device, overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
     if result is None:
         return _skipped(out)
     typer.echo(f"checkpoint {out} (best epoch {result['best_epoch']})")
@@ -124,7 +127,7 @@ def train(
 
 @one_line_errors
 def evaluate(
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointDir,
     out: Out,
     data: CheckpointData = None,
     data_root: DataRoot = None,
@@ -149,31 +152,33 @@ def evaluate(
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
     under each threat model side by side, flagging likely gradient masking."""
     cfgs, threats = evaluate_config(locals())
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    loaded = Checkpoint.load(checkpoint)
     if not cfgs:
-        metrics = evaluate_run(checkpoint, out, data, data_root, split or "test", malignant, device, overwrite, external)
+        metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
         scored = "external data" if external else split or "test"
         return _skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
     if len(cfgs) > 1:
-        metrics = worst_case_run(cfgs, checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
+        metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
         return _skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case"))
-    metrics = threats_run(cfgs[0], checkpoint, out, threats, source_checkpoint, data, data_root, malignant, device, overwrite)
+    metrics = threats_run(cfgs[0], loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
     return _skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
 
 
-def _attack(cfg: AttackConfig, checkpoint: Path, out: Path, data, data_root, source_checkpoint, malignant, device, overwrite,
-            threat, adversarial_run) -> dict | None:
+def _attack(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, source_checkpoint: Path | None,
+            threat: str | None, adversarial_run: Path | None) -> dict | None:
     """The run an attack command is: a rescoring of saved images, a poisoning, or crafting under a threat model."""
     if adversarial_run is not None:
-        return rescore_run(cfg, checkpoint, adversarial_run, out, data, data_root, malignant, device, overwrite)
+        return rescore_run(cfg, checkpoint, adversarial_run, out, options)
     if cfg.row.kind == "poison":
-        return poison_run(cfg, checkpoint, out, data, data_root, malignant, device, overwrite)
-    return attack_run(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat)
+        return poison_run(cfg, checkpoint, out, options)
+    return attack_run(cfg, checkpoint, out, options, source_checkpoint=source_checkpoint, threat=threat)
 
 
 @one_line_errors
 def attack(
     method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, autoattack, hopskipjump, uap, uap-sgd, patch, poison-flip or poison-backdoor")],
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointDir,
     out: Out,
     data: CheckpointData = None,
     data_root: DataRoot = None,
@@ -201,7 +206,9 @@ def attack(
     """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
     measured L∞/L2), adversarial.npz and figures."""
     cfg = attack_config(locals())
-    metrics = _attack(cfg, checkpoint, out, data, data_root, source_checkpoint, malignant, device, overwrite, threat, adversarial_run)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
+                      adversarial_run=adversarial_run)
     if metrics is None:
         return _skipped(out)
     if metrics["kind"] == "attack":
@@ -215,14 +222,15 @@ def _given(ctx: typer.Context) -> set[str]:
     return {name for name in ctx.params if ctx.get_parameter_source(name).name != "DEFAULT"}
 
 
-def _defend(method: str, checkpoint: Path | None, out: Path, settings: dict, retrain: RetrainConfig, retrained: Path | None,
-            data, data_root, device, overwrite, poisoned_run: Path | None, detector: str) -> dict | None:
-    """The run a defence is, by its kind in the DEFENCES table."""
+def _defend(method: str, out: Path, options: RunOptions, *, checkpoint: Path | None, settings: dict, retrain: RetrainConfig,
+            retrained: Path | None, poisoned_run: Path | None, detector: str) -> dict | None:
+    """The run a defence is, by its kind in the DEFENCES table; each reads its one checkpoint once."""
     runners = {
-        "preprocess": lambda: preprocess_run(method, checkpoint, out, settings, data, data_root, device, overwrite),
-        "retrain": lambda: retrain_run(retrain, method, checkpoint, out, data, data_root, device, overwrite),
-        "combined": lambda: combined_run(retrained or checkpoint, out, settings, data, data_root, device, overwrite),
-        "detect": lambda: detect_run(poisoned_run, out, detector, data, data_root, device, overwrite),
+        "preprocess": lambda: preprocess_run(method, Checkpoint.load(checkpoint), out, options, settings=settings),
+        "retrain": lambda: retrain_run(retrain, method, Checkpoint.load(checkpoint), out, options),
+        "combined": lambda: combined_run(Checkpoint.load(retrained or checkpoint, "--retrained" if retrained else "--checkpoint"),
+                                         out, options, settings=settings),
+        "detect": lambda: detect_run(Checkpoint.load(poisoned_run, "--poisoned-run"), out, options, detector=detector),
     }
     return runners[check_defence(method).kind]()
 
@@ -255,8 +263,9 @@ def defend(
 ):
     """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
     settings, retrain = defend_config(locals(), _given(ctx))
-    metrics = _defend(method, checkpoint, out, settings, retrain, retrained,
-                      data, data_root, device, overwrite, poisoned_run, detector)
+    options = RunOptions(data=data, data_root=data_root, device=device, overwrite=overwrite)
+    metrics = _defend(method, out, options, checkpoint=checkpoint, settings=settings, retrain=retrain, retrained=retrained,
+                      poisoned_run=poisoned_run, detector=detector)
     if metrics is None:
         return _skipped(out)
     if metrics["kind"] == "detect-poison":

@@ -1,6 +1,7 @@
 """Run directories: config.json + outputs, written under a temporary name and renamed when complete,
 so an interrupted step leaves nothing half-written and a re-run with the same config is skipped.
-`Run` is the skeleton every run kind is built on; `plan.json` marks a recipe run."""
+`RunDir` is the skeleton every run kind is built on, `RunOptions` the options every run takes; `plan.json` marks a
+recipe run. The names of the files inside a run directory are the constants below, for writers and readers alike."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import random
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -19,7 +21,21 @@ import torch
 
 from skinart.errors import SkinartError
 
-CONFIG_FILE = "config.json"
+# every run
+CONFIG_FILE = "config.json"  # the run's settings and its config hash (written last: a run without it is unfinished)
+METRICS_FILE = "metrics.json"  # what the run measured; its `kind` says which run wrote it
+METRICS_MD = "metrics.md"
+# a checkpoint (train, defend, poison runs)
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "skinart.json"
+TRAIN_IDS_FILE = "train_ids.json"  # beside skinart.json, which stays readable: thousands of ids would swamp it
+HISTORY_FILE = "history.json"
+# run kinds' own outputs
+PREDICTIONS_FILE = "predictions.npz"  # evaluate, defend: ids, labels, probabilities
+ADVERSARIAL_FILE = "adversarial.npz"  # attack: the adversarial images with clean and attacked probabilities
+POISON_FILE = "poison.npz"  # poison: which training images were poisoned
+FLAGGED_FILE = "flagged.npz"  # detect-poison: the images the detector flagged
+# a recipe run
 PLAN_FILE = "plan.json"
 
 
@@ -106,18 +122,35 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class Run:
-    """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (path and
-    weights hash) and the data, plus the run's own settings. `inputs` are the run directories it reads, which `out`
-    may not overlap. `done` when `out` already holds this very run; `staged()` writes it."""
+@dataclass(frozen=True)
+class RunOptions:
+    """What every run takes besides its own settings: the data (default: the checkpoint's own), the malignant set
+    (default: the checkpoint's), the device, and whether an --out holding another run is replaced."""
 
-    def __init__(self, kind: str, out: Path, overwrite: bool = False, *, inputs=(), checkpoint: Path | None = None,
-                 meta: dict | None = None, data: dict | None = None, **settings):
+    data: str | None = None
+    data_root: str | None = None
+    malignant: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+
+    def data_ref(self, default_name: str | None = None, **extra) -> dict:
+        """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
+        return {"name": self.data or default_name, "root": resolved(self.data_root), **extra}
+
+
+class RunDir:
+    """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
+    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings. `inputs` are the other run
+    directories it reads, which `out` may not overlap. `done` when `out` already holds this very run; `staged()`
+    writes it."""
+
+    def __init__(self, kind: str, out: Path, *, overwrite: bool = False, inputs=(), checkpoint=None, data: dict | None = None,
+                 **settings):
         self.out, self.overwrite = Path(out), overwrite
-        check_out(self.out, [checkpoint, *inputs])
+        check_out(self.out, [checkpoint and checkpoint.path, *inputs])
         self.config = {"kind": kind, **settings}
         if checkpoint is not None:
-            self.config["checkpoint"] = checkpoint_ref(checkpoint, meta)
+            self.config["checkpoint"] = checkpoint.ref()
         if data is not None:
             self.config["data"] = data
 
@@ -127,16 +160,6 @@ class Run:
 
     def staged(self):
         return staged(self.out, self.config)
-
-
-def checkpoint_ref(path: Path | str, meta: dict) -> dict:
-    """How a config names a checkpoint it reads: where it is and which weights it held."""
-    return {"path": resolved(path), "weights_sha256": meta["weights_sha256"]}
-
-
-def data_ref(data: str | None, data_root: str | None, meta: dict | None = None, **extra) -> dict:
-    """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
-    return {"name": data or (meta or {}).get("data", {}).get("name"), "root": resolved(data_root), **extra}
 
 
 def read_plan(run_dir: Path) -> dict:

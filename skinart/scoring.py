@@ -4,90 +4,108 @@ names its `kind`, so the study report reads runs by kind."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from skinart.attack_config import AttackConfig
+from skinart.checkpoints import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
 from skinart.metrics import (
-    attack_metrics, classification_metrics, operating_threshold, p_malignant, perturbation_norms, prediction_shares, roc_points,
+    attack_metrics, classification_metrics, p_malignant, perturbation_norms, prediction_shares, roc_points,
 )
 from skinart.models import predict
 from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
 from skinart.presentation.tables import attack_markdown, metrics_markdown, threat_label
-from skinart.rundir import write_json
+from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PREDICTIONS_FILE, write_json
 
 
-def evaluate(classifier, split: Split, meta: dict, malignant: list[str], out: Path, title: str, kind: str = "evaluate",
+def evaluate(classifier, split: Split, checkpoint: Checkpoint, malignant: list[str], out: Path, title: str, kind: str = "evaluate",
              about: dict | None = None) -> dict:
-    """Clean metrics of `classifier` on `split`, at argmax and at the operating point `meta` (the scored checkpoint's
-    metadata) stores: metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion
-    matrices."""
-    probs, classes = predict(classifier, split.images), meta["classes"]
-    threshold = operating_threshold(meta.get("operating_point"), malignant)
+    """Clean metrics of `classifier` on `split`, at argmax and at the operating point the scored `checkpoint` stores:
+    metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices."""
+    probs, classes = predict(classifier, split.images), checkpoint.classes
     metrics = {"kind": kind, **(about or {}),
-               **classification_metrics(split.labels, probs.argmax(1), tuple(classes), malignant, probs, threshold)}
-    np.savez_compressed(out / "predictions.npz", ids=split.ids, labels=split.labels, probabilities=probs)
-    write_json(out / "metrics.json", metrics)
-    (out / "metrics.md").write_text(metrics_markdown(metrics, title))
+               **classification_metrics(split.labels, probs.argmax(1), classes, malignant, probs, checkpoint.threshold(malignant))}
+    np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
+    write_json(out / METRICS_FILE, metrics)
+    (out / METRICS_MD).write_text(metrics_markdown(metrics, title))
     plot_confusions(metrics, classes, out, title)
     _plot_roc({"clean": (metrics, probs)}, split.labels, classes, out / "roc.png", title)
     return metrics
 
 
-def score_attack(classifier, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str], meta: dict,
+def score_attack(classifier, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str], checkpoint: Checkpoint,
                  target: int | None) -> tuple[dict, np.ndarray, np.ndarray]:
     """(metrics, clean probabilities, attacked probabilities) of the (defended) classifier on clean and attacked images,
     both judged at the threshold the scored checkpoint stores (the deployed one: never re-chosen under attack)."""
     clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
-    threshold = operating_threshold(meta.get("operating_point"), malignant)
-    metrics = attack_metrics(labels, clean_probs, adv_probs, tuple(meta["classes"]), tuple(malignant), target, threshold)
+    metrics = attack_metrics(labels, clean_probs, adv_probs, checkpoint.classes, tuple(malignant), target,
+                             checkpoint.threshold(malignant))
     metrics.update(perturbation_norms(x, adv))
     return metrics, clean_probs, adv_probs
 
 
-def write_attack_outputs(out: Path, metrics: dict, x: np.ndarray, adv: np.ndarray, clean_probs: np.ndarray, adv_probs: np.ndarray,
-                         labels: np.ndarray, ids: np.ndarray, classes: list[str], arrays: dict, title: str) -> None:
+@dataclass(frozen=True)
+class AttackOutcome:
+    """What an attack produced, to be scored and written: the attack as configured and as ART ran it (`art_params`,
+    read back from the attack), the threat model, the clean and adversarial images with their labels and ids, when
+    crafting started, what a fit reported (`info`) and the arrays to save (a universal noise or patch)."""
+
+    cfg: AttackConfig
+    art_params: dict
+    threat: str
+    target: int | None
+    x: np.ndarray
+    adversarial: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+    start: float
+    info: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+
+
+def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, clean_probs: np.ndarray, adv_probs: np.ndarray,
+                          classes: list[str], title: str) -> None:
     """metrics.json/.md, adversarial.npz, the perturbation grid, the confusion matrices under attack, and the
     universal noise or patch (raw values and a viewable image)."""
-    write_json(out / "metrics.json", metrics)
-    (out / "metrics.md").write_text(attack_markdown(metrics, title))
-    np.savez(out / "adversarial.npz", adversarial=adv, ids=ids, labels=labels, clean_probabilities=clean_probs,
+    write_json(out / METRICS_FILE, metrics)
+    (out / METRICS_MD).write_text(attack_markdown(metrics, title))
+    np.savez(out / ADVERSARIAL_FILE, adversarial=o.adversarial, ids=o.ids, labels=o.labels, clean_probabilities=clean_probs,
              adversarial_probabilities=adv_probs)
     changed = np.flatnonzero(clean_probs.argmax(1) != adv_probs.argmax(1))
-    shown = np.concatenate([changed, np.setdiff1d(np.arange(len(x)), changed)])[:4]
-    plot_perturbations(x[shown], adv[shown], clean_probs[shown], adv_probs[shown], classes, labels[shown], out / "perturbations.png", title)
+    shown = np.concatenate([changed, np.setdiff1d(np.arange(len(o.x)), changed)])[:4]
+    plot_perturbations(o.x[shown], o.adversarial[shown], clean_probs[shown], adv_probs[shown], classes, o.labels[shown],
+                       out / "perturbations.png", title)
     plot_confusions(metrics["adversarial"], classes, out, title, "_adversarial")
-    _plot_roc({"clean": (metrics["clean"], clean_probs), "attacked": (metrics["adversarial"], adv_probs)}, labels, classes,
+    _plot_roc({"clean": (metrics["clean"], clean_probs), "attacked": (metrics["adversarial"], adv_probs)}, o.labels, classes,
               out / "roc.png", title)
-    for name, array in arrays.items():
+    for name, array in o.arrays.items():
         np.savez(out / f"{name}.npz", **{name: array})
         save_image(array.transpose(1, 2, 0) if name == "patch" else amplified(array), out / f"{name}.png")
 
 
-def write_attack(out: Path, cfg: AttackConfig, art_params: dict, classifier, meta: dict, threat: str, malignant: list[str],
-                 x: np.ndarray, adv: np.ndarray, labels: np.ndarray, ids: np.ndarray, target: int | None, start: float,
-                 info: dict, arrays: dict) -> dict:
-    """Score clean and attacked images with the (defended) classifier and write the attack run's outputs. `art_params`
-    is what ART ran with (read back from the attack); a bounded attack whose measured L∞ exceeds its ε is refused."""
-    method, classes = cfg.row, meta["classes"]
-    metrics, clean_probs, adv_probs = score_attack(classifier, x, adv, labels, malignant, meta, target)
-    eps = art_params.get("eps") if method.bounded else None
+def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Checkpoint, malignant: list[str]) -> dict:
+    """Score clean and attacked images with the (defended) classifier of `checkpoint` and write the attack run's
+    outputs. A bounded attack whose measured L∞ exceeds its ε is refused."""
+    o, classes = outcome, checkpoint.classes
+    method = o.cfg.row
+    metrics, clean_probs, adv_probs = score_attack(classifier, o.x, o.adversarial, o.labels, malignant, checkpoint, o.target)
+    eps = o.art_params.get("eps") if method.bounded else None
     if eps is not None and metrics["linf_max"] is not None and metrics["linf_max"] > eps + 1e-6:
-        raise SkinartError(f"{cfg.method} moved pixels by {metrics['linf_max'] * 255:.2f}/255, beyond its ε {eps * 255:.2f}/255: "
+        raise SkinartError(f"{o.cfg.method} moved pixels by {metrics['linf_max'] * 255:.2f}/255, beyond its ε {eps * 255:.2f}/255: "
                            "the run is not written, as its numbers would not be those of the stated budget; report this as a bug")
-    metrics = {"kind": "attack", **metrics, "threat_model": threat, "access": method.access, "method": cfg.method,
-               "bounded": method.bounded, "images": len(x), "eps": eps, "art_params": art_params,
-               "seconds": round(time.perf_counter() - start, 2), **info}
+    metrics = {"kind": "attack", **metrics, "threat_model": o.threat, "access": method.access, "method": o.cfg.method,
+               "bounded": method.bounded, "images": len(o.x), "eps": eps, "art_params": o.art_params,
+               "seconds": round(time.perf_counter() - o.start, 2), **o.info}
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
         metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
                                        "attacked": prediction_shares(adv_probs.argmax(1), classes)}
-    title = f"{cfg.method} on {meta['model']} ({threat_label(threat, method.access)}, {len(x)} test images)"
-    write_attack_outputs(out, metrics, x, adv, clean_probs, adv_probs, labels, ids, classes, arrays, title)
+    title = f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images)"
+    _write_attack_outputs(out, metrics, o, clean_probs, adv_probs, list(classes), title)
     return metrics
 
 

@@ -18,14 +18,14 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from skinart.checkpoints import save_checkpoint
+from skinart.checkpoints import Checkpoint, save_checkpoint
 from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
 from skinart.models import check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
-from skinart.rundir import seed_everything, write_json
+from skinart.rundir import HISTORY_FILE, resolved, seed_everything, write_json
 from skinart.toolbox import PyTorchDataGenerator
 from skinart.weights import start_weights
 
@@ -169,9 +169,9 @@ class _Setup:
     std: tuple[float, ...]
 
 
-def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str) -> _Setup:
+def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpoint | None) -> _Setup:
     train_split = dataset.splits["train"]
-    net = create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
+    net = start.network() if start else create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
     check_input_size(net, cfg.model, dataset.img_size)
     mean, std = data_config(net)
     power = CLASS_WEIGHT_POWERS.get(cfg.balance)
@@ -212,24 +212,26 @@ def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malign
 
 
 def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT,
-          trainer: Callable | None = None, extra_meta: dict | None = None) -> dict:
-    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`.
-    `trainer(classifier)` may return an ART trainer (e.g. `AdversarialTrainer`) whose `fit_generator`
-    replaces the classifier's own for each epoch."""
+          trainer: Callable | None = None, extra_meta: dict | None = None, *, start: Checkpoint | None = None) -> dict:
+    """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`; its `history`,
+    `best_epoch` and the `checkpoint` written. `trainer(classifier)` may return an ART trainer (e.g.
+    `AdversarialTrainer`) whose `fit_generator` replaces the classifier's own for each epoch. `start`: continue from a
+    checkpoint's weights (retraining) instead of `cfg`'s model and first weights."""
     cfg.check()
     seed_everything(cfg.seed)
-    s = _setup(dataset, cfg, device)  # refuses a missing --weights file in its own words
-    started = start_weights(cfg.weights)  # hashed before training: saving this checkpoint may overwrite that very file
+    s = _setup(dataset, cfg, device, start)  # refuses a missing --weights file in its own words
+    # named before training: saving this checkpoint may overwrite that very file
+    started = {"path": resolved(start.weights_path), "sha256": start.meta.weights_sha256} if start else start_weights(cfg.weights)
     fitter = trainer(s.classifier) if trainer else s.classifier
     print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
     history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
     s.net.load_state_dict(best_state)
     point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
-    meta = save_checkpoint(out, s.net, {
+    checkpoint = save_checkpoint(out, s.net, {
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
         "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
         "start_weights": started, "data": dataset.settings(), "operating_point": point, **(extra_meta or {}),
     }, train_ids=dataset.splits["train"].ids)
-    write_json(out / "history.json", history)
+    write_json(out / HISTORY_FILE, history)
     plot_training_curves(history, out / "training_curves.png")
-    return {"history": history, "best_epoch": best_epoch, "checkpoint": meta}
+    return {"history": history, "best_epoch": best_epoch, "checkpoint": checkpoint}

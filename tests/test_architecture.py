@@ -74,6 +74,16 @@ def test_every_module_has_a_layer_and_imports_only_downward():
     assert upward == []
 
 
+def test_no_package_spans_two_layers():
+    """A package sits at one layer with everything in it, so a folder shows a layer (skinart itself holds them all)."""
+    table, known = layers(), modules()
+    packages = [name for name, path in known.items() if path.name == "__init__.py" and name != "skinart"]
+    assert packages, "no packages found"
+    spanning = {package: sorted({table[m] for m in known if m == package or m.startswith(package + ".")})
+                for package in packages}
+    assert {package: found for package, found in spanning.items() if len(found) > 1} == {}
+
+
 def test_the_check_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "skinart" / "low.py"
     module.parent.mkdir()

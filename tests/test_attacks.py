@@ -9,7 +9,7 @@ import pytest
 from conftest import invoke
 
 from skinart.attacks import METHODS, build
-from skinart.checkpoints import classifier_from_checkpoint
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import attacking
 from skinart.errors import SkinartError
 from skinart.options import parse_eps, parse_params
@@ -75,7 +75,7 @@ def test_minimal_perturbation_attacks_report_their_measured_norms(trained, derma
 
 def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
     """The frozen weights, the clamp projection and the skipped success log give ART's exact adversarials."""
-    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    classifier = Checkpoint.load(trained).classifier("cpu")
     x = np.load(derma_subset)["test_images"][:32].transpose(0, 3, 1, 2).astype(np.float32) / 255
     y = np.eye(7, dtype=np.float32)[np.load(derma_subset)["test_labels"][:32].ravel()]
     pgd = build("pgd", classifier, {"num_random_init": 0, "max_iter": 5}, {"verbose": False})
@@ -87,7 +87,7 @@ def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
 
 
 def test_the_iterative_step_follows_eps_unless_given(trained):
-    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    classifier = Checkpoint.load(trained).classifier("cpu")
     assert build("pgd", classifier, {"eps": 4 / 255}, {}).eps_step == pytest.approx(1 / 255)
     assert build("mim", classifier, {"eps": 0.2}, {}).eps_step == pytest.approx(0.05)
     assert build("pgd", classifier, {"eps": 4 / 255, "eps_step": 3 / 255}, {}).eps_step == pytest.approx(3 / 255)

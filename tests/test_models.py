@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skinart.checkpoints import classifier_from_checkpoint, load_checkpoint, save_checkpoint
+from skinart.checkpoints import Checkpoint, save_checkpoint
 from skinart.errors import SkinartError
 from skinart.models import check_input_size, create_model, data_config, wrap
 
@@ -58,17 +58,19 @@ def _checkpoint(tmp_path, name="skin_cnn"):
     net = create_model(name).eval()
     mean, std = data_config(net)
     save_checkpoint(tmp_path, net, {"model": name, "classes": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
-                                    "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["mel"]})
+                                    "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["mel"],
+                                    "data": {"name": "dermamnist"}})
     return net
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     net = _checkpoint(tmp_path)
-    classifier, meta = classifier_from_checkpoint(tmp_path, "cpu")
+    checkpoint = Checkpoint.load(tmp_path)
+    classifier = checkpoint.classifier("cpu")
     x = np.random.default_rng(1).random((3, 3, 28, 28)).astype(np.float32)
     mean, std = data_config(net)
     assert np.allclose(classifier.predict(x), wrap(net, 28, mean, std, "cpu").predict(x), atol=1e-6)
-    assert meta["model"] == "skin_cnn" and len(meta["weights_sha256"]) == 64
+    assert checkpoint.meta.model == "skin_cnn" and len(checkpoint.meta.weights_sha256) == 64
 
 
 def test_channels_last_weights_save_the_same_checkpoint_as_nchw(tmp_path):
@@ -78,28 +80,29 @@ def test_channels_last_weights_save_the_same_checkpoint_as_nchw(tmp_path):
     mean, std = data_config(net)
     classifier = wrap(net, 28, mean, std, "cpu")
     assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-    meta = {"model": "skin_cnn", "classes": list("abcdefg"), "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["a"]}
+    meta = {"model": "skin_cnn", "classes": list("abcdefg"), "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["a"],
+            "data": {"name": "dermamnist"}}
     saved = save_checkpoint(tmp_path / "nhwc", net, meta)
-    assert saved["weights_sha256"] == save_checkpoint(tmp_path / "nchw", nchw, meta)["weights_sha256"]
+    assert saved.meta.weights_sha256 == save_checkpoint(tmp_path / "nchw", nchw, meta).meta.weights_sha256
     x = np.random.default_rng(2).random((3, 3, 28, 28)).astype(np.float32)
-    assert np.allclose(classifier_from_checkpoint(tmp_path / "nhwc", "cpu")[0].predict(x), classifier.predict(x), atol=1e-5)
+    assert np.allclose(Checkpoint.load(tmp_path / "nhwc").classifier("cpu").predict(x), classifier.predict(x), atol=1e-5)
 
 
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(SkinartError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing")
+        Checkpoint.load(tmp_path / "missing")
     with pytest.raises(SkinartError, match="not a skinart checkpoint"):
-        load_checkpoint(tmp_path)
+        Checkpoint.load(tmp_path)
     _checkpoint(tmp_path)
     (tmp_path / "skinart.json").write_text('{"format": "something-else"}')
     with pytest.raises(SkinartError, match="not a skinart-checkpoint"):
-        load_checkpoint(tmp_path)
+        Checkpoint.load(tmp_path)
     other = tmp_path / "other"
     _checkpoint(other)
     meta = (other / "skinart.json").read_text().replace('"skin_cnn"', '"resnet10t"')
     (other / "skinart.json").write_text(meta)
     with pytest.raises(SkinartError, match="does not fit model resnet10t"):
-        load_checkpoint(other)
+        Checkpoint.load(other).network()
 
 
 def test_weights_file_loads_and_keeps_fresh_head_for_other_class_count(tmp_path):

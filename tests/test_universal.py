@@ -10,7 +10,7 @@ import torch
 from conftest import invoke
 
 from skinart.attacks import build
-from skinart.checkpoints import classifier_from_checkpoint
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import fit_universal
 from skinart.data import to_model_input
 
@@ -42,7 +42,7 @@ def test_uap_sgd_fools_as_much_as_art_uap_within_noise_of_the_model(both, traine
     # benchmarks 0.371 / 0.374 (resnet18) and 0.805 / 0.815 (quickstart). So: uap-sgd within 0.05 of ART, never far below.
     real = np.load(next((shared_data / "dermamnist").glob("*.npz")))
     x = to_model_input(real["test_images"])
-    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    classifier = Checkpoint.load(trained).classifier("cpu")
     clean = classifier.predict(x).argmax(1)
     fooling = {method: np.mean(classifier.predict(np.clip(x + np.load(out / "noise.npz")["noise"], 0, 1)).argmax(1) != clean)
                for method, (_, out) in both.items()}
@@ -75,7 +75,7 @@ def test_the_fit_stops_once_its_fooling_goal_is_reached(trained, derma_subset, t
 
 
 def test_art_uap_loop_runs_on_one_thread_and_restores_the_count(trained, derma_subset):
-    classifier, _ = classifier_from_checkpoint(trained, "cpu")
+    classifier = Checkpoint.load(trained).classifier("cpu")
     x = np.load(derma_subset)["train_images"][:40].transpose(0, 3, 1, 2).astype(np.float32) / 255
     seen, gradient = [], classifier.loss_gradient
 

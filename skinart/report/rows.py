@@ -14,14 +14,15 @@ from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
 from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.presentation.tables import threat_label
+from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PREDICTIONS_FILE
 from skinart.sanity import sanity_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
                "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",
                "specificity_at_threshold", "npv_at_threshold", "fnr_at_threshold")
 AT_THRESHOLD = ("sensitivity", "specificity", "npv", "fnr")
-PREDICTIONS = {"attack": ("adversarial.npz", "adversarial_probabilities"), "evaluate": ("predictions.npz", "probabilities"),
-               "defend": ("predictions.npz", "probabilities")}
+PREDICTIONS = {"attack": (ADVERSARIAL_FILE, "adversarial_probabilities"), "evaluate": (PREDICTIONS_FILE, "probabilities"),
+               "defend": (PREDICTIONS_FILE, "probabilities")}
 
 
 def _flat(m: dict) -> dict:
@@ -65,9 +66,9 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
 
 
 def _read(where: Path) -> dict:
-    metrics = json.loads((where / "metrics.json").read_text())
+    metrics = json.loads((where / METRICS_FILE).read_text())
     if "kind" not in metrics:
-        raise SkinartError(f"{where}/metrics.json names no run kind (written by an older skinart); "
+        raise SkinartError(f"{where / METRICS_FILE} names no run kind (written by an older skinart); "
                            "re-run the recipe with --no-resume")
     return metrics
 
@@ -129,7 +130,7 @@ def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], 
         where = run_dir / task["name"]
         if task["command"] in ("report", "train"):
             continue
-        if not (where / "metrics.json").is_file():
+        if not (where / METRICS_FILE).is_file():
             missing.append(task["name"])
             continue
         metrics = _read(where)

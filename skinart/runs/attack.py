@@ -11,70 +11,61 @@ import numpy as np
 
 from skinart.attack_config import AttackConfig
 from skinart.attacks import art_parameters, build
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
 from skinart.data import LesionDataset, to_model_input
 from skinart.errors import SkinartError
 from skinart.models import resolve_device
-from skinart.options import choose, parse_malignant
+from skinart.options import choose
 from skinart.preprocessing import EoTFlips, preprocessors
-from skinart.rundir import Run, checkpoint_ref, data_ref, seed_everything
-from skinart.scoring import write_attack
+from skinart.rundir import RunDir, RunOptions, seed_everything
+from skinart.scoring import AttackOutcome, write_attack
 
 THREATS = ("white-box", "transfer", "adaptive")
 
 
-def _check_source(meta: dict, source_meta: dict, source: Path) -> None:
-    for key in ("classes", "img_size"):
-        if source_meta[key] != meta[key]:
-            raise SkinartError(f"--source-checkpoint {source} has {key} {source_meta[key]} but the target has {meta[key]}; "
-                               "craft on a model trained for the same classes and input size")
-
-
-def transfer_source(meta: dict, source_checkpoint: Path | None) -> Path | str:
+def transfer_source(checkpoint: Checkpoint, source_checkpoint: Path | None) -> Checkpoint:
     """The checkpoint a transfer attacker crafts on: the one given, else the defended checkpoint's own source."""
-    source = source_checkpoint or (meta.get("defence") or {}).get("source")
-    if not source:
+    path = source_checkpoint or checkpoint.source
+    if not path:
         raise SkinartError("--threat transfer needs --source-checkpoint (the model the attacker crafts on)")
-    _check_source(meta, read_checkpoint_meta(source, "--source-checkpoint"), source)
+    source = Checkpoint.load(path, "--source-checkpoint")
+    checkpoint.check_compatible(source, "--source-checkpoint")
     return source
 
 
-def crafting_model(threat: str, checkpoint: Path, meta: dict, source_checkpoint: Path | None, device: str, eot: bool = True):
-    """(the model the attacker differentiates, its source checkpoint for transfer) under a DESIGN.md threat model.
-    On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights without the
-    preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor is PyTorch
-    and the method's row allows it)."""
-    choose(threat, THREATS, "--threat")
+def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, device: str, eot: bool = True):
+    """The model the attacker differentiates under a DESIGN.md threat model: for transfer, the `source` checkpoint's
+    undefended network. On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights
+    without the preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor
+    is PyTorch and the method's row allows it)."""
     if threat == "transfer":
-        source = transfer_source(meta, source_checkpoint)
-        return classifier_from_checkpoint(source, device, defended=False)[0], source
-    if source_checkpoint:
-        raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
-    if threat == "white-box" or not meta.get("preprocessing"):
-        return classifier_from_checkpoint(checkpoint, device, defended=False)[0], None
-    chain = preprocessors(meta["preprocessing"], resolve_device(device))
+        return source.classifier(device, defended=False)
+    if threat == "white-box" or not checkpoint.meta.preprocessing:
+        return checkpoint.classifier(device, defended=False)
+    chain = preprocessors(list(checkpoint.meta.preprocessing), resolve_device(device))
     if eot and all(hasattr(p, "forward") for p in chain):
         chain.append(EoTFlips())
-    return classifier_from_checkpoint(checkpoint, device, preprocessing_defences=chain)[0], None
+    return checkpoint.classifier(device, preprocessing_defences=chain)
 
 
-def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None,
-               source_checkpoint: Path | None = None, malignant: str | None = None, device: str = "auto",
-               overwrite: bool = False, threat: str | None = None) -> dict | None:
+def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *,
+               source_checkpoint: Path | None = None, threat: str | None = None) -> dict | None:
     """Attack a checkpoint's test split under a threat model (default: transfer when a source checkpoint is given,
     else white-box); the attacked images are scored by the full defended model."""
-    meta = read_checkpoint_meta(checkpoint)
-    target, _ = cfg.check(meta["classes"])
-    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
-    threat = threat or ("transfer" if source_checkpoint else "white-box")
-    crafter, source = crafting_model(threat, checkpoint, meta, source_checkpoint, device, cfg.row.eot)
-    run = Run("attack", out, overwrite, inputs=[source], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
-              attack=cfg.__dict__, threat_model=threat, malignant=malignant_names,
-              source_checkpoint=source and checkpoint_ref(source, read_checkpoint_meta(source)))
+    target, _ = cfg.check(checkpoint.classes)
+    malignant = checkpoint.malignant_names(options.malignant)
+    threat = choose(threat or ("transfer" if source_checkpoint else "white-box"), THREATS, "--threat")
+    if source_checkpoint and threat != "transfer":
+        raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
+    source = transfer_source(checkpoint, source_checkpoint) if threat == "transfer" else None
+    run = RunDir("attack", out, overwrite=options.overwrite, inputs=[source and source.path], checkpoint=checkpoint,
+                 data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
+                 source_checkpoint=source and source.ref())
     if run.done:
         return None
-    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    crafter = crafting_model(threat, checkpoint, source, options.device, cfg.row.eot)
+    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
@@ -83,10 +74,10 @@ def attack_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     start = time.perf_counter()
     x = to_model_input(test.images[keep])
     adv, info, arrays = _craft(cfg, attack, crafter, dataset, x, test.labels[keep], target)
-    classifier, _ = classifier_from_checkpoint(checkpoint, device)
     with run.staged() as tmp:
-        return write_attack(tmp, cfg, art_params, classifier, meta, threat, malignant_names, x, adv, test.labels[keep], test.ids[keep],
-                            target, start, info, arrays)
+        return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
+                                               labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),
+                            checkpoint.classifier(options.device), checkpoint, malignant)
 
 
 def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, x: np.ndarray, labels: np.ndarray,

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from skinart.checkpoints import checkpoint_dataset, load_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import one_hot
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.models import PreLogits, wrap
 from skinart.options import choose
 from skinart.poisons import poison_split
-from skinart.rundir import CONFIG_FILE, Run, resolved, write_json
+from skinart.rundir import CONFIG_FILE, FLAGGED_FILE, METRICS_FILE, POISON_FILE, RunDir, RunOptions, write_json
 from skinart.toolbox import ActivationDefence, SpectralSignatureDefense
 
 
@@ -33,33 +33,32 @@ DETECTORS = {
 }
 
 
-def detect_run(poisoned_run: Path, out: Path, detector: str = "activation", data: str | None = None,
-               data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+def detect_run(poisoned: Checkpoint, out: Path, options: RunOptions, *, detector: str = "activation") -> dict | None:
     """The detector's flags on the poisoned training split, with precision and recall against the real poison."""
     choose(detector, DETECTORS, "--detector")
-    meta = read_checkpoint_meta(poisoned_run, "--poisoned-run")
-    poison_file, config_file = Path(poisoned_run) / "poison.npz", Path(poisoned_run) / CONFIG_FILE
+    poison_file, config_file = poisoned.path / POISON_FILE, poisoned.path / CONFIG_FILE
     if not poison_file.is_file() or not config_file.is_file():
-        raise SkinartError(f"{poisoned_run} is not a poisoned run (no poison.npz); pass --poisoned-run, a run of "
+        raise SkinartError(f"{poisoned} is not a poisoned run (no {POISON_FILE}); pass --poisoned-run, a run of "
                            "`skinart attack --method poison-flip|poison-backdoor`")
     attack = json.loads(config_file.read_text())["attack"]
-    run = Run("detect-poison", out, overwrite, inputs=[poisoned_run], method="detect-poison", detector=detector,
-              poisoned_run={"path": resolved(poisoned_run), "weights_sha256": meta["weights_sha256"]})
+    run = RunDir("detect-poison", out, overwrite=options.overwrite, inputs=[poisoned.path], method="detect-poison", detector=detector,
+                 poisoned_run=poisoned.ref())
     if run.done:
         return None
-    dataset = checkpoint_dataset(poisoned_run, meta, data, data_root)
+    dataset = poisoned.dataset(data=options.data, data_root=options.data_root)
     poison = np.load(poison_file)
-    train_split = poison_split(dataset.splits["train"], attack["method"], poison["indices"], int(poison["target"]), len(meta["classes"]))
-    net, _ = load_checkpoint(poisoned_run)
-    features = wrap(PreLogits(net.eval()), meta["img_size"], tuple(meta["mean"]), tuple(meta["std"]), device)
-    x, y = to_model_input(train_split.images), one_hot(train_split.labels, len(meta["classes"]))
+    n_classes = len(poisoned.classes)
+    train_split = poison_split(dataset.splits["train"], attack["method"], poison["indices"], int(poison["target"]), n_classes)
+    meta = poisoned.meta
+    features = wrap(PreLogits(poisoned.network().eval()), meta.img_size, meta.mean, meta.std, options.device)
+    x, y = to_model_input(train_split.images), one_hot(train_split.labels, n_classes)
     _, is_clean = DETECTORS[detector](features, x, y)
-    flagged, poisoned = np.asarray(is_clean) == 0, np.isin(np.arange(len(train_split)), poison["indices"])
-    precision, recall, f1, _ = precision_recall_fscore_support(poisoned, flagged, average="binary", zero_division=0)
+    flagged, is_poisoned = np.asarray(is_clean) == 0, np.isin(np.arange(len(train_split)), poison["indices"])
+    precision, recall, f1, _ = precision_recall_fscore_support(is_poisoned, flagged, average="binary", zero_division=0)
     metrics = {"kind": "detect-poison", "detector": detector, "attack": attack["method"], "fraction": attack["fraction"],
-               "train_samples": len(flagged), "poisoned": int(poisoned.sum()), "flagged": int(flagged.sum()),
-               "true_positives": int((flagged & poisoned).sum()), "precision": float(precision), "recall": float(recall), "f1": float(f1)}
+               "train_samples": len(flagged), "poisoned": int(is_poisoned.sum()), "flagged": int(flagged.sum()),
+               "true_positives": int((flagged & is_poisoned).sum()), "precision": float(precision), "recall": float(recall), "f1": float(f1)}
     with run.staged() as tmp:
-        write_json(tmp / "metrics.json", metrics)
-        np.savez(tmp / "flagged.npz", indices=np.flatnonzero(flagged), ids=train_split.ids[flagged])
+        write_json(tmp / METRICS_FILE, metrics)
+        np.savez(tmp / FLAGGED_FILE, indices=np.flatnonzero(flagged), ids=train_split.ids[flagged])
     return metrics

@@ -5,28 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
-from skinart.options import parse_malignant
-from skinart.rundir import Run, data_ref
+from skinart.checkpoints import Checkpoint
+from skinart.rundir import RunDir, RunOptions
 from skinart.scoring import evaluate
 
 
-def evaluate_run(checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None, split: str = "test",
-                 malignant: str | None = None, device: str = "auto", overwrite: bool = False,
+def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, split: str = "test",
                  external: bool = False) -> dict | None:
     """Metrics of a checkpoint on a split of its own data (verified), or with `external` on every image of other data;
     None when `out` already holds this run."""
-    meta = read_checkpoint_meta(checkpoint)
-    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
+    malignant = checkpoint.malignant_names(options.malignant)
     which = {"external": True} if external else {"split": split}
-    run = Run("evaluate", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta, **which),
-              malignant=malignant_names)
+    run = RunDir("evaluate", out, overwrite=options.overwrite, checkpoint=checkpoint,
+                 data=options.data_ref(checkpoint.data_name(), **which), malignant=malignant)
     if run.done:
         return None
-    dataset = checkpoint_dataset(checkpoint, meta, data, data_root, split, external)
+    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root, split=split, external=external)
     images = dataset.splits[split]
-    classifier, _ = classifier_from_checkpoint(checkpoint, device)
+    classifier = checkpoint.classifier(options.device)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
-        return evaluate(classifier, images, meta, malignant_names, tmp, f"{meta['model']} on {what} ({len(images)} images)",
+        return evaluate(classifier, images, checkpoint, malignant, tmp, f"{checkpoint.meta.model} on {what} ({len(images)} images)",
                         about={"external": external, "data": {**dataset.identity(), "split": "all" if external else split}})

@@ -10,34 +10,31 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attack_config import AttackConfig
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import sample_indices
 from skinart.data import Split, to_model_input
-from skinart.metrics import classification_metrics, operating_threshold
+from skinart.metrics import classification_metrics
 from skinart.models import predict
-from skinart.options import parse_malignant
 from skinart.poisons import candidates, perturb, poison_split
 from skinart.presentation.figures import plot_confusion, plot_perturbations
-from skinart.rundir import Run, data_ref, write_json
+from skinart.rundir import METRICS_FILE, POISON_FILE, RunDir, RunOptions, write_json
 from skinart.training import TrainConfig, train
 
 MODELS = ("clean_model", "poisoned_model")
 
 
-def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None = None, data_root: str | None = None,
-               malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions) -> dict | None:
     """Poison, retrain, and compare with the clean model; the run directory is the poisoned checkpoint."""
-    meta = read_checkpoint_meta(checkpoint)
-    classes = meta["classes"]
+    classes = list(checkpoint.classes)
     target, source = cfg.check(classes)
-    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(classes))
-    train_cfg = TrainConfig(**meta["train_config"])
+    malignant = checkpoint.malignant_names(options.malignant)
+    train_cfg = TrainConfig(**checkpoint.meta.train_config)
     train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
-    run = Run("poison", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
-              attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant_names)
+    run = RunDir("poison", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
+                 attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant)
     if run.done:
         return None
-    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
+    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
     train_split, test = dataset.splits["train"], dataset.splits["test"]
     allowed = candidates(cfg.method, train_split.labels, source, target)
     indices = sample_indices(len(train_split), max(1, round(cfg.fraction * allowed.sum())), cfg.seed, allowed)
@@ -46,16 +43,16 @@ def poison_run(cfg: AttackConfig, checkpoint: Path, out: Path, data: str | None 
     print(f"{cfg.method}: {len(indices)} of {allowed.sum()} candidate training images poisoned → {classes[target]}; retraining",
           file=sys.stderr)
     with run.staged() as tmp:
-        train(poisoned, train_cfg, tmp, device, malignant_names)
-        loaded = dict(zip(MODELS, (classifier_from_checkpoint(checkpoint, device), classifier_from_checkpoint(tmp, device))))
-        models = {name: classifier for name, (classifier, _) in loaded.items()}
+        retrained = train(poisoned, train_cfg, tmp, options.device, malignant)["checkpoint"]
+        checkpoints = dict(zip(MODELS, (checkpoint, retrained)))
+        models = {name: c.classifier(options.device) for name, c in checkpoints.items()}
         # each model at its own operating point: the poisoned one chose its threshold on val after retraining
-        thresholds = {name: operating_threshold(m.get("operating_point"), malignant_names) for name, (_, m) in loaded.items()}
-        metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds, classes, malignant_names, source, target, tmp)}
+        thresholds = {name: c.threshold(malignant) for name, c in checkpoints.items()}
+        metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds, classes, malignant, source, target, tmp)}
         metrics.update(method=cfg.method, fraction=cfg.fraction, poisoned_samples=len(indices), candidate_samples=int(allowed.sum()),
                        target_class=classes[target], source_class=None if source is None else classes[source])
-        write_json(tmp / "metrics.json", metrics)
-        np.savez(tmp / "poison.npz", indices=indices, ids=train_split.ids[indices], original_labels=train_split.labels[indices],
+        write_json(tmp / METRICS_FILE, metrics)
+        np.savez(tmp / POISON_FILE, indices=indices, ids=train_split.ids[indices], original_labels=train_split.labels[indices],
                  target=target)
     return metrics
 

@@ -13,27 +13,25 @@ import numpy as np
 
 from skinart.attack_config import AttackConfig
 from skinart.attacks import flag
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
-from skinart.options import parse_malignant
-from skinart.rundir import CONFIG_FILE, Run, data_ref
-from skinart.scoring import write_attack
+from skinart.rundir import ADVERSARIAL_FILE, CONFIG_FILE, METRICS_FILE, RunDir, RunOptions
+from skinart.scoring import AttackOutcome, write_attack
 
 
 def _saved_run(run: Path) -> tuple[dict, dict, AttackConfig, dict]:
     """(the run's config, its adversarial.npz arrays, the attack it ran, the parameters ART ran it with)."""
     try:
         run_config = json.loads((run / CONFIG_FILE).read_text())
-        saved = dict(np.load(run / "adversarial.npz"))
-        art_params = json.loads((run / "metrics.json").read_text())["art_params"]
+        saved = dict(np.load(run / ADVERSARIAL_FILE))
+        art_params = json.loads((run / METRICS_FILE).read_text())["art_params"]
         return run_config, saved, AttackConfig(**run_config["attack"]), art_params
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise SkinartError(f"--adversarial-run {run} is not a finished evasion `skinart attack` run ({e}); give such a run directory")
 
 
-def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data: str | None = None, data_root: str | None = None,
-                malignant: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path, options: RunOptions) -> dict | None:
     """The saved images of `run` scored by `checkpoint`; `cfg` may only repeat the run's own settings."""
     run = Path(run)
     run_config, saved, crafted, art_params = _saved_run(run)
@@ -43,16 +41,15 @@ def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data:
         if value not in (None, {}, getattr(AttackConfig(cfg.method), name)) and value != getattr(crafted, name):
             raise SkinartError(f"{flag(name)} {value} differs from the {getattr(crafted, name)} that {run} used; "
                                f"drop it (the run's settings apply)")
-    meta = read_checkpoint_meta(checkpoint)
-    target, _ = crafted.check(meta["classes"])
-    malignant_names = parse_malignant(malignant or meta["malignant"], tuple(meta["classes"]))
-    job = Run("attack", out, overwrite, inputs=[run], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
-              attack=crafted.__dict__, threat_model="transfer", malignant=malignant_names,
-              source_checkpoint=run_config.get("source_checkpoint") or run_config["checkpoint"],
-              adversarial_run={"path": str(run.resolve()), "config_hash": run_config.get("config_hash")})
+    target, _ = crafted.check(checkpoint.classes)
+    malignant = checkpoint.malignant_names(options.malignant)
+    job = RunDir("attack", out, overwrite=options.overwrite, inputs=[run], checkpoint=checkpoint,
+                 data=options.data_ref(checkpoint.data_name()), attack=crafted.__dict__, threat_model="transfer", malignant=malignant,
+                 source_checkpoint=run_config.get("source_checkpoint") or run_config["checkpoint"],
+                 adversarial_run={"path": str(run.resolve()), "config_hash": run_config.get("config_hash")})
     if job.done:
         return None
-    test = checkpoint_dataset(checkpoint, meta, data, data_root).splits["test"]
+    test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
     position = {image_id: i for i, image_id in enumerate(test.ids)}
     keep = np.array([position.get(image_id, -1) for image_id in saved["ids"]])
     x = to_model_input(test.images[keep[keep >= 0]])
@@ -60,7 +57,7 @@ def rescore_run(cfg: AttackConfig, checkpoint: Path, run: Path, out: Path, data:
         raise SkinartError(f"{run} was crafted on other test images than {checkpoint}'s (another dataset, split or size); "
                            "attack a checkpoint trained on the same data")
     print(f"{crafted.method} images of {run} on {len(x)} test images (transfer)", file=sys.stderr)
-    classifier, _ = classifier_from_checkpoint(checkpoint, device)
+    outcome = AttackOutcome(cfg=crafted, art_params=art_params, threat="transfer", target=target, x=x, adversarial=saved["adversarial"],
+                            labels=saved["labels"], ids=saved["ids"], start=time.perf_counter())
     with job.staged() as tmp:
-        return write_attack(tmp, crafted, art_params, classifier, meta, "transfer", malignant_names, x, saved["adversarial"], saved["labels"],
-                            saved["ids"], target, time.perf_counter(), {}, {})
+        return write_attack(tmp, outcome, checkpoint.classifier(options.device), checkpoint, malignant)

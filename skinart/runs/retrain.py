@@ -11,12 +11,12 @@ from typing import Callable
 import numpy as np
 
 from skinart.attacks import METHODS, build
-from skinart.checkpoints import WEIGHTS_FILE, checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import craft_evasion, frozen_generate, one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.defences import DEFENCES, RetrainConfig
 from skinart.errors import SkinartError
-from skinart.rundir import Run, data_ref, resolved
+from skinart.rundir import RunDir, RunOptions, resolved
 from skinart.scoring import evaluate
 from skinart.toolbox import AdversarialTrainer, AdversarialTrainerMadryPGD
 from skinart.training import TrainConfig, train
@@ -69,42 +69,44 @@ def madry_trainer(options: dict) -> Callable:
     return make
 
 
-def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Path, out: Path, data: str | None = None,
-                data_root: str | None = None, device: str = "auto", overwrite: bool = False) -> dict | None:
+def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Path, options: RunOptions) -> dict | None:
     """Retrain with adversarial copies (static rounds) or per-batch adversarials (online; always for madry)."""
     cfg.check(method)
-    meta = read_checkpoint_meta(checkpoint)
-    if meta.get("preprocessing"):
+    if checkpoint.meta.preprocessing:
         raise SkinartError(f"{checkpoint} carries a preprocessing defence; retrain its source checkpoint instead")
-    train_cfg = TrainConfig(**meta["train_config"])
+    train_cfg = TrainConfig(**checkpoint.meta.train_config)
     train_cfg.epochs = cfg.epochs or train_cfg.epochs
-    if cfg.init == "finetune":
-        train_cfg.weights, train_cfg.pretrained = str(Path(checkpoint).resolve() / WEIGHTS_FILE), False
-    run = Run("defend", out, overwrite, checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root, meta),
-              method=method, retrain=asdict(cfg), train=asdict(train_cfg))
+    start = None
+    if cfg.init == "finetune":  # from the checkpoint's own weights (verified), not from where its training started
+        start, train_cfg.weights, train_cfg.pretrained = checkpoint, None, False
+    run = RunDir("defend", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
+                 method=method, retrain=asdict(cfg), train=asdict(train_cfg))
     if run.done:
         return None
-    dataset = checkpoint_dataset(checkpoint, meta, data, data_root)
-    defence = {"defence": {"method": method, "source": resolved(checkpoint), **asdict(cfg)}}
+    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
+    defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}}
+    malignant = list(checkpoint.meta.malignant)
     with run.staged() as tmp:
         if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition
             make = madry_trainer(cfg.options) if method == "madry" else online_trainer(cfg.attacks, cfg.options, cfg.ratio)
-            train(dataset, train_cfg, tmp, device, meta["malignant"], make, defence)
+            retrained = train(dataset, train_cfg, tmp, options.device, malignant, make, defence, start=start)["checkpoint"]
         else:
-            _static_rounds(cfg, checkpoint, dataset, train_cfg, tmp, device, meta["malignant"], defence)
-        classifier, retrained = classifier_from_checkpoint(tmp, device)  # its own operating point, chosen for the new weights
-        return evaluate(classifier, dataset.splits["test"], retrained, meta["malignant"], tmp,
-                        f"{meta['model']} + {method} on {dataset.name} test", kind="defend")
+            retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, tmp, options.device, malignant, defence, start)
+        # its own operating point, chosen for the new weights
+        return evaluate(retrained.classifier(options.device), dataset.splits["test"], retrained, malignant, tmp,
+                        f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
 
 
-def _static_rounds(cfg: RetrainConfig, checkpoint: Path, dataset, train_cfg: TrainConfig, out: Path, device: str,
-                   malignant: list[str], defence: dict) -> None:
-    """`cfg.rounds` times: craft adversarial copies on the current model, then train on the split plus the copies."""
-    crafter = classifier_from_checkpoint(checkpoint, device)[0]
+def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cfg: TrainConfig, out: Path, device: str,
+                   malignant: list[str], defence: dict, start: Checkpoint | None) -> Checkpoint:
+    """`cfg.rounds` times: craft adversarial copies on the current model, then train on the split plus the copies;
+    each round after the first continues from the one before. Returns the last round's checkpoint."""
+    crafter = checkpoint.classifier(device)
     for round_ in range(cfg.rounds):
         print(f"round {round_ + 1}/{cfg.rounds}: crafting {cfg.ratio:.0%} adversarial copies with {'+'.join(cfg.attacks)}", file=sys.stderr)
         train_split = with_adversarial_copies(dataset.splits["train"], _attacks(cfg.attacks, crafter, cfg.options), crafter,
                                               cfg.ratio, train_cfg.seed + round_)
-        train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device, malignant, extra_meta=defence)
-        crafter = classifier_from_checkpoint(out, device)[0]
-        train_cfg.weights = str(out / WEIGHTS_FILE)  # the next round continues from this one
+        start = train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device, malignant,
+                      extra_meta=defence, start=start)["checkpoint"]
+        crafter = start.classifier(device)
+    return start

@@ -10,54 +10,52 @@ from pathlib import Path
 from skinart.attack_config import AttackConfig
 from skinart.runs.attack import THREATS, attack_run, transfer_source
 from skinart.attacks import METHODS
-from skinart.checkpoints import checkpoint_dataset, classifier_from_checkpoint, read_checkpoint_meta
+from skinart.checkpoints import Checkpoint
 from skinart.crafting import sample_indices
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
-from skinart.rundir import Run, data_ref, resolved, seed_everything, write_json
+from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
 from skinart.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
 
 
-def check_threats(meta: dict, threats: tuple[str, ...], source_checkpoint: Path | None) -> None:
+def check_threats(checkpoint: Checkpoint, threats: tuple[str, ...], source_checkpoint: Path | None) -> None:
     if source_checkpoint and "transfer" not in threats:
         raise SkinartError("--source-checkpoint is for --threat transfer (or all), the model a transfer attacker crafts on; drop it or add --threat transfer")
     if "transfer" in threats:
-        transfer_source(meta, source_checkpoint)  # before any sub-run crafts anything
+        transfer_source(checkpoint, source_checkpoint)  # before any sub-run crafts anything
 
 
-def threats_run(cfg: AttackConfig, checkpoint: Path, out: Path, threats: tuple[str, ...] = THREATS,
-                source_checkpoint: Path | None = None, data: str | None = None, data_root: str | None = None,
-                malignant: str | None = None, device: str = "auto", overwrite: bool = False, gradient_sanity: bool = True) -> dict | None:
+def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, threats: tuple[str, ...] = THREATS,
+                source_checkpoint: Path | None = None, gradient_sanity: bool = True) -> dict | None:
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`; `gradient_sanity` False leaves the
     gradient checks to the caller (a worst case over several attacks runs them once)."""
-    meta = read_checkpoint_meta(checkpoint)
-    check_threats(meta, threats, source_checkpoint)
-    run = Run("threats", out, overwrite, inputs=[source_checkpoint], checkpoint=checkpoint, meta=meta, data=data_ref(data, data_root), attack=cfg.__dict__,
-              threats=list(threats), source_checkpoint=resolved(source_checkpoint), malignant=malignant, gradient_sanity=gradient_sanity)
+    check_threats(checkpoint, threats, source_checkpoint)
+    run = RunDir("threats", out, overwrite=options.overwrite, inputs=[source_checkpoint], checkpoint=checkpoint,
+                 data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
+                 malignant=options.malignant, gradient_sanity=gradient_sanity)
     if run.done:
         return None
     with run.staged() as tmp:
-        runs = {t: attack_run(cfg, checkpoint, tmp / t, data, data_root, source_checkpoint if t == "transfer" else None,
-                              malignant, device, overwrite, t) for t in threats}
+        runs = {t: attack_run(cfg, checkpoint, tmp / t, options, source_checkpoint=source_checkpoint if t == "transfer" else None,
+                              threat=t) for t in threats}
         table = {t: table_row(m) for t, m in runs.items()}
-        preprocessed = bool(meta.get("preprocessing"))
-        checks = {**(sanity_gradients(cfg, checkpoint, meta, data, data_root, device) if gradient_sanity else {}),
-                  **table_checks(table, preprocessed)}
+        preprocessed = bool(checkpoint.meta.preprocessing)
+        checks = {**(sanity_gradients(cfg, checkpoint, options) if gradient_sanity else {}), **table_checks(table, preprocessed)}
         metrics = {"kind": "threats", "method": cfg.method, "threats": table, **robustness_flags(table, preprocessed),
                    "sanity": summary(checks)}
-        write_json(tmp / "metrics.json", metrics)
-        (tmp / "metrics.md").write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
+        write_json(tmp / METRICS_FILE, metrics)
+        (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))
     return metrics
 
 
-def sanity_gradients(cfg: AttackConfig, checkpoint: Path, meta: dict, data: str | None, data_root: str | None, device: str) -> dict:
+def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOptions) -> dict:
     """The gradient checks on a seeded sample of the test split, attacked through the deployed (defended) model at the
     evaluation's L∞ ε (PGD's default for an unbounded or L2 attack: the checks are L∞)."""
-    test = checkpoint_dataset(checkpoint, meta, data, data_root).splits["test"]
+    test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed)
-    classifier, _ = classifier_from_checkpoint(checkpoint, device)
+    classifier = checkpoint.classifier(options.device)
     linf = cfg.params.get("norm", "inf") == "inf"
     eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
     print(f"sanity checks: PGD on {len(keep)} test images through the deployed model", file=sys.stderr)
