@@ -103,6 +103,17 @@ PREPROCESSORS: dict[str, tuple[Callable[..., object], str, str]] = {
 PREPROCESSOR_DEFAULTS = {"quality": 60, "window": 3, "bits": 4}
 
 
+def adaptive_chain(entries: list[dict], device: str = "cpu", eot: bool = True) -> list:
+    """The preprocessors an adaptive attacker differentiates through: the deployed ones (BPDA where they are not
+    differentiable), plus EOT over random flips when `eot` and every one of them runs in PyTorch: ART's EoT is a
+    PyTorch preprocessor, and ART runs a chain in PyTorch only when all of it is (jpeg, smoothing and squeeze are
+    numpy preprocessors, so they get no EOT)."""
+    chain = preprocessors(entries, device)
+    if eot and all(isinstance(p, PreprocessorPyTorch) for p in chain):
+        chain.append(EoTFlips())
+    return chain
+
+
 def preprocessors(entries: list[dict], device: str = "cpu") -> list:
     """ART preprocessors from a checkpoint's `preprocessing` list, e.g. [{"name": "llt", "quality": 60}]."""
     built = []

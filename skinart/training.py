@@ -107,15 +107,18 @@ class _ProgressLoader(DataLoader):
 
 
 class _LoggedLoss(nn.CrossEntropyLoss):
-    """Cross-entropy that keeps the training losses ART computes, so the epoch loss costs no extra pass."""
+    """Cross-entropy that keeps the training losses ART computes, so the epoch loss costs no extra pass. Only the
+    network's own training steps count (it is in train mode then): an adversarial trainer's attack also computes this
+    loss, with gradients, on the network in eval mode, once per attack iteration."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, net: nn.Module, **kwargs):
         super().__init__(**kwargs)
         self.seen: list[float] = []
+        self._training = lambda: net.training  # not the module itself: it would become a submodule of the loss
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = super().forward(logits, target)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and self._training():
             self.seen.append(loss.item())
         return loss
 
@@ -178,7 +181,7 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     weights = None if power is None else class_weights(train_split.labels, len(dataset.classes), power)
     optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)
     scheduler = SCHEDULERS[cfg.scheduler](optimizer, cfg.epochs)
-    loss = _LoggedLoss(weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
+    loss = _LoggedLoss(net, weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
     classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
     images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))

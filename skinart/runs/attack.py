@@ -17,7 +17,7 @@ from skinart.data import LesionDataset, to_model_input
 from skinart.errors import SkinartError
 from skinart.models import resolve_device
 from skinart.options import choose
-from skinart.preprocessing import EoTFlips, preprocessors
+from skinart.preprocessing import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything
 from skinart.scoring import AttackOutcome, write_attack
 
@@ -43,9 +43,7 @@ def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | Non
         return source.classifier(device, defended=False)
     if threat == "white-box" or not checkpoint.meta.preprocessing:
         return checkpoint.classifier(device, defended=False)
-    chain = preprocessors(list(checkpoint.meta.preprocessing), resolve_device(device))
-    if eot and all(hasattr(p, "forward") for p in chain):
-        chain.append(EoTFlips())
+    chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
     return checkpoint.classifier(device, preprocessing_defences=chain)
 
 
