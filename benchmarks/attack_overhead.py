@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from skinart.attacks import build
-from skinart.crafting import attacking
+from skinart.toolbox import ProjectedGradientDescent
 from skinart.models import create_model, data_config, wrap
 
 
@@ -45,13 +45,13 @@ def main() -> None:
     y = np.eye(net.num_classes, dtype=np.float32)[rng.integers(0, net.num_classes, args.batch)]
     options = {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": args.steps, "num_random_init": 0}
     attack = build("pgd", classifier, options, {"batch_size": args.batch, "verbose": False})
+    art_attack = ProjectedGradientDescent(classifier, **options, batch_size=args.batch, verbose=False)
 
     def skinart_pgd():
-        with attacking(classifier, attack):
-            attack.generate(x, y)
+        attack.generate(x, y)
 
     def art_pgd():
-        attack.generate(x, y)
+        art_attack.generate(x, y)
 
     model, xt, yt = classifier.model, torch.from_numpy(x), torch.from_numpy(y.argmax(1))
 

@@ -16,7 +16,7 @@ import torch
 
 from skinart.attacks import build
 from skinart.checkpoints import Checkpoint
-from skinart.crafting import attacking, one_hot, sample_indices
+from skinart.crafting import frozen_weights, one_hot, sample_indices
 from skinart.data import to_model_input
 from skinart.rundir import seed_everything
 
@@ -34,7 +34,7 @@ def alone(attack, classifier, x: np.ndarray, labels: np.ndarray, n_classes: int)
     seconds = {}
     for sub in attack.attacks:
         name = f"{type(sub).__name__}({getattr(sub, 'loss_type', '') or ''})"
-        with attacking(classifier, sub):
+        with frozen_weights(classifier):
             seconds[name] = timed(lambda: sub.generate(x, one_hot(labels, n_classes)))
             if "targeted" in sub.attack_params:
                 sub.set_params(targeted=True)
@@ -60,12 +60,11 @@ def main() -> None:
     n_classes = len(checkpoint.classes)
     attack = build("autoattack", classifier, {"eps": args.eps}, {"max_iter": args.max_iter, "square_max_iter": args.square_max_iter})
     seed_everything(0)
-    with attacking(classifier, attack):
-        whole = timed(lambda: attack.generate(x, one_hot(labels, n_classes)))
+    whole = timed(lambda: attack.generate(x, one_hot(labels, n_classes)))
     seed_everything(0)
     parts = alone(attack, classifier, x, labels, n_classes)
     per100 = 100 / len(x)
-    print(f"{meta['model']} @ {meta['img_size']}px, {len(x)} test images, ε {args.eps * 255:.3g}/255, APGD {args.max_iter} iterations, "
+    print(f"{checkpoint.meta.model} @ {checkpoint.meta.img_size}px, {len(x)} test images, ε {args.eps * 255:.3g}/255, APGD {args.max_iter} iterations, "
           f"Square {args.square_max_iter} queries, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     print(f"autoattack: {whole * per100:.1f} s per 100 images")
     for name, seconds in parts.items():

@@ -24,7 +24,7 @@ from skinart.attack_config import AttackConfig
 from skinart.runs.attack import attack_run
 from skinart.attacks import build
 from skinart.checkpoints import Checkpoint
-from skinart.crafting import art_uap_loop, attacking, sample_indices
+from skinart.crafting import sample_indices, torch_threads
 from skinart.data import to_model_input
 from skinart.rundir import RunOptions, seed_everything
 from skinart.toolbox import UniversalPerturbation
@@ -47,7 +47,7 @@ def art_pass_seconds(checkpoint: Path, eps: float, n: int, threads: int) -> floa
     attack = build("uap", classifier, {"eps": eps, "max_iter": 1}, {})
     seed_everything(0)
     start = time.perf_counter()
-    with attacking(classifier, attack), art_uap_loop(classifier, lambda *_: None, threads=threads):
+    with torch_threads(threads):
         attack.generate(x)
     return time.perf_counter() - start
 

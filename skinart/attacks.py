@@ -1,5 +1,6 @@
 """Attacks: one table from method name to the ART attack that runs it, its defaults (ε in [0, 1] pixel units),
-the options it takes and what the attacker reads of the model. `build` turns a row into an ART attack."""
+the options it takes and what the attacker reads of the model. `build` turns a row into an ART attack: skinart's
+subclass of the ART class (skinart.crafting: weights frozen inside `generate`, ART's slow paths replaced)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from skinart.crafting import (
+    FrozenAdversarialPatchPyTorch, FrozenAutoAttack, FrozenCarliniL2Method, FrozenCarliniLInfMethod, FrozenFastGradientMethod, FrozenHopSkipJump,
+    FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent, FrozenSquareAttack, PassScoredTargetedUniversalPerturbation,
+    PassScoredUniversalPerturbation,
+)
 from skinart.errors import SkinartError
 from skinart.options import choose
-from skinart.toolbox import (
-    AdversarialPatchPyTorch, AutoAttack, AutoProjectedGradientDescent, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
-    ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
-)
+from skinart.toolbox import AdversarialPatchPyTorch, AutoProjectedGradientDescent, SquareAttack, UniversalPerturbation
 from skinart.universal import SGDUniversalPerturbation
 
 
@@ -28,7 +31,16 @@ def check_patch_size(patch_size: float) -> None:
 
 
 def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted: bool = False, **kwargs):
-    """ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults). ART adds
+    r"""Universal Adversarial Perturbation, 'Universal adversarial perturbations' [https://arxiv.org/abs/1610.08401]
+    (Moosavi-Dezfooli et al., CVPR 2017); targeted: 'Simple iterative method for generating targeted universal
+    adversarial perturbations' [https://arxiv.org/abs/1911.06502] (Hirano & Takemoto, Algorithms 2020). ART's
+    `UniversalPerturbation` / `TargetedUniversalPerturbation` (skinart's pass-scored subclasses).
+
+    Distance: L∞. Arguments: eps (8/255), eps_step (the sub-attacker's step, 1/255), max_iter (passes over the fit
+    images, 10), delta (stop at fit fooling rate, targeted: success rate, ≥ 1 − delta; 0.2), attacker ("fgsm"; "pgd":
+    10 steps of eps_step/4; targeted: fgsm only).
+
+    ART's UAP with its sub-attacker's step set explicitly (it otherwise keeps eps=0.3 in ART's defaults). ART adds
     the sub-attacker's perturbation to δ only when it flips the image; a single FGSM step of 1/255 is what makes a pass
     count: on the quickstart model a minimal FGSM (its step grown up to ε until the image flips, as DeepFool's in the
     original UAP) fooled 0.55, 0.67, 0.67 of 1000 fit images after passes 1–3, one fixed step 0.79 of 300 after pass 1
@@ -37,17 +49,21 @@ def _uap(classifier, attacker: str = "fgsm", eps_step: float = 1 / 255, targeted
     params = {"eps": eps_step, "targeted": targeted} if attacker == "fgsm" else \
         {"eps": eps_step, "eps_step": eps_step / 4, "max_iter": 10, "verbose": False}
     if targeted:
-        return TargetedUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
+        return PassScoredTargetedUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **kwargs)
     # skinart prints each pass's fit fooling rate instead of ART's progress bar (which the targeted UAP lacks)
-    return UniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **{"verbose": False, **kwargs})
+    return PassScoredUniversalPerturbation(classifier, attacker=attacker, attacker_params=params, **{"verbose": False, **kwargs})
 
 
 def _patch(classifier, patch_size: float = 0.2, **kwargs):
-    """A universal patch covering `patch_size` of the image side, trained over random rotations and
-    scales (0.75–1 × patch_size) and places: the EOT of the slides."""
+    r"""Adversarial Patch, 'Adversarial Patch' [https://arxiv.org/abs/1712.09665] (Brown et al. 2017), by ART's
+    `AdversarialPatchPyTorch`: a universal patch covering `patch_size` of the image side, trained over random rotations
+    and scales (0.75–1 × patch_size) and places: the EOT of the slides.
+
+    Distance: none (the patch replaces the pixels it covers; unbounded). Arguments: patch_size (0.2), max_iter
+    (optimiser steps, 100), learning_rate (0.05), batch_size (32); targeted with --target-class."""
     check_patch_size(patch_size)
-    return AdversarialPatchPyTorch(classifier, patch_shape=tuple(classifier.input_shape), scale_min=0.75 * patch_size,
-                                   scale_max=patch_size, **kwargs)
+    return FrozenAdversarialPatchPyTorch(classifier, patch_shape=tuple(classifier.input_shape), scale_min=0.75 * patch_size,
+                                         scale_max=patch_size, **kwargs)
 
 
 def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 100, nb_random_init: int = 1,
@@ -66,7 +82,7 @@ def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 10
                                          nb_random_init=nb_random_init, batch_size=batch_size, loss_type=loss, verbose=verbose)
             for loss in ("cross_entropy", "difference_logits_ratio")]
     square = SquareAttack(classifier, norm=norm, eps=eps, max_iter=square_max_iter, batch_size=batch_size, verbose=verbose)
-    return AutoAttack(classifier, norm=norm, eps=eps, eps_step=2 * eps, attacks=[*apgd, square], batch_size=batch_size, targeted=True)
+    return FrozenAutoAttack(classifier, norm=norm, eps=eps, eps_step=2 * eps, attacks=[*apgd, square], batch_size=batch_size, targeted=True)
 
 
 _autoattack.attack_params = ("eps", "norm", "max_iter", "nb_random_init", "square_max_iter", "batch_size", "verbose")
@@ -83,7 +99,7 @@ class Method:
     """One attack: `factory(classifier, **ART keyword arguments)` builds it from `defaults` < options < --param."""
 
     kind: str  # evasion | universal | patch | poison
-    factory: Callable | None
+    factory: Callable | None  # skinart's subclass of the ART class (skinart.crafting), or a function that builds one
     defaults: dict = field(default_factory=dict)  # ART keyword arguments, epsilons in [0, 1] pixel units
     options: tuple[str, ...] = ()  # skinart options the method takes (their ART names match)
     bounded: bool = False  # L∞ ≤ eps holds by construction
@@ -96,49 +112,84 @@ class Method:
 
 
 _ITERATIVE = ("eps", "eps_step", "max_iter")
+# Each row: paper, distance, the arguments skinart sets or takes (its defaults; ε in [0, 1] pixel units, every other
+# ART argument at ART's default). Rows whose factory is a function are documented there (uap, patch, autoattack).
 METHODS: dict[str, Method] = {
-    "fgsm": Method("evasion", FastGradientMethod, {"eps": 2 / 255, "batch_size": 128}, ("eps", "num_random_init"), True,
-                   "Fast Gradient Sign Method (Goodfellow et al. 2015)"),
-    "pgd": Method("evasion", ProjectedGradientDescent,
-                  {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "num_random_init": 1, "batch_size": 128},
-                  _ITERATIVE + ("num_random_init",), True, "Projected Gradient Descent (Madry et al. 2018)"),
-    "mim": Method("evasion", MomentumIterativeMethod, {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "batch_size": 128},
-                  _ITERATIVE, True, "Momentum Iterative Method (Dong et al. 2018)"),
-    "cw": Method("evasion", CarliniL2Method,
-                 # ART's initial_const 0.01 leaves most images unperturbed within a few search steps on [0, 1] inputs
-                 {"max_iter": 10, "binary_search_steps": 5, "initial_const": 1.0, "learning_rate": 0.1, "batch_size": 128},
-                 ("max_iter",), False, "Carlini & Wagner L2, minimal perturbation (unbounded)"),
-    "cw-linf": Method("evasion", CarliniLInfMethod, {"max_iter": 10, "batch_size": 128}, ("max_iter",), False,
-                      "Carlini & Wagner L∞, minimal perturbation (unbounded)"),
-    "square": Method("evasion", SquareAttack, {"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
-                     ("eps", "max_iter"), True, "Square Attack, score-based black-box (Andriushchenko et al. 2020)", "scores",
-                     takes=("max_samples", "params")),
+    # Fast Gradient Sign Method, 'Explaining and Harnessing Adversarial Examples' [https://arxiv.org/abs/1412.6572]
+    # (Goodfellow et al., ICLR 2015). Distance: L∞. Arguments: eps (2/255); num_random_init (0: one step from the clean
+    # image; N ≥ 1: from a random point of the ε ball, and with N ≥ 2 ART keeps the start with the best success rate
+    # over the batch, the clean images where no start fools any); batch_size (128).
+    "fgsm": Method(kind="evasion", factory=FrozenFastGradientMethod, defaults={"eps": 2 / 255, "batch_size": 128},
+                   options=("eps", "num_random_init"), bounded=True, help="Fast Gradient Sign Method (Goodfellow et al. 2015)"),
+    # Projected Gradient Descent, 'Towards Deep Learning Models Resistant to Adversarial Attacks'
+    # [https://arxiv.org/abs/1706.06083] (Madry et al., ICLR 2018). Distance: L∞. Arguments: eps (8/255), eps_step
+    # (2/255; ε/4 when only ε is given), max_iter (20), num_random_init (1 random start; N ≥ 2: each later start
+    # replaces the images it fools), batch_size (128).
+    "pgd": Method(kind="evasion", factory=FrozenProjectedGradientDescent,
+                  defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "num_random_init": 1, "batch_size": 128},
+                  options=_ITERATIVE + ("num_random_init",), bounded=True, help="Projected Gradient Descent (Madry et al. 2018)"),
+    # Momentum Iterative Method, 'Boosting Adversarial Attacks with Momentum' [https://arxiv.org/abs/1710.06081]
+    # (Dong et al., CVPR 2018). Distance: L∞. Arguments: eps (8/255), eps_step (2/255; ε/4 when only ε is given),
+    # max_iter (20), decay (ART's 1.0, --param decay=…), batch_size (128); no random start.
+    "mim": Method(kind="evasion", factory=FrozenMomentumIterativeMethod,
+                  defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "batch_size": 128},
+                  options=_ITERATIVE, bounded=True, help="Momentum Iterative Method (Dong et al. 2018)"),
+    # Carlini & Wagner L2, 'Towards Evaluating the Robustness of Neural Networks' [https://arxiv.org/abs/1608.04644]
+    # (Carlini & Wagner, IEEE S&P 2017). Distance: L2, minimal (unbounded). Arguments: max_iter (Adam steps per
+    # constant, 10), binary_search_steps (5), initial_const (1.0: ART's 0.01 leaves most images unperturbed within a few
+    # search steps on [0, 1] inputs), learning_rate (0.1), confidence (ART's 0), batch_size (128).
+    "cw": Method(kind="evasion", factory=FrozenCarliniL2Method,
+                 defaults={"max_iter": 10, "binary_search_steps": 5, "initial_const": 1.0, "learning_rate": 0.1, "batch_size": 128},
+                 options=("max_iter",), bounded=False, help="Carlini & Wagner L2, minimal perturbation (unbounded)"),
+    # Carlini & Wagner L∞, the same paper. Distance: L∞, minimal (unbounded). Arguments: max_iter (10), batch_size
+    # (128); ART's learning_rate 0.01, initial_const 1e-5 to largest_const 20 (×2 each time), decrease_factor 0.9.
+    "cw-linf": Method(kind="evasion", factory=FrozenCarliniLInfMethod, defaults={"max_iter": 10, "batch_size": 128},
+                      options=("max_iter",), bounded=False, help="Carlini & Wagner L∞, minimal perturbation (unbounded)"),
+    # Square Attack, 'Square Attack: a query-efficient black-box adversarial attack via random search'
+    # [https://arxiv.org/abs/1912.00049] (Andriushchenko et al., ECCV 2020). Distance: L∞. Reads scores only.
+    # Arguments: eps (8/255), max_iter (queries, 300), p_init (share of pixels changed at first, 0.1), nb_restarts
+    # (ART's 1), batch_size (128).
+    "square": Method(kind="evasion", factory=FrozenSquareAttack, defaults={"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
+                     options=("eps", "max_iter"), bounded=True, access="scores", takes=("max_samples", "params"),
+                     help="Square Attack, score-based black-box (Andriushchenko et al. 2020)"),
     # parameter-free like the original: a worst case's --max-iter (meant for PGD) must not shorten its APGD unseen
-    "autoattack": Method("evasion", _autoattack, {"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
-                         ("eps",), True,
-                         "AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
+    "autoattack": Method(kind="evasion", factory=_autoattack,
+                         defaults={"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
+                         options=("eps",), bounded=True, takes=("max_samples", "params"),
+                         help="AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
                          "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations (--param max_iter=N); L∞ or "
-                         "--param norm=2; no FAB-T (not in ART 1.20.1)", takes=("max_samples", "params"),
+                         "--param norm=2; no FAB-T (not in ART 1.20.1)",
                          # APGD scores each image's own loss (compute_loss, reduction none): EoT's extra rows break it
                          eot=False),
-    "hopskipjump": Method("evasion", HopSkipJump, {"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
-                          ("max_iter",), False, "HopSkipJump, decision-based black-box, minimal L2 (unbounded)", "labels"),
-    "uap": Method("universal", _uap, {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
-                  _ITERATIVE + ("attacker",), True,
-                  "Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images",
-                  takes=_FITTED, art_class=UniversalPerturbation),
-    "uap-sgd": Method("universal", SGDUniversalPerturbation,
-                      {"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 20, "delta": 0.1, "batch_size": 32, "patience": 5},
-                      _ITERATIVE, True,
-                      "stochastic-gradient UAP (Shafahi et al. 2020): one shared δ, sign steps over mini-batches of train images",
-                      takes=_FITTED),
-    "patch": Method("patch", _patch, {"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32},
-                    ("max_iter", "patch_size"), False, "universal adversarial patch (Brown et al. 2017), EOT over rotation/scale/place",
-                    takes=_FITTED, art_class=AdversarialPatchPyTorch),
-    "poison-flip": Method("poison", None, help="label flip source→target on a share of the training set, then retrain",
-                          takes=_POISON + ("source_class",), requires=("source_class", "target_class", "fraction")),
-    "poison-backdoor": Method("poison", None, help="backdoor trigger (ART add_pattern_bd) labelled as the target on a share "
-                              "of the training set, then retrain", takes=_POISON, requires=("target_class", "fraction")),
+    # HopSkipJump, 'HopSkipJumpAttack: A Query-Efficient Decision-Based Attack' [https://arxiv.org/abs/1904.02144]
+    # (Chen et al., IEEE S&P 2020). Distance: L2, minimal (unbounded). Reads labels only. Arguments: max_iter (20),
+    # max_eval (queries per gradient estimate, 1000), init_eval (100), batch_size (128); ART's norm 2, init_size 100.
+    "hopskipjump": Method(kind="evasion", factory=FrozenHopSkipJump,
+                          defaults={"max_iter": 20, "max_eval": 1000, "init_eval": 100, "batch_size": 128},
+                          options=("max_iter",), bounded=False, access="labels",
+                          help="HopSkipJump, decision-based black-box, minimal L2 (unbounded)"),
+    "uap": Method(kind="universal", factory=_uap,
+                  defaults={"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
+                  options=_ITERATIVE + ("attacker",), bounded=True, takes=_FITTED, art_class=UniversalPerturbation,
+                  help="Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images"),
+    # documented in skinart.universal.SGDUniversalPerturbation
+    "uap-sgd": Method(kind="universal", factory=SGDUniversalPerturbation,
+                      defaults={"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 20, "delta": 0.1, "batch_size": 32, "patience": 5},
+                      options=_ITERATIVE, bounded=True, takes=_FITTED,
+                      help="stochastic-gradient UAP (Shafahi et al. 2020): one shared δ, sign steps over mini-batches of train images"),
+    "patch": Method(kind="patch", factory=_patch,
+                    defaults={"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32},
+                    options=("max_iter", "patch_size"), bounded=False, takes=_FITTED, art_class=AdversarialPatchPyTorch,
+                    help="universal adversarial patch (Brown et al. 2017), EOT over rotation/scale/place"),
+    # Poisoning by label flipping: relabel a `fraction` of the source class as the target, retrain (skinart.poisons).
+    "poison-flip": Method(kind="poison", factory=None, takes=_POISON + ("source_class",),
+                          requires=("source_class", "target_class", "fraction"),
+                          help="label flip source→target on a share of the training set, then retrain"),
+    # Backdoor, 'BadNets' [https://arxiv.org/abs/1708.06733] (Gu et al. 2017): ART's add_pattern_bd trigger on a
+    # `fraction` of the training set, relabelled as the target, then retrain (skinart.poisons).
+    "poison-backdoor": Method(kind="poison", factory=None, takes=_POISON, requires=("target_class", "fraction"),
+                              help="backdoor trigger (ART add_pattern_bd) labelled as the target on a share "
+                              "of the training set, then retrain"),
 }
 
 

@@ -23,8 +23,8 @@ from skinart.presentation.tables import attack_markdown, metrics_markdown, threa
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PREDICTIONS_FILE, write_json
 
 
-def evaluate(classifier, split: Split, checkpoint: Checkpoint, malignant: list[str], out: Path, title: str, kind: str = "evaluate",
-             about: dict | None = None) -> dict:
+def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: list[str], out: Path, title: str,
+             kind: str = "evaluate", about: dict | None = None) -> dict:
     """Clean metrics of `classifier` on `split`, at argmax and at the operating point the scored `checkpoint` stores:
     metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices."""
     probs, classes = predict(classifier, split.images), checkpoint.classes
@@ -38,7 +38,7 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, malignant: list[s
     return metrics
 
 
-def score_attack(classifier, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str], checkpoint: Checkpoint,
+def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str],
                  target: int | None) -> tuple[dict, np.ndarray, np.ndarray]:
     """(metrics, clean probabilities, attacked probabilities) of the (defended) classifier on clean and attacked images,
     both judged at the threshold the scored checkpoint stores (the deployed one: never re-chosen under attack)."""
@@ -68,7 +68,7 @@ class AttackOutcome:
     arrays: dict = field(default_factory=dict)
 
 
-def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, clean_probs: np.ndarray, adv_probs: np.ndarray,
+def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, *, clean_probs: np.ndarray, adv_probs: np.ndarray,
                           classes: list[str], title: str) -> None:
     """metrics.json/.md, adversarial.npz, the perturbation grid, the confusion matrices under attack, and the
     universal noise or patch (raw values and a viewable image)."""
@@ -93,7 +93,8 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
     outputs. A bounded attack whose measured L∞ exceeds its ε is refused."""
     o, classes = outcome, checkpoint.classes
     method = o.cfg.row
-    metrics, clean_probs, adv_probs = score_attack(classifier, o.x, o.adversarial, o.labels, malignant, checkpoint, o.target)
+    metrics, clean_probs, adv_probs = score_attack(classifier, checkpoint, x=o.x, adv=o.adversarial, labels=o.labels,
+                                                   malignant=malignant, target=o.target)
     eps = o.art_params.get("eps") if method.bounded else None
     if eps is not None and metrics["linf_max"] is not None and metrics["linf_max"] > eps + 1e-6:
         raise SkinartError(f"{o.cfg.method} moved pixels by {metrics['linf_max'] * 255:.2f}/255, beyond its ε {eps * 255:.2f}/255: "
@@ -105,7 +106,7 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
         metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
                                        "attacked": prediction_shares(adv_probs.argmax(1), classes)}
     title = f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images)"
-    _write_attack_outputs(out, metrics, o, clean_probs, adv_probs, list(classes), title)
+    _write_attack_outputs(out, metrics, o, clean_probs=clean_probs, adv_probs=adv_probs, classes=list(classes), title=title)
     return metrics
 
 

@@ -29,12 +29,13 @@ if _config.ART_DATA_PATH != _DATA_PATH:
     _config.set_data_path(_DATA_PATH)
 
 # isort: off  (everything below must load after the data path is set)
+from art import __version__ as ART_VERSION  # noqa: E402
+from art.attacks.attack import EvasionAttack  # noqa: E402
 from art.attacks.evasion import (  # noqa: E402
     AdversarialPatchPyTorch, AutoAttack, AutoProjectedGradientDescent, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
     ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
 )
-from art.attacks.evasion import fast_gradient  # noqa: E402
-from art.attacks.evasion.projected_gradient_descent import projected_gradient_descent_pytorch as pgd_pytorch  # noqa: E402
+from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import ProjectedGradientDescentPyTorch  # noqa: E402
 from art.attacks.poisoning import PoisoningAttackBackdoor  # noqa: E402
 from art.attacks.poisoning.perturbations import add_pattern_bd  # noqa: E402
 from art.data_generators import PyTorchDataGenerator  # noqa: E402
@@ -42,14 +43,20 @@ from art.defences.detector.poison import ActivationDefence, SpectralSignatureDef
 from art.defences.preprocessor import FeatureSqueezing, JpegCompression, SpatialSmoothing  # noqa: E402
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch  # noqa: E402
 from art.defences.trainer import AdversarialTrainer, AdversarialTrainerMadryPGD  # noqa: E402
-from art.estimators.classification import PyTorchClassifier  # noqa: E402
+from art.estimators.classification import ClassifierMixin, PyTorchClassifier  # noqa: E402
+from art.estimators.estimator import BaseEstimator, LossGradientsMixin  # noqa: E402
 from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
+from art.utils import check_and_transform_label_format, compute_success_array, get_labels_np_array, projection  # noqa: E402
+
+ART_NUMPY_DTYPE = _config.ART_NUMPY_DTYPE  # the float type ART's attacks compute in (float32)
 
 __all__ = [
-    "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "AutoAttack",
-    "AutoProjectedGradientDescent", "CarliniL2Method",
-    "CarliniLInfMethod", "EoTPyTorch", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
-    "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent", "PyTorchClassifier",
+    "ART_NUMPY_DTYPE", "ART_VERSION", "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "AutoAttack",
+    "AutoProjectedGradientDescent", "BaseEstimator", "CarliniL2Method", "ClassifierMixin",
+    "CarliniLInfMethod", "EoTPyTorch", "EvasionAttack", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
+    "LossGradientsMixin", "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent",
+    "ProjectedGradientDescentPyTorch", "PyTorchClassifier",
     "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",
-    "UniversalPerturbation", "add_pattern_bd", "fast_gradient", "pgd_pytorch",
+    "UniversalPerturbation", "add_pattern_bd", "check_and_transform_label_format", "compute_success_array",
+    "get_labels_np_array", "projection",
 ]

@@ -214,8 +214,8 @@ def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malign
     return history, best_epoch, best_state
 
 
-def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, device: str = "auto", malignant=DEFAULT_MALIGNANT,
-          trainer: Callable | None = None, extra_meta: dict | None = None, *, start: Checkpoint | None = None) -> dict:
+def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = "auto", malignant=DEFAULT_MALIGNANT,
+          trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None) -> dict:
     """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`; its `history`,
     `best_epoch` and the `checkpoint` written. `trainer(classifier)` may return an ART trainer (e.g.
     `AdversarialTrainer`) whose `fit_generator` replaces the classifier's own for each epoch. `start`: continue from a

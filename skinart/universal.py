@@ -1,5 +1,6 @@
 """The batched stochastic-gradient universal perturbation, which ART lacks: one shared δ trained like a weight, by
-sign-gradient steps over mini-batches of the fit images, instead of ART's pass over them one image at a time."""
+sign-gradient steps over mini-batches of the fit images, instead of ART's pass over them one image at a time. An ART
+`EvasionAttack` like the others (parameters checked and set as ART's are), weights frozen while it runs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Callable
 
 import numpy as np
 
+from skinart.crafting import frozen_weights
+from skinart.toolbox import BaseEstimator, ClassifierMixin, EvasionAttack, LossGradientsMixin
 
-class SGDUniversalPerturbation:
+
+class SGDUniversalPerturbation(EvasionAttack):
     r"""
     Stochastic-gradient universal adversarial perturbation, from 'Universal Adversarial Training'
     [https://arxiv.org/abs/1811.11304] (Shafahi et al., AAAI 2020, Algorithm 1 with sign steps).
@@ -37,14 +41,27 @@ class SGDUniversalPerturbation:
     a fixed size do not settle; after `patience` such passes in a row the fit ends (a goal out of reach at this ε).
     """
 
-    attack_params = ["eps", "eps_step", "max_iter", "delta", "batch_size", "patience", "targeted"]
+    attack_params = EvasionAttack.attack_params + ["eps", "eps_step", "max_iter", "delta", "batch_size", "patience", "targeted"]
+    _estimator_requirements = (BaseEstimator, LossGradientsMixin, ClassifierMixin)
 
     def __init__(self, classifier, eps: float = 8 / 255, eps_step: float = 1 / 255, max_iter: int = 20, delta: float = 0.1,
                  batch_size: int = 32, patience: int = 5, targeted: bool = False):
-        self.estimator, self.eps, self.eps_step, self.max_iter = classifier, eps, eps_step, max_iter
+        super().__init__(estimator=classifier)
+        self.eps, self.eps_step, self.max_iter = eps, eps_step, max_iter
         self.delta, self.batch_size, self.patience, self.targeted = delta, batch_size, patience, targeted
         self.on_pass: Callable[[int, float], None] | None = None  # told (pass, fit fooling rate) after every pass
         self.noise = self.fooling_rate = self.targeted_success_rate = None
+        self._check_params()
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not (self.eps > 0 and self.eps_step > 0):
+            raise ValueError("eps and eps_step must be positive")
+        if not (isinstance(self.max_iter, int) and self.max_iter > 0 and isinstance(self.batch_size, int) and self.batch_size > 0
+                and isinstance(self.patience, int) and self.patience > 0):
+            raise ValueError("max_iter, batch_size and patience must be positive integers")
+        if not 0 <= self.delta <= 1:
+            raise ValueError("delta must be in [0, 1]")
 
     def _decisions(self, x: np.ndarray, noise: np.ndarray) -> np.ndarray:
         return self.estimator.predict(np.clip(x + noise, 0.0, 1.0), batch_size=256).argmax(1)
@@ -59,6 +76,10 @@ class SGDUniversalPerturbation:
         return np.clip(noise + (-1 if self.targeted else 1) * step * np.sign(grad), -self.eps, self.eps).astype(np.float32)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **_) -> np.ndarray:
+        with frozen_weights(self.estimator):  # only δ is trained: no weight gradients
+            return self._fit(x, y)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         clean = self._decisions(x, 0.0)
         labels = y if y is not None else np.eye(self.estimator.nb_classes, dtype=np.float32)[clean]
         noise, best, step, stale = np.zeros_like(x[:1]), (-1.0, None), self.eps_step, 0

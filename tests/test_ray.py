@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import torch
 
-from skinart import ray_executor
+from skinart.recipes import ray_executor
 from tests.conftest import invoke
 from tests.test_recipes import tiny_recipe, write
 

@@ -74,7 +74,7 @@ def test_the_fit_stops_once_its_fooling_goal_is_reached(trained, derma_subset, t
         assert metrics["fit_fooling_rate"] == pytest.approx(by_pass[-1], abs=1e-4)
 
 
-def test_art_uap_loop_runs_on_one_thread_and_restores_the_count(trained, derma_subset):
+def test_art_uap_runs_on_one_thread_and_restores_the_count(trained, derma_subset):
     classifier = Checkpoint.load(trained).classifier("cpu")
     x = np.load(derma_subset)["train_images"][:40].transpose(0, 3, 1, 2).astype(np.float32) / 255
     seen, gradient = [], classifier.loss_gradient

@@ -71,14 +71,14 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({threat})", file=sys.stderr)
     start = time.perf_counter()
     x = to_model_input(test.images[keep])
-    adv, info, arrays = _craft(cfg, attack, crafter, dataset, x, test.labels[keep], target)
+    adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
                                                labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),
                             checkpoint.classifier(options.device), checkpoint, malignant)
 
 
-def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, x: np.ndarray, labels: np.ndarray,
+def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.ndarray, labels: np.ndarray,
            target: int | None) -> tuple[np.ndarray, dict, dict]:
     """(adversarial images, fit information, arrays to save): crafted per image, or fitted once on train images."""
     method, n_classes = cfg.row, len(dataset.classes)

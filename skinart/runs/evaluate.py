@@ -25,5 +25,6 @@ def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, spli
     classifier = checkpoint.classifier(options.device)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
-        return evaluate(classifier, images, checkpoint, malignant, tmp, f"{checkpoint.meta.model} on {what} ({len(images)} images)",
+        return evaluate(classifier, images, checkpoint, malignant=malignant, out=tmp,
+                        title=f"{checkpoint.meta.model} on {what} ({len(images)} images)",
                         about={"external": external, "data": {**dataset.identity(), "split": "all" if external else split}})

@@ -43,12 +43,13 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     print(f"{cfg.method}: {len(indices)} of {allowed.sum()} candidate training images poisoned → {classes[target]}; retraining",
           file=sys.stderr)
     with run.staged() as tmp:
-        retrained = train(poisoned, train_cfg, tmp, options.device, malignant)["checkpoint"]
+        retrained = train(poisoned, train_cfg, tmp, device=options.device, malignant=malignant)["checkpoint"]
         checkpoints = dict(zip(MODELS, (checkpoint, retrained)))
         models = {name: c.classifier(options.device) for name, c in checkpoints.items()}
         # each model at its own operating point: the poisoned one chose its threshold on val after retraining
         thresholds = {name: c.threshold(malignant) for name, c in checkpoints.items()}
-        metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds, classes, malignant, source, target, tmp)}
+        metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds=thresholds, classes=classes, malignant=malignant,
+                                                    source=source, target=target, out=tmp)}
         metrics.update(method=cfg.method, fraction=cfg.fraction, poisoned_samples=len(indices), candidate_samples=int(allowed.sum()),
                        target_class=classes[target], source_class=None if source is None else classes[source])
         write_json(tmp / METRICS_FILE, metrics)
@@ -57,7 +58,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     return metrics
 
 
-def _compare(cfg: AttackConfig, test: Split, models: dict, thresholds: dict, classes: list[str], malignant: list[str],
+def _compare(cfg: AttackConfig, test: Split, models: dict, *, thresholds: dict, classes: list[str], malignant: list[str],
              source: int | None, target: int, out: Path) -> dict:
     """Both models on the clean test split; for a flip the source→target confusion, for a backdoor the
     trigger's success on triggered test images of the other classes."""

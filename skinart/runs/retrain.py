@@ -12,13 +12,13 @@ import numpy as np
 
 from skinart.attacks import METHODS, build
 from skinart.checkpoints import Checkpoint
-from skinart.crafting import craft_evasion, frozen_generate, one_hot
+from skinart.crafting import FrozenProjectedGradientDescent, craft_evasion, one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.defences import DEFENCES, RetrainConfig
 from skinart.errors import SkinartError
 from skinart.rundir import RunDir, RunOptions, resolved
 from skinart.scoring import evaluate
-from skinart.toolbox import AdversarialTrainer, AdversarialTrainerMadryPGD
+from skinart.toolbox import AdversarialTrainer
 from skinart.training import TrainConfig, train
 
 
@@ -43,28 +43,26 @@ def with_adversarial_copies(split: Split, attacks: list, classifier, ratio: floa
 
 
 def online_trainer(names: tuple[str, ...], options: dict, ratio: float) -> Callable:
-    """ART's AdversarialTrainer regenerating adversarials per batch; the weights are frozen only while
-    each attack runs (they are being trained in between)."""
+    """ART's AdversarialTrainer regenerating adversarials per batch; skinart's attacks freeze the weights only inside
+    their own `generate` (they are being trained in between)."""
 
     def make(classifier):
-        attacks = _attacks(names, classifier, options)
-        for attack in attacks:
-            attack.generate = frozen_generate(attack, classifier)
-        return AdversarialTrainer(classifier, attacks, ratio=ratio)
+        return AdversarialTrainer(classifier, _attacks(names, classifier, options), ratio=ratio)
 
     return make
 
 
 def madry_trainer(options: dict) -> Callable:
-    """ART's AdversarialTrainerMadryPGD (PGD at ratio 1), its ε given in [0, 1] units (its defaults assume 0–255)."""
+    """Madry's PGD training as ART's AdversarialTrainerMadryPGD builds it (ART's AdversarialTrainer, PGD at ratio 1), its ε
+    given in [0, 1] units (ART's Madry defaults assume 0–255)."""
     settings = {**DEFENCES["madry"].defaults, **{k: v for k, v in options.items() if v is not None}}
 
     def make(classifier):
-        madry = AdversarialTrainerMadryPGD(classifier, eps=settings["eps"], eps_step=settings["eps_step"],
-                                           max_iter=settings["max_iter"], num_random_init=1)
-        madry.attack.set_params(verbose=False)
-        madry.attack.generate = frozen_generate(madry.attack, classifier)
-        return madry.trainer
+        # what ART's AdversarialTrainerMadryPGD builds as its `trainer` (the PGD at ART's defaults but for these, batch
+        # 32 included), with skinart's PGD, which freezes the weights only inside its own `generate`
+        attack = FrozenProjectedGradientDescent(classifier, eps=settings["eps"], eps_step=settings["eps_step"],
+                                                max_iter=settings["max_iter"], num_random_init=1, verbose=False)
+        return AdversarialTrainer(classifier, attack, ratio=1.0)
 
     return make
 
@@ -89,15 +87,17 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     with run.staged() as tmp:
         if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition
             make = madry_trainer(cfg.options) if method == "madry" else online_trainer(cfg.attacks, cfg.options, cfg.ratio)
-            retrained = train(dataset, train_cfg, tmp, options.device, malignant, make, defence, start=start)["checkpoint"]
+            retrained = train(dataset, train_cfg, tmp, device=options.device, malignant=malignant, trainer=make, extra_meta=defence,
+                              start=start)["checkpoint"]
         else:
-            retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, tmp, options.device, malignant, defence, start)
+            retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, out=tmp, device=options.device, malignant=malignant,
+                                       defence=defence, start=start)
         # its own operating point, chosen for the new weights
-        return evaluate(retrained.classifier(options.device), dataset.splits["test"], retrained, malignant, tmp,
-                        f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
+        return evaluate(retrained.classifier(options.device), dataset.splits["test"], retrained, malignant=malignant, out=tmp,
+                        title=f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
 
 
-def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cfg: TrainConfig, out: Path, device: str,
+def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cfg: TrainConfig, *, out: Path, device: str,
                    malignant: list[str], defence: dict, start: Checkpoint | None) -> Checkpoint:
     """`cfg.rounds` times: craft adversarial copies on the current model, then train on the split plus the copies;
     each round after the first continues from the one before. Returns the last round's checkpoint."""
@@ -106,7 +106,7 @@ def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cf
         print(f"round {round_ + 1}/{cfg.rounds}: crafting {cfg.ratio:.0%} adversarial copies with {'+'.join(cfg.attacks)}", file=sys.stderr)
         train_split = with_adversarial_copies(dataset.splits["train"], _attacks(cfg.attacks, crafter, cfg.options), crafter,
                                               cfg.ratio, train_cfg.seed + round_)
-        start = train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device, malignant,
-                      extra_meta=defence, start=start)["checkpoint"]
+        start = train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device=device,
+                      malignant=malignant, extra_meta=defence, start=start)["checkpoint"]
         crafter = start.classifier(device)
     return start

@@ -28,4 +28,4 @@ def train_run(cfg: TrainConfig, out: Path, options: RunOptions, *, img_size: int
         return None
     dataset = load_dataset(options.data, options.data_root, img_size, resize, ratios, cfg.seed)
     with run.staged() as tmp:
-        return train(dataset, cfg, tmp, options.device, malignant)
+        return train(dataset, cfg, tmp, device=options.device, malignant=malignant)

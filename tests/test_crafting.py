@@ -1,0 +1,251 @@
+"""skinart's subclasses of ART's attacks (skinart.crafting) on a small torch model built here: the same adversarials as
+ART's own classes, the weights frozen only inside `generate`, FGSM's random restarts kept (issue 24 item 1), and an
+ART that no longer has what a subclass overrides failing at import. Runs without the real data, in seconds."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skinart import crafting
+from skinart.attacks import METHODS, build
+from skinart.crafting import (
+    FastProjectedGradientDescentPyTorch, FrozenFastGradientMethod, FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent,
+    FrozenWeights, PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation, check_overrides, craft_evasion,
+    fit_universal,
+)
+from skinart.models import wrap
+from skinart.toolbox import (
+    AdversarialTrainerMadryPGD, EvasionAttack, FastGradientMethod, MomentumIterativeMethod, ProjectedGradientDescent,
+    ProjectedGradientDescentPyTorch, TargetedUniversalPerturbation, UniversalPerturbation,
+)
+from skinart.universal import SGDUniversalPerturbation
+
+N_CLASSES, SIZE = 5, 16
+
+
+class Tiny(nn.Module):
+    """Two conv layers and a linear head; it records whether any weight was trainable during each forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_classes = N_CLASSES
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+                                  nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, N_CLASSES))
+        self.trainable_seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.trainable_seen.append(any(p.requires_grad for p in self.parameters()))
+        return self.body(x)
+
+
+def _images(rng: np.random.Generator, templates: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.integers(0, N_CLASSES, n)
+    x = np.clip(0.5 * templates[labels] + rng.uniform(0, 0.5, (n, 3, SIZE, SIZE)), 0, 1).astype(np.float32)
+    return x, labels
+
+
+@pytest.fixture(scope="module")
+def model():
+    """(classifier, net, x, one-hot model predictions): the net trained for 40 steps to tell 5 noisy colour templates
+    apart, wrapped as skinart wraps every model (normalisation first, channels-last), with an optimiser for trainers."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = Tiny()
+    classifier = wrap(net, SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=None)
+    templates = rng.uniform(0, 1, (N_CLASSES, 3, SIZE, SIZE)).astype(np.float32)
+    x_train, labels = _images(rng, templates, 512)
+    optimiser = torch.optim.Adam(classifier.model.parameters(), 1e-2)
+    for _ in range(40):
+        i = rng.choice(512, 64)
+        loss = nn.functional.cross_entropy(classifier.model(torch.from_numpy(x_train[i])), torch.from_numpy(labels[i]))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    classifier.model.eval()
+    x, _ = _images(rng, templates, 64)
+    predicted = classifier.predict(x).argmax(1)
+    assert len(set(predicted)) == N_CLASSES  # a model with decisions to change
+    return classifier, net, x, np.eye(N_CLASSES, dtype=np.float32)[predicted]
+
+
+def _seeded(make, x, y):
+    """`make()`'s attack run on (x, y) from the same seeds (ART draws its random starts from numpy, the UAP's order
+    from Python's `random`)."""
+    np.random.seed(0)
+    random.seed(0)
+    torch.manual_seed(0)
+    attack = make()
+    return attack, attack.generate(x, y)
+
+
+_QUIET = {"verbose": False}
+
+
+@pytest.mark.parametrize("art_class, ours, params", [
+    (ProjectedGradientDescent, FrozenProjectedGradientDescent,
+     {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 10, "num_random_init": 1, **_QUIET}),
+    (ProjectedGradientDescent, FrozenProjectedGradientDescent,  # restarts, and a last batch shorter than the others
+     {"eps": 4 / 255, "eps_step": 1 / 255, "max_iter": 5, "num_random_init": 3, "batch_size": 24, **_QUIET}),
+    (ProjectedGradientDescent, FrozenProjectedGradientDescent,  # targeted, per-image ε: ART's own projection runs
+     {"eps": np.full((64, 1, 1, 1), 6 / 255, np.float32), "eps_step": np.full((64, 1, 1, 1), 2 / 255, np.float32), "max_iter": 3,
+      "targeted": True, **_QUIET}),
+    (ProjectedGradientDescent, FrozenProjectedGradientDescent, {"norm": 2, "eps": 0.5, "eps_step": 0.1, "max_iter": 5, **_QUIET}),
+    (MomentumIterativeMethod, FrozenMomentumIterativeMethod, {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 10, **_QUIET}),
+    (FastGradientMethod, FrozenFastGradientMethod, {"eps": 2 / 255}),
+    (FastGradientMethod, FrozenFastGradientMethod, {"eps": 8 / 255, "num_random_init": 1}),
+    (FastGradientMethod, FrozenFastGradientMethod, {"eps": 8 / 255, "num_random_init": 2}),
+])
+def test_skinart_attacks_give_art_s_adversarials(model, art_class, ours, params):
+    """The same array, bit for bit, from the same seed: the clamp is ART's L∞ projection in the same float32 numbers
+    (both round ε to float32 once), the skipped success-rate log draws nothing random, and frozen weights change the
+    arithmetic of no input gradient."""
+    classifier, _, x, y = model
+    if params.get("targeted"):
+        y = np.roll(y, 1, axis=1)  # targets: the next class
+    _, theirs = _seeded(lambda: art_class(classifier, **params), x, y)
+    attack, mine = _seeded(lambda: ours(classifier, **params), x, y)
+    assert isinstance(attack, art_class) and isinstance(attack, FrozenWeights)
+    if art_class is not FastGradientMethod:
+        assert type(attack._attack) is FastProjectedGradientDescentPyTorch
+    np.testing.assert_array_equal(mine, theirs)
+    assert (classifier.predict(mine).argmax(1) != classifier.predict(x).argmax(1)).any()  # some decisions change
+
+
+def test_fgsm_with_random_restarts_returns_the_best_restart_not_the_clean_images(model):
+    """Issue 24 item 1: ART keeps a random restart of FGSM only when its success rate beats the best so far, and the
+    old patch made every success rate NaN, so `--random-init 2` returned the clean images (largest change 0)."""
+    classifier, _, x, y = model
+    np.random.seed(0)
+    attack = build("fgsm", classifier, {"eps": 8 / 255, "num_random_init": 2}, {})
+    adv = craft_evasion(attack, classifier, x, y)
+    assert np.abs(adv - x).max() == pytest.approx(8 / 255, abs=1e-6)
+    assert (classifier.predict(adv).argmax(1) != y.argmax(1)).mean() > 0.5
+
+
+@pytest.mark.parametrize("targeted, attacker", [(False, "fgsm"), (False, "pgd"), (True, "fgsm")])
+def test_pass_scored_uap_gives_art_s_perturbation(model, targeted, attacker):
+    """skinart's UAP runs ART's loop but scores each pass in batches of 256 where ART predicts one image at a time, and
+    its sub-attacker is skinart's (the same adversarials, above). Conv kernels may sum a batch in another order than one
+    image, so a decision on a float tie, and with it a pass's fooling rate and where the fit stops, could differ; on
+    this model none does: the same δ, bit for bit, the same fit fooling rate, and `on_pass` told ART's rate each pass."""
+    classifier, _, x, y = model
+    target = np.eye(N_CLASSES, dtype=np.float32)[np.full(len(x), 2)] if targeted else None
+    params = {"eps": 1 / 255, "targeted": targeted} if attacker == "fgsm" else \
+        {"eps": 1 / 255, "eps_step": 1 / 1020, "max_iter": 10, "verbose": False}
+    common = {"attacker": attacker, "attacker_params": params, "eps": 8 / 255, "max_iter": 3, "delta": 0.05}
+    art_class, ours = (TargetedUniversalPerturbation, PassScoredTargetedUniversalPerturbation) if targeted else \
+        (UniversalPerturbation, PassScoredUniversalPerturbation)
+    extra = {} if targeted else {"verbose": False}
+    art, theirs = _seeded(lambda: art_class(classifier, **common, **extra), x, target)
+    passes = []
+
+    def make():
+        attack = ours(classifier, **common, **extra)
+        attack.on_pass = lambda n, rate: passes.append((n, rate))
+        return attack
+
+    attack, mine = _seeded(make, x, target)
+    assert isinstance(attack, art_class)
+    np.testing.assert_array_equal(attack.noise, art.noise)
+    np.testing.assert_array_equal(mine, theirs)
+    assert attack.fooling_rate == art.fooling_rate > 0 and 0 < np.abs(attack.noise).max() <= 8 / 255 + 1e-6
+    assert [n for n, _ in passes] == list(range(1, len(passes) + 1)) and passes[-1][1] == pytest.approx(art.fooling_rate)
+    if targeted:
+        assert attack.targeted_success_rate == art.targeted_success_rate
+
+
+def test_the_uap_row_builds_skinart_s_classes_and_fit_universal_reports_every_pass(model):
+    classifier, _, x, _ = model
+    attack = build("uap", classifier, {"max_iter": 2}, {})
+    assert type(attack) is PassScoredUniversalPerturbation
+    assert type(attack._get_attack(attack.attacker, attack.attacker_params)) is FrozenFastGradientMethod
+    assert type(build("uap", classifier, {"attacker": "pgd"}, {})._get_attack("pgd")) is FrozenProjectedGradientDescent
+    assert type(build("uap", classifier, {}, {}, target=1)) is PassScoredTargetedUniversalPerturbation
+    random.seed(0)
+    noise, info = fit_universal(attack, classifier, x, None, N_CLASSES)
+    assert noise.shape == (1, 3, SIZE, SIZE) and info["fit_passes"] == len(info["fit_fooling_by_pass"]) >= 1
+    assert info["fit_fooling_rate"] == pytest.approx(info["fit_fooling_by_pass"][-1], abs=1e-4)
+
+
+def test_sgd_uap_is_an_art_evasion_attack():
+    assert issubclass(SGDUniversalPerturbation, EvasionAttack)
+
+
+_CHEAP = {  # the fewest iterations that still run each method through
+    "fgsm": {}, "pgd": {"max_iter": 2}, "mim": {"max_iter": 2}, "cw": {"max_iter": 2, "binary_search_steps": 1},
+    "cw-linf": {"max_iter": 2}, "square": {"max_iter": 5}, "autoattack": {"max_iter": 2, "square_max_iter": 5},
+    "hopskipjump": {"max_iter": 1, "max_eval": 5, "init_eval": 2}, "uap": {"max_iter": 1}, "uap-sgd": {"max_iter": 1},
+    "patch": {"max_iter": 2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CHEAP))
+def test_every_method_freezes_the_weights_inside_its_generate_only(model, name):
+    """What every row of METHODS builds is a skinart subclass that freezes the weights while it runs and thaws them
+    after (trainers train between two calls), whoever calls `generate`."""
+    assert set(_CHEAP) == {n for n, m in METHODS.items() if m.kind != "poison"}
+    classifier, net, x, y = model
+    attack = build(name, classifier, {}, _CHEAP[name])
+    assert isinstance(attack, EvasionAttack) and type(attack).__module__.startswith("skinart.")
+    net.trainable_seen.clear()
+    np.random.seed(0)
+    attack.generate(x[:6], y[:6] if name not in ("uap", "uap-sgd") else None)
+    assert net.trainable_seen and not any(net.trainable_seen)
+    assert all(p.requires_grad for p in classifier.model.parameters())
+
+
+def test_trainers_attack_with_frozen_weights_and_train_with_trainable_ones(model):
+    """Online retraining and Madry's trainer: ART's AdversarialTrainer calls skinart's attacks, which freeze the weights
+    only inside `generate`; the training steps between see them trainable, and the weights change. Madry's PGD has the
+    parameters ART's AdversarialTrainerMadryPGD gives its own."""
+    from skinart.runs.retrain import madry_trainer, online_trainer  # a layer-4 module, only for this test
+
+    _, _, x, y = model
+    torch.manual_seed(1)
+    net = Tiny()
+    classifier = wrap(net, SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=torch.optim.SGD(net.parameters(), lr=0.1))
+    settings = {"eps": 4 / 255, "eps_step": 1 / 255, "max_iter": 2}
+    madry = madry_trainer(settings)(classifier)
+    ours = madry.attacks[0]
+    theirs = AdversarialTrainerMadryPGD(classifier, num_random_init=1, **settings).attack
+    assert type(ours) is FrozenProjectedGradientDescent and madry.ratio == 1.0
+    assert {p: getattr(ours._attack, p) for p in ours.attack_params if p not in ("verbose", "estimator", "summary_writer")} == \
+        {p: getattr(theirs._attack, p) for p in theirs.attack_params if p not in ("verbose", "estimator", "summary_writer")}
+    online = online_trainer(("fgsm", "pgd", "mim"), {"max_iter": 2}, 0.5)(classifier)
+    assert [type(a) for a in online.attacks] == [FrozenFastGradientMethod, FrozenProjectedGradientDescent, FrozenMomentumIterativeMethod]
+    for trainer in (madry, online):
+        before = [p.detach().clone() for p in net.parameters()]
+        net.trainable_seen.clear()
+        trainer.fit(x[:32], y[:32], nb_epochs=1, batch_size=16)
+        assert True in net.trainable_seen and False in net.trainable_seen  # training steps and attack steps
+        assert all(p.requires_grad for p in net.parameters())
+        assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+
+
+def test_an_art_without_what_a_subclass_overrides_fails_at_import():
+    class OldPGD:
+        def generate(self, x, mask):  # another signature
+            return x
+
+    with pytest.raises(ImportError, match="_projection is gone"):
+        check_overrides(FastProjectedGradientDescentPyTorch, OldPGD, "_projection")
+    with pytest.raises(ImportError, match="no longer takes"):
+        check_overrides(FastProjectedGradientDescentPyTorch, OldPGD, "generate")
+    with pytest.raises(ImportError, match="copies ProjectedGradientDescentPyTorch.generate from ART 1.20.1"):
+        check_overrides(FastProjectedGradientDescentPyTorch, ProjectedGradientDescentPyTorch, "generate", copied=True, version="1.21.0")
+    check_overrides(FastProjectedGradientDescentPyTorch, ProjectedGradientDescentPyTorch, "generate", "_projection", copied=True)
+    assert crafting.COPIED_FROM_ART == "1.20.1"
+
+
+def test_no_unittest_mock_in_skinart():
+    """skinart changes ART's behaviour by subclassing, never by patching at run time."""
+    root = Path(__file__).resolve().parents[1] / "skinart"
+    users = [str(p.relative_to(root)) for p in root.rglob("*.py") if re.search(r"\bunittest\b|\bmock\b", p.read_text())]
+    assert users == []
