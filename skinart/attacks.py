@@ -15,6 +15,7 @@ from skinart.crafting import (
 )
 from skinart.errors import SkinartError
 from skinart.options import choose
+from skinart.preprocessing import eot_samples
 from skinart.toolbox import AdversarialPatchPyTorch, AutoProjectedGradientDescent, SquareAttack, UniversalPerturbation
 from skinart.universal import SGDUniversalPerturbation
 
@@ -206,7 +207,8 @@ def flag(option: str) -> str:
 
 
 def build(name: str, classifier, options: dict, extra: dict, target: int | None = None):
-    """The ART attack for `name`: defaults < the skinart options given < --param extras."""
+    """The ART attack for `name`: defaults < the skinart options given < --param extras. Its batch_size counts the
+    rows the model sees: on a classifier with EOT (adaptive threat), images per batch = batch_size ÷ EOT samples."""
     method = check_method(name)
     given = {k: v for k, v in options.items() if v is not None}
     unused = [k for k in given if k not in method.options]
@@ -216,6 +218,8 @@ def build(name: str, classifier, options: dict, extra: dict, target: int | None 
     kwargs = {**method.defaults, **given, **extra}
     if method.kind == "evasion" and "eps_step" in kwargs and "eps" in given and "eps_step" not in {**given, **extra}:
         kwargs["eps_step"] = given["eps"] / 4  # the step follows ε (2/255 at the default 8/255) so ε sweeps stay comparable
+    if "batch_size" in kwargs:  # EOT repeats every image of a batch: the batch the model sees stays the one asked for
+        kwargs["batch_size"] = max(1, kwargs["batch_size"] // eot_samples(classifier))
     if target is not None:
         kwargs["targeted"] = True
     elif "targeted" in getattr(method.art_class or method.factory, "attack_params", ()):

@@ -5,6 +5,7 @@ name their preprocessors by this table, so a defended checkpoint loads with its 
 from __future__ import annotations
 
 import io
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -112,6 +113,11 @@ def adaptive_chain(entries: list[dict], device: str = "cpu", eot: bool = True) -
     if eot and all(isinstance(p, PreprocessorPyTorch) for p in chain):
         chain.append(EoTFlips())
     return chain
+
+
+def eot_samples(classifier) -> int:
+    """How many rows the classifier's EOT preprocessors make of each image in a batch (1 without EOT)."""
+    return math.prod(p.nb_samples for p in getattr(classifier, "preprocessing_operations", ()) if isinstance(p, EoTPyTorch))
 
 
 def preprocessors(entries: list[dict], device: str = "cpu") -> list:
