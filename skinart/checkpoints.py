@@ -191,7 +191,7 @@ class Checkpoint:
         source = read_data(*self._data_location(data, data_root), img_size)
         self._check_provenance(source, external)
         ratios = None if external else tuple(trained_on["split_ratios"])
-        dataset = dataset_of(source, img_size, trained_on["resize"], ratios, trained_on["seed"])
+        dataset = dataset_of(source, img_size=img_size, resize=trained_on["resize"], split_ratios=ratios, seed=trained_on["seed"])
         if split not in dataset.splits:
             raise SkinartError(f"split '{split}' does not exist for {source.name} with these ratios; choose one of {', '.join(dataset.splits)}")
         self._check_disjoint(dataset.splits["test"])

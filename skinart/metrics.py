@@ -81,7 +81,7 @@ def operating_threshold(operating_point: dict | None, malignant: list[str] | tup
 
 
 def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] = CLASSES, malignant: tuple[str, ...] = DEFAULT_MALIGNANT,
+    y_true: np.ndarray, y_pred: np.ndarray, *, classes: tuple[str, ...] = CLASSES, malignant: tuple[str, ...] = DEFAULT_MALIGNANT,
     probs: np.ndarray | None = None, threshold: float | None = None,
 ) -> dict:
     """Multi-class metrics and the binary ones at argmax; given the probabilities, also the AUROC of p_malignant and,
@@ -126,15 +126,15 @@ def _binary_views(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[in
 
 
 def attack_metrics(
-    y_true: np.ndarray, clean_probs: np.ndarray, adv_probs: np.ndarray, classes: tuple[str, ...] = CLASSES,
+    y_true: np.ndarray, *, clean_probs: np.ndarray, adv_probs: np.ndarray, classes: tuple[str, ...] = CLASSES,
     malignant: tuple[str, ...] = DEFAULT_MALIGNANT, target: int | None = None, threshold: float | None = None,
 ) -> dict:
     """Clean and attacked metrics plus the three rates DESIGN.md separates: fooling (prediction changed),
     error (1 − accuracy, the thesis's "fooling rate") and success (originally correct, now wrong). Both halves are
     judged at the same threshold: the deployed one is what the attacker faces."""
     clean_pred, adv_pred = clean_probs.argmax(1), adv_probs.argmax(1)
-    clean = classification_metrics(y_true, clean_pred, classes, malignant, clean_probs, threshold)
-    adversarial = classification_metrics(y_true, adv_pred, classes, malignant, adv_probs, threshold)
+    clean = classification_metrics(y_true, clean_pred, classes=classes, malignant=malignant, probs=clean_probs, threshold=threshold)
+    adversarial = classification_metrics(y_true, adv_pred, classes=classes, malignant=malignant, probs=adv_probs, threshold=threshold)
     correct = clean_pred == y_true
     metrics = {
         "clean": clean,
@@ -172,7 +172,7 @@ def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tup
     worst = preds[harm.argmax(0), np.arange(len(y_true))]
     scores = np.stack([p_malignant(p, malignant_idx) for p in probs])
     worst_scores = np.where(truth, scores.min(0), scores.max(0))
-    metrics = classification_metrics(y_true, worst, classes, malignant)
+    metrics = classification_metrics(y_true, worst, classes=classes, malignant=malignant)
     metrics["auroc"] = auroc(y_true, worst_scores, malignant_idx)
     metrics["binary_at_threshold"] = None if threshold is None else threshold_metrics(y_true, worst_scores, threshold, malignant_idx)
     return metrics
@@ -205,7 +205,7 @@ def _auroc_ranks(y, s, malignant_idx: list[int], axis: int = -1):
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
                  seed: int = 0, level: float = 0.95, scores: np.ndarray | None = None) -> dict:
     """Percentile bootstrap intervals (scipy, test images resampled together with their prediction and p_malignant,
     seeded) of the headline metrics; with `scores` (p_malignant) also of the AUROC."""

@@ -29,7 +29,8 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
     metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices."""
     probs, classes = predict(classifier, split.images), checkpoint.classes
     metrics = {"kind": kind, **(about or {}),
-               **classification_metrics(split.labels, probs.argmax(1), classes, malignant, probs, checkpoint.threshold(malignant))}
+               **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
+                                                  threshold=checkpoint.threshold(malignant))}
     np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
     write_json(out / METRICS_FILE, metrics)
     (out / METRICS_MD).write_text(metrics_markdown(metrics, title))
@@ -43,8 +44,8 @@ def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.n
     """(metrics, clean probabilities, attacked probabilities) of the (defended) classifier on clean and attacked images,
     both judged at the threshold the scored checkpoint stores (the deployed one: never re-chosen under attack)."""
     clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
-    metrics = attack_metrics(labels, clean_probs, adv_probs, checkpoint.classes, tuple(malignant), target,
-                             checkpoint.threshold(malignant))
+    metrics = attack_metrics(labels, clean_probs=clean_probs, adv_probs=adv_probs, classes=checkpoint.classes,
+                             malignant=tuple(malignant), target=target, threshold=checkpoint.threshold(malignant))
     metrics.update(perturbation_norms(x, adv))
     return metrics, clean_probs, adv_probs
 
@@ -78,8 +79,8 @@ def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, *, clean_p
              adversarial_probabilities=adv_probs)
     changed = np.flatnonzero(clean_probs.argmax(1) != adv_probs.argmax(1))
     shown = np.concatenate([changed, np.setdiff1d(np.arange(len(o.x)), changed)])[:4]
-    plot_perturbations(o.x[shown], o.adversarial[shown], clean_probs[shown], adv_probs[shown], classes, o.labels[shown],
-                       out / "perturbations.png", title)
+    plot_perturbations(o.x[shown], o.adversarial[shown], clean_probs=clean_probs[shown], adv_probs=adv_probs[shown],
+                       classes=classes, labels=o.labels[shown], path=out / "perturbations.png", title=title)
     plot_confusions(metrics["adversarial"], classes, out, title, "_adversarial")
     _plot_roc({"clean": (metrics["clean"], clean_probs), "attacked": (metrics["adversarial"], adv_probs)}, o.labels, classes,
               out / "roc.png", title)

@@ -185,7 +185,7 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
     images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
-    return _Setup(net, classifier, loss, optimizer, scheduler, images, mean, std)
+    return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, images=images, mean=mean, std=std)
 
 
 def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:

@@ -19,7 +19,7 @@ Y_PRED = np.array([0, 0, 0, 1, 0, 1, 1, 2, 2, 2])
 
 
 def test_multiclass_metrics_match_hand_computed_confusion_matrix():
-    m = classification_metrics(Y_TRUE, Y_PRED, ("a", "b", "c"), ["c"])
+    m = classification_metrics(Y_TRUE, Y_PRED, classes=("a", "b", "c"), malignant=["c"])
     assert m["confusion_matrix"] == [[3, 1, 0], [1, 2, 1], [0, 0, 2]]
     assert m["accuracy"] == pytest.approx(7 / 10)
     # recall: a 3/4, b 2/4, c 2/2
@@ -38,7 +38,7 @@ def test_multiclass_metrics_match_hand_computed_confusion_matrix():
 def test_binary_metrics_collapse_malignant_classes():
     # malignant = {c}: truth positives are samples 8, 9 (both predicted c): TP 2, FN 0;
     # negatives 0..7, sample 7 predicted c: FP 1, TN 7
-    b = classification_metrics(Y_TRUE, Y_PRED, ("a", "b", "c"), ["c"])["binary"]
+    b = classification_metrics(Y_TRUE, Y_PRED, classes=("a", "b", "c"), malignant=["c"])["binary"]
     assert b["confusion_matrix"] == [[7, 1], [0, 2]]
     assert b["sensitivity"] == 1.0 and b["fnr"] == 0.0
     assert b["specificity"] == pytest.approx(7 / 8)
@@ -63,7 +63,7 @@ def test_undefined_ratios_are_null_not_nan():
 
 
 def test_macro_recall_skips_classes_absent_from_truth():
-    m = classification_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), ("a", "b", "c"), ["c"])
+    m = classification_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), classes=("a", "b", "c"), malignant=["c"])
     assert m["per_class"]["c"]["recall"] is None
     assert m["macro_recall"] == pytest.approx((0.5 + 1.0) / 2)
 
@@ -112,20 +112,20 @@ def test_threshold_choice_is_the_largest_reaching_the_target_sensitivity():
 
 
 def test_binary_metrics_at_the_threshold_and_beside_argmax():
-    m = classification_metrics(LABELS, PROBS.argmax(1), ("a", "b", "c"), ["c"], PROBS, 0.7)
+    m = classification_metrics(LABELS, PROBS.argmax(1), classes=("a", "b", "c"), malignant=["c"], probs=PROBS, threshold=0.7)
     at = m["binary_at_threshold"]
     # p ≥ 0.7: predicted malignant 0.8 (b), 0.7 (c), 0.9 (c): TP 2, FP 1, FN 1 (0.4), TN 3
     assert at["confusion_matrix"] == [[3, 1], [1, 2]] and at["threshold"] == 0.7
     assert at["sensitivity"] == pytest.approx(2 / 3) and at["npv"] == pytest.approx(3 / 4) and at["fnr"] == pytest.approx(1 / 3)
     # argmax: samples 2 and 3 (b, argmax c) are false positives, 4 (c, argmax a) a false negative
     assert m["binary"]["confusion_matrix"] == [[2, 2], [1, 2]] and m["auroc"] == pytest.approx(9 / 12)
-    without = classification_metrics(LABELS, PROBS.argmax(1), ("a", "b", "c"), ["c"], PROBS, None)
+    without = classification_metrics(LABELS, PROBS.argmax(1), classes=("a", "b", "c"), malignant=["c"], probs=PROBS, threshold=None)
     assert without["binary_at_threshold"] is None and without["auroc"] == pytest.approx(9 / 12)
 
 
 def test_attack_metrics_judge_both_halves_at_the_same_threshold():
     attacked = PROBS[:, [2, 1, 0]]  # the attack swaps a and c
-    m = attack_metrics(LABELS, PROBS, attacked, ("a", "b", "c"), ("c",), threshold=0.7)
+    m = attack_metrics(LABELS, clean_probs=PROBS, adv_probs=attacked, classes=("a", "b", "c"), malignant=("c",), threshold=0.7)
     assert m["clean"]["binary_at_threshold"]["threshold"] == m["adversarial"]["binary_at_threshold"]["threshold"] == 0.7
     assert m["adversarial"]["binary_at_threshold"]["sensitivity"] == 0.0  # malignant p now 0.5, 0.3, 0.1
 
@@ -141,9 +141,9 @@ def test_bootstrap_interval_of_auroc_contains_it():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 200)
     s = np.clip(0.4 * (y == 2) + rng.random(200) * 0.7, 0, 1)
-    ci = bootstrap_ci(y, y, 3, [2], 300, scores=s)
+    ci = bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300, scores=s)
     assert ci["auroc"][0] <= auroc(y, s, [2]) <= ci["auroc"][1]
-    assert "auroc" not in bootstrap_ci(y, y, 3, [2], 300)
+    assert "auroc" not in bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300)
 
 
 def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(monkeypatch, capsys):

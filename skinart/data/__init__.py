@@ -65,7 +65,7 @@ def read_data(name: str, root: str | Path | None = None, img_size: int | None = 
     return source
 
 
-def dataset_of(source: Source, img_size: int | None = None, resize: str = "crop",
+def dataset_of(source: Source, *, img_size: int | None = None, resize: str = "crop",
                split_ratios: tuple[float, ...] | None = (0.7, 0.15, 0.15), seed: int = 0, use_cache: bool = True) -> LesionDataset:
     """The source's pixels in its splits; with `split_ratios` None every image is test (an external evaluation)."""
     img_size = _side(source, img_size)
@@ -83,6 +83,7 @@ def dataset_of(source: Source, img_size: int | None = None, resize: str = "crop"
 def load_dataset(
     name: str,
     root: str | Path | None = None,
+    *,
     img_size: int | None = None,
     resize: str = "crop",
     split_ratios: tuple[float, ...] = (0.7, 0.15, 0.15),
@@ -91,7 +92,8 @@ def load_dataset(
 ) -> LesionDataset:
     if img_size is not None:
         check_pixels(img_size, resize)  # before reading anything: a size that can never fit is refused at once
-    return dataset_of(read_data(name, root, img_size), img_size, resize, split_ratios, seed, use_cache)
+    return dataset_of(read_data(name, root, img_size), img_size=img_size, resize=resize, split_ratios=split_ratios, seed=seed,
+                      use_cache=use_cache)
 
 
 def check_data(name: str, root: str | Path | None = None, img_size: int | None = None, resize: str = "crop") -> None:

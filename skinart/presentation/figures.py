@@ -79,7 +79,7 @@ def save_image(hwc: np.ndarray, path: Path) -> None:
     plt.imsave(path, np.clip(hwc, 0, 1))
 
 
-def plot_perturbations(clean: np.ndarray, adversarial: np.ndarray, clean_probs: np.ndarray, adv_probs: np.ndarray,
+def plot_perturbations(clean: np.ndarray, adversarial: np.ndarray, *, clean_probs: np.ndarray, adv_probs: np.ndarray,
                        classes: list[str], labels: np.ndarray, path: Path, title: str) -> None:
     """Rows of original | amplified perturbation | adversarial, each titled with prediction and confidence."""
     rows = len(clean)

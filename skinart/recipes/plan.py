@@ -232,7 +232,7 @@ def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict
                 if key in grid:
                     label.append(f"{key}={_slug(value)}")
         grid_values = {k: task_params[k] for k in keys if len(choices[k]) > 1 or k in grid}
-        tasks.append(Task("@".join([name] + label), name, command, task_params, grid_values, uses))
+        tasks.append(Task(name="@".join([name] + label), step=name, command=command, params=task_params, grid=grid_values, uses=uses))
     return tasks
 
 

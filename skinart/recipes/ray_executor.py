@@ -189,7 +189,7 @@ def _show(results: dict, task: Task, total: int) -> None:
         print(f"{counted}: finished on {result['worker']} in {result['seconds']:.1f} s", file=sys.stderr, flush=True)
 
 
-def _send_ready(remote, waiting: list[Task], deps: dict, results: dict, run_dir: Path, resume: bool) -> dict:
+def _send_ready(remote, waiting: list[Task], *, deps: dict, results: dict, run_dir: Path, resume: bool) -> dict:
     """Send every waiting task whose inputs are done; mark those reading a failed task as not run. Returns ref -> task."""
     sent = {}
     for task in list(waiting):
@@ -214,14 +214,14 @@ def _cancel(ray, running: dict, run_dir: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
 
 
-def _run_graph(ray, tasks: list[Task], deps: dict, done: set[str], run_dir: Path, resume: bool, options: RayOptions) -> dict:
+def _run_graph(ray, tasks: list[Task], *, deps: dict, done: set[str], run_dir: Path, resume: bool, options: RayOptions) -> dict:
     """name -> outcome: {} skipped, {"blocked": input} not run, else {"code", "worker", "seconds", "error"}."""
     remote = ray.remote(step_on_worker).options(num_cpus=options.cpus, num_gpus=options.gpus)
     results: dict = {name: {} for name in done}
     waiting, running = [t for t in tasks if t.name not in done], {}
     try:
         while waiting or running:
-            running |= _send_ready(remote, waiting, deps, results, run_dir, resume)
+            running |= _send_ready(remote, waiting, deps=deps, results=results, run_dir=run_dir, resume=resume)
             if not running:
                 continue
             ready, _ = ray.wait(list(running), num_returns=1)
@@ -279,7 +279,7 @@ def execute_on_ray(path: Path, out: Path | None, overrides: list[str], resume: b
         _prepared_dir(ray, options, run_dir)
         deps, clock = dependencies(tasks), time.monotonic()
         done = already_done(tasks, deps, write_plan(path, recipe, tasks, run_dir), run_dir, resume)
-        results = _run_graph(ray, tasks, deps, done, run_dir, resume, options)
+        results = _run_graph(ray, tasks, deps=deps, done=done, run_dir=run_dir, resume=resume, options=options)
         print(summary(tasks, deps, results, time.monotonic() - clock), file=sys.stderr, flush=True)
     finally:
         if started:

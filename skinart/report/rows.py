@@ -43,7 +43,7 @@ def _predictions(where: Path, kind: str) -> tuple | None:
         return f["labels"], f[key]
 
 
-def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat: str, options: dict, kind: str) -> dict:
+def _row(task: dict, where: Path, metrics: dict, options: dict, *, model: str, attack: str, threat: str, kind: str) -> dict:
     """One reported line: flat metrics, bootstrap CIs from the per-image predictions, the alternative binary mapping."""
     m = metrics.get("adversarial", metrics)
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
@@ -58,8 +58,8 @@ def _row(task: dict, where: Path, metrics: dict, model: str, attack: str, threat
         labels, probs = arrays
         predicted = probs.argmax(1)
         malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
-        row["ci"] = bootstrap_ci(labels, predicted, len(classes), malignant, options["bootstrap"], options["seed"],
-                                 scores=p_malignant(probs, malignant))
+        row["ci"] = bootstrap_ci(labels, predicted, n_classes=len(classes), malignant_idx=malignant,
+                                 resamples=options["bootstrap"], seed=options["seed"], scores=p_malignant(probs, malignant))
         if options["also_malignant"]:
             row["also"] = binary_metrics(labels, predicted, [classes.index(c) for c in options["also_malignant"]])
     return row
@@ -87,7 +87,7 @@ def _data_label(metrics: dict) -> str:
 
 def _threat_rows(task: dict, where: Path, m: dict, options: dict, sanity: dict | None) -> list[dict]:
     """One row per threat model of an `evaluate --attack` run (one attack sub-run each), with its sanity verdict."""
-    rows = [_row(task, where / t, _read(where / t), _model(task), m["method"], t, options, "attack") for t in m["threats"]]
+    rows = [_row(task, where / t, _read(where / t), options, model=_model(task), attack=m["method"], threat=t, kind="attack") for t in m["threats"]]
     for row in rows:
         row["sanity"] = sanity_label(sanity)
     return rows
@@ -112,14 +112,14 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[di
 ROWS_BY_KIND = {
     "threats": lambda task, where, m, options: (_threat_rows(task, where, m, options, m.get("sanity")), []),
     "worst_case": lambda task, where, m, options: (_worst_case_rows(task, where, m, options), []),
-    "attack": lambda task, where, m, options: ([_row(task, where, m, _model(task), m["method"], m["threat_model"], options, "attack")], []),
+    "attack": lambda task, where, m, options: ([_row(task, where, m, options, model=_model(task), attack=m["method"], threat=m["threat_model"], kind="attack")], []),
     "poison": lambda task, where, m, options: ([
-        _row(task, where, m["poisoned_model"], task["name"], m["method"], "poisoned training", options, "poison")], []),
+        _row(task, where, m["poisoned_model"], options, model=task["name"], attack=m["method"], threat="poisoned training", kind="poison")], []),
     "detect-poison": lambda task, where, m, options: ([], [
         {"task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
-    "evaluate": lambda task, where, m, options: ([_row(task, where, m, _model(task), "clean", _data_label(m), options, "evaluate")], []),
+    "evaluate": lambda task, where, m, options: ([_row(task, where, m, options, model=_model(task), attack="clean", threat=_data_label(m), kind="evaluate")], []),
     # a defended checkpoint's clean test metrics: the row is the defended model itself
-    "defend": lambda task, where, m, options: ([_row(task, where, m, task["name"], "clean", "—", options, "defend")], []),
+    "defend": lambda task, where, m, options: ([_row(task, where, m, options, model=task["name"], attack="clean", threat="—", kind="defend")], []),
 }
 
 

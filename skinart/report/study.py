@@ -166,7 +166,7 @@ def _inline(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _documents(run_dir: Path, title: str, intro: list[str], tables: list[tuple], figures: list, images: list) -> tuple[str, str]:
+def _documents(run_dir: Path, title: str, *, intro: list[str], tables: list[tuple], figures: list, images: list) -> tuple[str, str]:
     """(report.md, report.html): the same sections; the HTML inlines every figure so it stands alone."""
     md = [f"# {title}", ""] + [p + "\n" for p in intro if p]
     html = [f"<h1>{escape(title)}</h1>"] + [f"<p>{escape(p)}</p>" for p in intro if p]
@@ -207,7 +207,8 @@ def write_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_malig
              "validation split for its target sensitivity and kept fixed under every attack and defence (n/a: none stored)."]
     if missing:
         intro.append(f"Not run yet: {', '.join(missing)} (run the recipe again to resume).")
-    md, html = _documents(run_dir, recipe["name"], intro, _tables(rows, detections, recipe, also_malignant, also_label), figures, images)
+    md, html = _documents(run_dir, recipe["name"], intro=intro, figures=figures, images=images,
+                          tables=_tables(rows, detections, recipe, also_malignant, also_label))
     result = {"rows": rows, "detections": detections, "missing": missing, "references": recipe.get("reference", {})}
     for name, text in (("report.md", md), ("report.html", html), ("report.json", json.dumps(result, indent=2, default=str))):
         tmp = run_dir / f".{name}.partial"

@@ -63,7 +63,8 @@ def _compare(cfg: AttackConfig, test: Split, models: dict, *, thresholds: dict, 
     """Both models on the clean test split; for a flip the source→target confusion, for a backdoor the
     trigger's success on triggered test images of the other classes."""
     probs = {name: predict(model, test.images) for name, model in models.items()}
-    result = {name: classification_metrics(test.labels, p.argmax(1), tuple(classes), tuple(malignant), p, thresholds[name])
+    result = {name: classification_metrics(test.labels, p.argmax(1), classes=tuple(classes), malignant=tuple(malignant), probs=p,
+                                           threshold=thresholds[name])
               for name, p in probs.items()}
     plot_confusion(result["poisoned_model"]["confusion_matrix"], classes, out / "confusion_matrix_poisoned.png",
                    f"{cfg.method} {cfg.fraction:.0%}: poisoned model on the clean test split")
@@ -75,6 +76,7 @@ def _compare(cfg: AttackConfig, test: Split, models: dict, *, thresholds: dict, 
     triggered = perturb(cfg.method, clean_x.copy())
     result["attack_success_rate"] = {name: float(np.mean(predict(model, triggered).argmax(1) == target)) for name, model in models.items()}
     poisoned = models["poisoned_model"]
-    plot_perturbations(clean_x[:4], triggered[:4], predict(poisoned, clean_x[:4]), predict(poisoned, triggered[:4]), classes,
-                       test.labels[others][:4], out / "perturbations.png", f"backdoor trigger → {classes[target]}")
+    plot_perturbations(clean_x[:4], triggered[:4], clean_probs=predict(poisoned, clean_x[:4]),
+                       adv_probs=predict(poisoned, triggered[:4]), classes=classes, labels=test.labels[others][:4],
+                       path=out / "perturbations.png", title=f"backdoor trigger → {classes[target]}")
     return result
