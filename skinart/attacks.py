@@ -8,15 +8,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from skinart.autoattack import StandardAutoAttack
 from skinart.crafting import (
-    FrozenAdversarialPatchPyTorch, FrozenAutoAttack, FrozenCarliniL2Method, FrozenCarliniLInfMethod, FrozenFastGradientMethod, FrozenHopSkipJump,
-    FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent, FrozenSquareAttack, PassScoredTargetedUniversalPerturbation,
-    PassScoredUniversalPerturbation,
+    FrozenAdversarialPatchPyTorch, FrozenCarliniL2Method, FrozenCarliniLInfMethod, FrozenFastGradientMethod, FrozenHopSkipJump,
+    FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent, PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation,
 )
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.preprocessing import eot_samples
-from skinart.toolbox import AdversarialPatchPyTorch, AutoProjectedGradientDescent, SquareAttack, UniversalPerturbation
+from skinart.square import FrozenSquareAttack
+from skinart.toolbox import AdversarialPatchPyTorch, UniversalPerturbation
 from skinart.universal import SGDUniversalPerturbation
 
 
@@ -68,22 +69,20 @@ def _patch(classifier, patch_size: float = 0.2, **kwargs):
 
 
 def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 100, nb_random_init: int = 1,
-                square_max_iter: int = 5000, batch_size: int = 128, verbose: bool = False):
-    r"""AutoAttack (Croce & Hein, ICML 2020), run by ART's `AutoAttack` with its sub-attacks given explicitly.
+                square_max_iter: int = 5000, batch_size: int = 128, verbose: bool | None = None):
+    r"""AutoAttack (Croce & Hein, ICML 2020), version "standard" counted as the original counts it: skinart's
+    `StandardAutoAttack` (skinart.autoattack), a subclass of ART's `AutoAttack`, documented there.
 
     Distance: L∞ (default) or L2 (`--param norm=2`); ε in [0, 1] pixel units.
     Arguments: eps (8/255), norm ("inf"), max_iter (APGD iterations, 100), nb_random_init (APGD starts, 1),
-    square_max_iter (Square queries, 5000), batch_size (128).
-    What runs, in ART's order, each on the images still classified correctly (the per-image worst case):
-    untargeted APGD-CE, APGD-DLR and Square; then, targeted, APGD-CE and APGD-DLR towards each of the other
-    classes in turn (ART's targeted pass takes every sub-attack that has a targeted mode; Square has none).
-    APGD starts with step 2ε as in the paper. FAB-T is not in ART 1.20.1 and does not run; ART's own default set
-    (DeepFool in its place) is not used."""
-    apgd = [AutoProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=2 * eps, max_iter=max_iter, targeted=False,
-                                         nb_random_init=nb_random_init, batch_size=batch_size, loss_type=loss, verbose=verbose)
-            for loss in ("cross_entropy", "difference_logits_ratio")]
-    square = SquareAttack(classifier, norm=norm, eps=eps, max_iter=square_max_iter, batch_size=batch_size, verbose=verbose)
-    return FrozenAutoAttack(classifier, norm=norm, eps=eps, eps_step=2 * eps, attacks=[*apgd, square], batch_size=batch_size, targeted=True)
+    square_max_iter (Square queries, 5000), batch_size (128), verbose (bars; default: when stderr is a terminal).
+    What runs, each on the images still classified correctly, any misclassification within ε counted and kept:
+    APGD-CE, APGD-T (targeted DLR towards the min(9, classes − 1) classes of highest logit in turn; 3 classes:
+    untargeted APGD-DLR instead; 2 classes: none), Square (p_init 0.8). FAB-T is not in ART 1.20.1 and does not run.
+    APGD starts with step 2ε as in the paper; APGD and Square run on skinart's fast paths (skinart.apgd,
+    skinart.square), with ART's answers."""
+    return StandardAutoAttack(classifier, eps=eps, norm=norm, max_iter=max_iter, nb_random_init=nb_random_init,
+                              square_max_iter=square_max_iter, batch_size=batch_size, verbose=verbose)
 
 
 _autoattack.attack_params = ("eps", "norm", "max_iter", "nb_random_init", "square_max_iter", "batch_size", "verbose")
@@ -157,10 +156,10 @@ METHODS: dict[str, Method] = {
     "autoattack": Method(kind="evasion", factory=_autoattack,
                          defaults={"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
                          options=("eps",), bounded=True, takes=("max_samples", "params"),
-                         help="AutoAttack (Croce & Hein 2020) via ART: APGD-CE, APGD-DLR, Square (5000 queries), then targeted "
-                         "APGD-CE/APGD-DLR towards every other class; APGD 100 iterations (--param max_iter=N); L∞ or "
-                         "--param norm=2; no FAB-T (not in ART 1.20.1)",
-                         # APGD scores each image's own loss (compute_loss, reduction none): EoT's extra rows break it
+                         help="AutoAttack (Croce & Hein 2020), standard version as the original counts it: APGD-CE, APGD-T "
+                         "(targeted DLR towards the min(9, classes-1) next classes), Square (5000 queries), each on the images "
+                         "still correct; APGD 100 iterations (--param max_iter=N); L∞ or --param norm=2; no FAB-T (not in ART 1.20.1)",
+                         # APGD scores each image's own loss and gradient: no EOT rows (its passes predict one row per image)
                          eot=False),
     # HopSkipJump, 'HopSkipJumpAttack: A Query-Efficient Decision-Based Attack' [https://arxiv.org/abs/1904.02144]
     # (Chen et al., IEEE S&P 2020). Distance: L2, minimal (unbounded). Reads labels only. Arguments: max_iter (20),
@@ -243,8 +242,8 @@ def _recordable(value):
         return {k: _recordable(v) for k, v in value.items() if _recordable(v) is not None}
     if isinstance(value, list):  # e.g. AutoAttack's sub-attacks
         return [_recordable(v) for v in value]
-    if hasattr(value, "attack_params"):  # a sub-attack: its class and its own parameters
-        return {"attack": type(value).__name__, **art_parameters(value)}
+    if hasattr(value, "attack_params"):  # a sub-attack: the ART class it is (a skinart subclass may run it) and its parameters
+        return {"attack": next(c.__name__ for c in type(value).__mro__ if c.__module__.startswith("art.")), **art_parameters(value)}
     return None
 
 

@@ -8,7 +8,10 @@ What skinart changes in ART's attacks lives in subclasses of ART's classes, whic
   between their own steps;
 - PGD and MIM run on `FastProjectedGradientDescentPyTorch`: a clamp for ART's L∞ projection and no closing
   success-rate log (two forward passes over the images per `generate`);
-- ART's UAP and targeted UAP score each pass in batches, not one image at a time, and tell `on_pass`.
+- ART's UAP and targeted UAP score each pass in batches, not one image at a time, and tell `on_pass`;
+- C&W and HopSkipJump say on stderr when they start and end, with the images still standing (skinart.progress).
+
+APGD, Square and AutoAttack have modules of their own (skinart.apgd, skinart.square, skinart.autoattack).
 
 Each subclass gives ART's adversarials (tests/test_crafting.py). At import, every ART method a subclass overrides
 must still exist, and the loops copied from ART must be those of the ART version they copy: an ART upgrade fails here,
@@ -27,8 +30,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from skinart.progress import Announced
 from skinart.toolbox import (
-    ART_NUMPY_DTYPE, ART_VERSION, AdversarialPatchPyTorch, AutoAttack, CarliniL2Method, CarliniLInfMethod, FastGradientMethod,
+    ART_NUMPY_DTYPE, ART_VERSION, AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod,
     HopSkipJump, MomentumIterativeMethod, ProjectedGradientDescent, ProjectedGradientDescentPyTorch, SquareAttack,
     TargetedUniversalPerturbation, UniversalPerturbation, check_and_transform_label_format, compute_success_array,
     get_labels_np_array, projection,
@@ -204,31 +208,29 @@ check_overrides(FrozenWeights, MomentumIterativeMethod, "generate")
 # ---------------------------------------------------------------------------------------------- the other evasion attacks, the patch
 
 
-class FrozenCarliniL2Method(FrozenWeights, CarliniL2Method):
-    """ART's Carlini & Wagner L2, weights frozen."""
+class FrozenCarliniL2Method(FrozenWeights, Announced, CarliniL2Method):
+    """ART's Carlini & Wagner L2, weights frozen, announced (skinart.progress)."""
+
+    announced_as = "cw"
 
 
-class FrozenCarliniLInfMethod(FrozenWeights, CarliniLInfMethod):
-    """ART's Carlini & Wagner L∞, weights frozen."""
+class FrozenCarliniLInfMethod(FrozenWeights, Announced, CarliniLInfMethod):
+    """ART's Carlini & Wagner L∞, weights frozen, announced."""
+
+    announced_as = "cw-linf"
 
 
-class FrozenSquareAttack(FrozenWeights, SquareAttack):
-    """ART's Square Attack (scores only), weights frozen."""
+class FrozenHopSkipJump(FrozenWeights, Announced, HopSkipJump):
+    """ART's HopSkipJump (labels only), weights frozen, announced."""
 
-
-class FrozenHopSkipJump(FrozenWeights, HopSkipJump):
-    """ART's HopSkipJump (labels only), weights frozen."""
-
-
-class FrozenAutoAttack(FrozenWeights, AutoAttack):
-    """ART's AutoAttack, weights frozen while all its sub-attacks run."""
+    announced_as = "hopskipjump"
 
 
 class FrozenAdversarialPatchPyTorch(FrozenWeights, AdversarialPatchPyTorch):
     """ART's adversarial patch, weights frozen while the patch is trained."""
 
 
-for _art_class in (FastGradientMethod, CarliniL2Method, CarliniLInfMethod, SquareAttack, HopSkipJump, AutoAttack, AdversarialPatchPyTorch):
+for _art_class in (FastGradientMethod, CarliniL2Method, CarliniLInfMethod, SquareAttack, HopSkipJump, AdversarialPatchPyTorch):
     check_overrides(FrozenWeights, _art_class, "generate")
 
 

@@ -46,7 +46,7 @@ from art.defences.trainer import AdversarialTrainer, AdversarialTrainerMadryPGD 
 from art.estimators.classification import ClassifierMixin, PyTorchClassifier  # noqa: E402
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin  # noqa: E402
 from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
-from art.utils import check_and_transform_label_format, compute_success_array, get_labels_np_array, projection  # noqa: E402
+from art.utils import check_and_transform_label_format, compute_success_array, get_labels_np_array, projection, random_sphere  # noqa: E402
 
 ART_NUMPY_DTYPE = _config.ART_NUMPY_DTYPE  # the float type ART's attacks compute in (float32)
 
@@ -58,5 +58,5 @@ __all__ = [
     "ProjectedGradientDescentPyTorch", "PyTorchClassifier",
     "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",
     "UniversalPerturbation", "add_pattern_bd", "check_and_transform_label_format", "compute_success_array",
-    "get_labels_np_array", "projection",
+    "get_labels_np_array", "projection", "random_sphere",
 ]

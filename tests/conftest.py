@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests that need the real data read SKINART_DATA and skip cleanly without it.
+"""Shared fixtures. Data that tests need is generated at session start (`derma_subset`, `ham_subset`, the model
+`trained` on it); the tests that need the real data (`shared_data`, `real_*`) read SKINART_DATA and skip cleanly without it.
 
 The whole suite runs with HOME pointed at an empty folder and the cache in a temporary one, both set before
 skinart is imported (it points other libraries' folders into the cache at import); HOME must be empty at the end."""
@@ -19,14 +20,7 @@ for _variable in ("ART_DATA_PATH", "MPLCONFIGDIR", "TORCH_HOME", "HF_HOME"):  # 
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from skinart.cli import app  # noqa: E402
-
-
-def invoke(*args):
-    """Run the skinart command in-process; stdout and stderr are kept apart."""
-    return CliRunner().invoke(app, [str(a) for a in args])
+from helpers import invoke, write_dermamnist, write_ham10000, write_ham_subset  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,37 +46,29 @@ def ham_rows(shared_data) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def write_ham_subset(rows: list[dict], images: Path, target: Path, per_class: int = 30) -> list[dict]:
-    """A HAM10000-layout folder with whole lesions of every class (images linked, not copied)."""
-    chosen, count = [], {}
-    by_lesion: dict[str, list[dict]] = {}
-    for r in rows:
-        by_lesion.setdefault(r["lesion_id"], []).append(r)
-    for lesion_rows in by_lesion.values():
-        dx = lesion_rows[0]["dx"]
-        if count.get(dx, 0) < per_class:
-            chosen += lesion_rows
-            count[dx] = count.get(dx, 0) + len(lesion_rows)
-    (target / "images").mkdir(parents=True)
-    for r in chosen:
-        (target / "images" / f"{r['image_id']}.jpg").symlink_to(images / f"{r['image_id']}.jpg")
-    with open(target / "HAM10000_metadata.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(chosen)
-    return chosen
+@pytest.fixture(scope="session")
+def ham_subset(tmp_path_factory) -> Path:
+    """A generated HAM10000-layout folder (240 images of 7 classes, some lesions photographed twice)."""
+    return write_ham10000(tmp_path_factory.mktemp("ham-generated"))
 
 
 @pytest.fixture(scope="session")
-def ham_subset(shared_data, ham_rows, tmp_path_factory) -> Path:
+def derma_subset(tmp_path_factory) -> Path:
+    """A generated DermaMNIST-format npz (600/150/200 images at 28 px, HAM10000's class imbalance)."""
+    return write_dermamnist(tmp_path_factory.mktemp("derma-generated") / "dermamnist.npz")
+
+
+@pytest.fixture(scope="session")
+def real_ham_subset(shared_data, ham_rows, tmp_path_factory) -> Path:
+    """Whole lesions of every class of the real HAM10000, for tests that need real images."""
     root = tmp_path_factory.mktemp("ham-subset")
     write_ham_subset(ham_rows, shared_data / "ham10000" / "images_200x150", root)
     return root
 
 
 @pytest.fixture(scope="session")
-def derma_subset(shared_data, tmp_path_factory) -> Path:
-    """The first samples of each official split of the real DermaMNIST-format npz."""
+def real_derma_subset(shared_data, tmp_path_factory) -> Path:
+    """The first samples of each official split of the real DermaMNIST-format npz, for tests that need real accuracy."""
     real = np.load(next((shared_data / "dermamnist").glob("*.npz")))
     sizes = {"train": 600, "val": 150, "test": 200}
     path = tmp_path_factory.mktemp("derma-subset") / "dermamnist.npz"
@@ -90,12 +76,22 @@ def derma_subset(shared_data, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def trained(derma_subset, tmp_path_factory) -> Path:
-    """The paper's small CNN trained for a few epochs on the real subset (class-weighted, so it does not
-    collapse onto nv and attacks have decisions to change)."""
-    out = tmp_path_factory.mktemp("runs") / "cnn"
-    result = invoke("train", "--data", "dermamnist", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 3,
+def train_cnn(data: Path, out: Path) -> Path:
+    result = invoke("train", "--data", "dermamnist", "--data-root", data, "--model", "skin_cnn", "--epochs", 3,
                     "--batch-size", 32, "--lr", 3e-3, "--balance", "weights", "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(derma_subset, tmp_path_factory) -> Path:
+    """The paper's small CNN trained for a few epochs on the generated npz (class-weighted, so it does not
+    collapse onto nv and attacks have decisions to change)."""
+    return train_cnn(derma_subset, tmp_path_factory.mktemp("runs") / "cnn")
+
+
+@pytest.fixture(scope="session")
+def real_trained(real_derma_subset, tmp_path_factory) -> Path:
+    """The same CNN on the real subset, for what depends on real images (how far label-flip poisoning moves a model:
+    on the generated lesions a class is too distinct for 90 % flipped labels to move it)."""
+    return train_cnn(real_derma_subset, tmp_path_factory.mktemp("runs") / "real-cnn")

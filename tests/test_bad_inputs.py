@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import invoke
+from helpers import invoke
 
 # ----------------------------------------------------------------------------------------- the contract
 

@@ -13,7 +13,7 @@ import pytest
 from skinart.checkpoints import Checkpoint
 from skinart.rundir import META_FILE, WEIGHTS_FILE
 
-from tests.conftest import invoke
+from helpers import invoke
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import invoke
+from helpers import invoke
 
 from skinart.metrics import p_malignant, threshold_metrics
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import invoke
+from helpers import invoke
 
 from skinart.checkpoints import Checkpoint
 from skinart.data import from_model_input
@@ -151,7 +151,8 @@ def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_su
     assert json.loads((tmp_path / "combined" / "metrics.json").read_text())["accuracy"] is not None
 
 
-def test_detect_poison_scores_the_detector_against_the_real_poison(trained, derma_subset, tmp_path):
+def test_detect_poison_scores_the_detector_against_the_real_poison(real_trained, real_derma_subset, tmp_path):
+    trained, derma_subset = real_trained, real_derma_subset
     poisoned = tmp_path / "flip"
     result = invoke("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.9,
                     "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--out", poisoned)

@@ -146,6 +146,21 @@ def test_bootstrap_interval_of_auroc_contains_it():
     assert "auroc" not in bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300)
 
 
+def test_bootstrap_accuracy_interval_covers_the_true_accuracy_about_95_times_in_100():
+    """A known answer: 200 test sets of 150 images from a model right with probability 0.8. The 95 % percentile
+    interval must contain 0.8 in about 95 % of them (binomial spread over 200 sets: 91-99 %); an interval
+    that were too narrow (or centred wrong) would cover far less."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(150, dtype=int)
+    covered = 0
+    for _ in range(200):
+        predicted = np.where(rng.random(150) < 0.8, 0, 1)
+        low, high = bootstrap_ci(y, predicted, n_classes=2, malignant_idx=[1], resamples=400,
+                                 seed=int(rng.integers(1 << 30)))["accuracy"]
+        covered += low <= 0.8 <= high
+    assert 0.91 <= covered / 200 <= 0.99
+
+
 def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(monkeypatch, capsys):
     from types import SimpleNamespace
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import invoke, write_ham_subset
+from helpers import invoke, write_ham_subset
 
 
 def refused(result, out: Path, *fragments: str) -> None:

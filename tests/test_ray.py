@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from skinart.recipes import ray_executor
-from tests.conftest import invoke
+from helpers import invoke
 from tests.test_recipes import tiny_recipe, write
 
 ray = pytest.importorskip("ray")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import invoke
+from helpers import invoke
 from torch import nn
 
 from skinart.checkpoints import Checkpoint

@@ -15,7 +15,7 @@ from skinart.models import wrap
 from skinart.preprocessing import PREPROCESSOR_DEFAULTS, EoTFlips, adaptive_chain
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE
 
-from tests.conftest import invoke
+from helpers import invoke
 
 
 @pytest.mark.parametrize("defence", ["jpeg", "smoothing", "squeeze"])

@@ -18,7 +18,7 @@ from skinart.models import create_model
 from skinart import cache_root
 from skinart.weights import convert, file_sha256, map_in_order, start_weights, weights_file
 
-from conftest import invoke
+from helpers import invoke
 
 MILITARY_UNIFORM = 652  # ImageNet's class for matplotlib's portrait of Grace Hopper in uniform
 

@@ -1,0 +1,111 @@
+"""What test modules share: the in-process CLI, and generated data in the layouts skinart reads (a DermaMNIST-format
+npz, a HAM10000 folder), so tests that need data but not real accuracy run on any clone. Imported as `helpers`
+(pytest puts tests/ on the path); conftest.py, which pytest alone imports, holds the fixtures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from skinart.cli import app
+from skinart.data.catalog import CLASSES
+
+# class shares of the generated data: HAM10000's imbalance (nv most), every class present in every split
+SHARES = np.array([0.05, 0.08, 0.14, 0.04, 0.14, 0.49, 0.06])
+DERMA_SIZES = {"train": 600, "val": 150, "test": 200}
+
+
+def invoke(*args):
+    """Run the skinart command in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def lesion_images(labels: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 N×H×W×3 "lesions" a small CNN learns in a few epochs but not perfectly: a skin-toned background, a dark
+    disc whose colour, size and place depend on the class, and mottling strong enough that neighbouring classes overlap
+    (so attacks have decisions to change)."""
+    n, k = len(labels), len(CLASSES)
+    yy, xx = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
+    angle = 2 * np.pi * labels / k
+    centre_y = 0.5 + 0.12 * np.sin(angle) + rng.normal(0, 0.05, n)
+    centre_x = 0.5 + 0.12 * np.cos(angle) + rng.normal(0, 0.05, n)
+    radius = 0.18 + 0.02 * (labels % 3) + rng.normal(0, 0.02, n)
+    inside = ((yy[None] - centre_y[:, None, None]) ** 2 + (xx[None] - centre_x[:, None, None]) ** 2) < radius[:, None, None] ** 2
+    hue = np.stack([np.cos(angle), np.cos(angle + 2.1), np.cos(angle + 4.2)], axis=1)  # one colour per class
+    skin = np.array([0.85, 0.65, 0.55]) + rng.normal(0, 0.04, (n, 3))
+    lesion = np.array([0.45, 0.3, 0.25]) + 0.12 * hue + rng.normal(0, 0.04, (n, 3))
+    pixels = np.where(inside[..., None], lesion[:, None, None, :], skin[:, None, None, :])
+    # mottled like skin: noise at a quarter of the resolution, enlarged (smooth, so WebP keeps it as it keeps photos)
+    coarse = rng.normal(0, 0.08, (n, -(-height // 4), -(-width // 4), 3))
+    pixels = pixels + np.kron(coarse, np.ones((1, 4, 4, 1)))[:, :height, :width] + rng.normal(0, 0.015, pixels.shape)
+    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
+
+
+def class_labels(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n labels in SHARES' proportions, every class at least twice, shuffled."""
+    counts = np.maximum(2, np.round(SHARES * n).astype(int))
+    counts[CLASSES.index("nv")] += n - counts.sum()
+    return rng.permutation(np.repeat(np.arange(len(CLASSES)), counts))
+
+
+def write_dermamnist(path: Path, sizes: dict[str, int] = DERMA_SIZES, side: int = 28, seed: int = 0) -> Path:
+    """A DermaMNIST-format npz ({split}_images uint8 N×side×side×3, {split}_labels N×1) of generated lesions."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in sizes.items():
+        labels = class_labels(n, rng)
+        arrays[f"{split}_images"] = lesion_images(labels, side, side, rng)
+        arrays[f"{split}_labels"] = labels[:, None].astype(np.uint8)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def write_ham10000(root: Path, n: int = 240, seed: int = 0, size: tuple[int, int] = (48, 36)) -> Path:
+    """A HAM10000-layout folder: HAM10000_metadata.csv (lesion_id, image_id, dx, ...) and images/ISIC_*.jpg of generated
+    lesions, about a third of the lesions photographed twice (as in HAM10000, where a lesion may have several images)."""
+    rng = np.random.default_rng(seed)
+    labels = class_labels(n, rng)
+    lesion_of = np.arange(n)
+    twice = rng.choice(n, n // 3, replace=False)
+    for i in twice:  # a second image of an earlier lesion of the same class
+        same = np.flatnonzero((labels == labels[i]) & (np.arange(n) < i))
+        if len(same):
+            lesion_of[i] = lesion_of[rng.choice(same)]
+    images = lesion_images(labels, size[1], size[0], rng)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i, (label, lesion) in enumerate(zip(labels, lesion_of)):
+        image_id = f"ISIC_{9000000 + i:07d}"
+        Image.fromarray(images[i]).save(root / "images" / f"{image_id}.jpg", quality=95)
+        rows.append({"lesion_id": f"HAM_{lesion:07d}", "image_id": image_id, "dx": CLASSES[label], "dx_type": "histo",
+                     "age": str(30 + i % 50), "sex": ("male", "female")[i % 2], "localization": "back"})
+    with open(root / "HAM10000_metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def write_ham_subset(rows: list[dict], images: Path, target: Path, per_class: int = 30) -> list[dict]:
+    """A HAM10000-layout folder with whole lesions of every class (images linked, not copied)."""
+    chosen, count = [], {}
+    by_lesion: dict[str, list[dict]] = {}
+    for r in rows:
+        by_lesion.setdefault(r["lesion_id"], []).append(r)
+    for lesion_rows in by_lesion.values():
+        dx = lesion_rows[0]["dx"]
+        if count.get(dx, 0) < per_class:
+            chosen += lesion_rows
+            count[dx] = count.get(dx, 0) + len(lesion_rows)
+    (target / "images").mkdir(parents=True)
+    for r in chosen:
+        (target / "images" / f"{r['image_id']}.jpg").symlink_to(images / f"{r['image_id']}.jpg")
+    with open(target / "HAM10000_metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    return chosen
