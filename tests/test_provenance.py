@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
-from helpers import invoke, write_ham_subset
+from helpers import invoke, lesion_images, write_ham_subset
+from skinart.data import CLASSES
 
 
 def refused(result, out: Path, *fragments: str) -> None:
@@ -54,17 +56,14 @@ def ham_eval(ham_trained, ham_subset) -> Path:
 
 
 @pytest.fixture(scope="module")
-def external_folder(ham_subset, ham_rows, shared_data, tmp_path_factory) -> Path:
-    """A `folder`-layout dataset of only mel and nv: HAM10000 images outside the training subset."""
+def external_folder(tmp_path_factory) -> Path:
+    """A `folder`-layout dataset of only mel and nv: generated lesions under ids the HAM10000 folder does not hold."""
     root = tmp_path_factory.mktemp("external")
-    with open(ham_subset / "HAM10000_metadata.csv", newline="") as f:
-        subset = {r["image_id"] for r in csv.DictReader(f)}
-    wanted = {"mel": 6, "nv": 10}
-    for r in ham_rows:
-        if r["image_id"] not in subset and wanted.get(r["dx"], 0) > 0:
-            wanted[r["dx"]] -= 1
-            (root / r["dx"]).mkdir(exist_ok=True)
-            (root / r["dx"] / f"{r['image_id']}.jpg").symlink_to(shared_data / "ham10000" / "images_200x150" / f"{r['image_id']}.jpg")
+    rng = np.random.default_rng(1)
+    labels = np.repeat([CLASSES.index("mel"), CLASSES.index("nv")], [6, 10])
+    for i, (label, image) in enumerate(zip(labels, lesion_images(labels, 36, 48, rng))):
+        (root / CLASSES[label]).mkdir(exist_ok=True)
+        Image.fromarray(image).save(root / CLASSES[label] / f"ISIC_{8000000 + i:07d}.jpg", quality=95)
     return root
 
 
@@ -104,12 +103,14 @@ def test_a_copy_of_the_data_has_the_same_fingerprint(ham_trained, ham_subset, ha
     assert predicted_ids(tmp_path / "eval") == predicted_ids(ham_eval)
 
 
-def test_other_data_are_refused_without_external(ham_trained, ham_rows, shared_data, tmp_path):
+def test_other_data_are_refused_without_external(ham_trained, ham_subset, derma_subset, tmp_path):
     other = tmp_path / "other"
-    write_ham_subset(ham_rows, shared_data / "ham10000" / "images_200x150", other, per_class=10)
+    with open(ham_subset / "HAM10000_metadata.csv", newline="") as f:
+        write_ham_subset(list(csv.DictReader(f)), ham_subset / "images", other, per_class=10)
     out = tmp_path / "out" / "eval"
     refused(evaluate(ham_trained, out, "--data-root", other), out, "are not the ham10000 data", "--external")
-    refused(evaluate(ham_trained, out, "--data", "dermamnist"), out, "are not the ham10000 data", "--external")
+    refused(evaluate(ham_trained, out, "--data", "dermamnist", "--data-root", derma_subset), out, "are not the ham10000 data",
+            "--external")
     # the smaller subset holds images the checkpoint trained on: not a test set, even as external data
     refused(evaluate(ham_trained, out, "--data-root", other, "--external"), out, "are training images of")
 
