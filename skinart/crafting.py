@@ -152,17 +152,19 @@ class FastProjectedGradientDescentPyTorch(ProjectedGradientDescentPyTorch):
         self._check_compatibility_input_and_eps(x=x)
         self._random_eps()
         targets = self._set_targets(x, y)
+        columns = [x, targets]
+        if mask is not None:  # a mask per image is sliced, a shared one repeated for every image (as ART does)
+            columns.append(mask if len(mask.shape) == len(x.shape) else np.broadcast_to(mask, (len(x), *mask.shape)))
+        # ART's DataLoader, kept: starting its iterator draws one number from torch's generator, which the flips of
+        # an adaptive attacker's EOT draw from too; without it the same seed gives other flips than ART's
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*(torch.from_numpy(np.asarray(c, dtype=ART_NUMPY_DTYPE))
+                                                                              for c in columns)),
+                                             batch_size=self.batch_size, shuffle=False, drop_last=False)
         adv_x = x.astype(ART_NUMPY_DTYPE)
-        batches = range(int(np.ceil(len(x) / self.batch_size)))
-        for batch_id in tqdm(batches, desc="PGD - Batches", leave=False, disable=not self.verbose):
+        for batch_id, batch_all in enumerate(tqdm(loader, desc="PGD - Batches", leave=False, disable=not self.verbose)):
             self._batch_id = batch_id
             start, stop = batch_id * self.batch_size, (batch_id + 1) * self.batch_size
-            batch = torch.from_numpy(x[start:stop].astype(ART_NUMPY_DTYPE))  # what ART's DataLoader yields
-            labels = torch.from_numpy(targets[start:stop].astype(ART_NUMPY_DTYPE))
-            mask_batch = None
-            if mask is not None:  # a mask per image is sliced, a shared one repeated for every image (as ART does)
-                rows = mask[start:stop] if len(mask.shape) == len(x.shape) else np.broadcast_to(mask, (len(batch), *mask.shape))
-                mask_batch = torch.from_numpy(np.array(rows, dtype=ART_NUMPY_DTYPE))
+            batch, labels, mask_batch = batch_all[0], batch_all[1], batch_all[2] if mask is not None else None
             eps, eps_step = self._batch_eps(x, start, stop)
             for restart in range(max(1, self.num_random_init)):
                 adversarial = self._generate_batch(x=batch, targets=labels, mask=mask_batch, eps=eps, eps_step=eps_step)
@@ -367,7 +369,7 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fit_universal(attack, classifier, x_fit: np.ndarray, target: int | None, n_classes: int) -> tuple[np.ndarray, dict]:
+def fit_universal(attack, x_fit: np.ndarray, *, target: int | None, n_classes: int) -> tuple[np.ndarray, dict]:
     """Fit a universal perturbation on `x_fit` (untargeted: against the model's own predictions), printing the fit
     fooling rate the attack reports after every pass (its `on_pass`: ART's UAPs as `PassScored`, or skinart's SGD UAP).
 
@@ -391,7 +393,7 @@ def fit_universal(attack, classifier, x_fit: np.ndarray, target: int | None, n_c
     return attack.noise.astype(np.float32), info
 
 
-def fit_patch(attack, classifier, x_fit: np.ndarray, labels: np.ndarray, target: int | None, n_classes: int) -> tuple[np.ndarray, dict]:
+def fit_patch(attack, x_fit: np.ndarray, *, labels: np.ndarray, target: int | None, n_classes: int) -> tuple[np.ndarray, dict]:
     """Train the patch on `x_fit` (targeted: towards `target`; untargeted: away from the true labels)."""
     y = one_hot(labels if target is None else np.full(len(x_fit), target), n_classes)
     start = time.perf_counter()

@@ -88,7 +88,7 @@ def test_art_uap_runs_on_one_thread_and_restores_the_count(trained, derma_subset
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        noise, info = fit_universal(build("uap", classifier, {"max_iter": 2}, {}), classifier, x, None, 7)
+        noise, info = fit_universal(build("uap", classifier, {"max_iter": 2}, {}), x, target=None, n_classes=7)
         assert seen and set(seen) == {1} and torch.get_num_threads() == 2
         assert noise.shape == (1, 3, 28, 28) and 1 <= info["fit_passes"] <= 2
     finally:

@@ -89,9 +89,9 @@ def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.
     fit = sample_indices(len(train), cfg.fit_samples, cfg.seed, None if target is None else train.labels != target)
     x_fit = to_model_input(train.images[fit])
     if method.kind == "universal":
-        noise, info = fit_universal(attack, crafter, x_fit, target, n_classes)
+        noise, info = fit_universal(attack, x_fit, target=target, n_classes=n_classes)
         return np.clip(x + noise, 0.0, 1.0), info, {"noise": noise[0]}
-    patch, info = fit_patch(attack, crafter, x_fit, train.labels[fit], target, n_classes)
+    patch, info = fit_patch(attack, x_fit, labels=train.labels[fit], target=target, n_classes=n_classes)
     scale = cfg.patch_size or method.defaults["patch_size"]
     adv = np.concatenate([attack.apply_patch(x[i : i + 256], scale=scale) for i in range(0, len(x), 256)]).astype(np.float32)
     return adv, info, {"patch": patch}
