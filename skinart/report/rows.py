@@ -103,7 +103,7 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[di
     for threat, worst in m["worst_case_metrics"].items():
         row = _row(task, where, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
                                  "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
-                   _model(task), label, threat, options, "worst_case")
+                   options, model=_model(task), attack=label, threat=threat, kind="worst_case")
         rows.append({**row, "sanity": sanity_label(m["sanity"])})
     return rows
 
