@@ -12,9 +12,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_HOME = Path(tempfile.mkdtemp(prefix="skinart-home-"))
-_CACHE = Path(tempfile.mkdtemp(prefix="skinart-cache-"))
-os.environ.update(HOME=str(_HOME), SKINART_CACHE=str(_CACHE))
+# Once per process: a second import of this file (as `tests.conftest`, once) found HOME already ours and used to point it
+# at a new folder, which the guard below, watching the first, never saw: now it keeps the folders the guard watches.
+if not os.environ.get("SKINART_SUITE_HOME") or os.environ["SKINART_SUITE_HOME"] != os.environ.get("HOME"):
+    os.environ["HOME"] = os.environ["SKINART_SUITE_HOME"] = tempfile.mkdtemp(prefix="skinart-home-")
+    os.environ["SKINART_CACHE"] = tempfile.mkdtemp(prefix="skinart-cache-")
+_HOME, _CACHE = Path(os.environ["HOME"]), Path(os.environ["SKINART_CACHE"])
 for _variable in ("ART_DATA_PATH", "MPLCONFIGDIR", "TORCH_HOME", "HF_HOME"):  # skinart chooses these from the cache
     os.environ.pop(_variable, None)
 

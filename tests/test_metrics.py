@@ -147,15 +147,16 @@ def test_bootstrap_interval_of_auroc_contains_it():
 
 
 def test_bootstrap_accuracy_interval_covers_the_true_accuracy_about_95_times_in_100():
-    """A known answer: 200 test sets of 150 images from a model right with probability 0.8. The 95 % percentile
-    interval must contain 0.8 in about 95 % of them (binomial spread over 200 sets: 91-99 %); an interval
-    that were too narrow (or centred wrong) would cover far less."""
+    """A known answer: 200 test sets of 150 images of 7 classes from a model right with probability 0.8 (wrong: another
+    class). The 95 % percentile interval must contain 0.8 in about 95 % of them (binomial spread over 200 sets: 91-99 %;
+    here 192). An interval too narrow or off-centre covers less (an 80 % level, or one shifted by 0.03: 172 of 200), and
+    labels resampled apart from their predictions (unpaired) give an accuracy near chance (0 of 200)."""
     rng = np.random.default_rng(0)
-    y = np.zeros(150, dtype=int)
     covered = 0
     for _ in range(200):
-        predicted = np.where(rng.random(150) < 0.8, 0, 1)
-        low, high = bootstrap_ci(y, predicted, n_classes=2, malignant_idx=[1], resamples=400,
+        y = rng.integers(0, 7, 150)
+        predicted = np.where(rng.random(150) < 0.8, y, (y + rng.integers(1, 7, 150)) % 7)
+        low, high = bootstrap_ci(y, predicted, n_classes=7, malignant_idx=[4], resamples=400,
                                  seed=int(rng.integers(1 << 30)))["accuracy"]
         covered += low <= 0.8 <= high
     assert 0.91 <= covered / 200 <= 0.99
