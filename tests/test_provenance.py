@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from helpers import invoke, lesion_images, write_ham_subset
+from helpers import invoke, lesion_images, write_ham10000, write_ham_subset
 from skinart.data import CLASSES
 
 
@@ -79,8 +79,10 @@ def test_checkpoint_records_its_data_and_training_ids(ham_trained, ham_subset, h
     assert not set(train_ids) & set(predicted_ids(ham_eval))
 
 
-def test_evaluate_without_data_root_uses_the_recorded_data(ham_trained, ham_eval, tmp_path):
-    """$SKINART_DATA points at the whole HAM10000; the checkpoint's own root wins, so the test split is the same."""
+def test_evaluate_without_data_root_uses_the_recorded_data(ham_trained, ham_eval, tmp_path, monkeypatch):
+    """$SKINART_DATA points at other HAM10000 data; the checkpoint's own root wins, so the test split is the same."""
+    write_ham10000(tmp_path / "elsewhere" / "ham10000", n=120, seed=1)
+    monkeypatch.setenv("SKINART_DATA", str(tmp_path / "elsewhere"))
     out = tmp_path / "eval"
     result = evaluate(ham_trained, out)
     assert result.exit_code == 0, result.output
