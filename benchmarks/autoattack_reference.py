@@ -4,7 +4,8 @@ queries), on the same model and the same seeded test images: each one's robust a
 seconds, each on its own line with the load average (other work on the machine slows both).
 
 Targets (issue 24): skinart's robust accuracy ≤ torchattacks' + 1 point; skinart's seconds ≤ torchattacks'; ≤ 60 s per
-100 images on a 4-epoch resnet18 at 28 px. torchattacks is in the `test` extra (pip install -e '.[test]').
+100 images on a 4-epoch resnet18 at 28 px. torchattacks: `pip install --no-deps torchattacks==3.5.1`
+(the `reference` extra names it; its requests pin clashes with huggingface_hub's, see pyproject.toml).
 
     python benchmarks/autoattack_reference.py --checkpoint CKPT [--images 100 --eps 8/255 --threads N]
 """

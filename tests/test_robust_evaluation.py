@@ -122,6 +122,9 @@ def test_autoattack_runs_art_with_its_sub_attacks_written_down(trained, derma_su
     assert params["targeted"] is True and params["attacks"][2]["max_iter"] == 20
     assert metrics["linf_max"] <= 8 / 255 + 1e-6 and metrics["adversarial"]["accuracy"] <= metrics["clean"]["accuracy"]
     assert metrics["fooling_rate"] > 0
+    passes = metrics["autoattack"]["passes"]  # what each pass attacked and left standing, as the run saw it
+    assert [p["attack"] for p in passes] == ["APGD-CE", "APGD-T", "Square"] and metrics["autoattack"]["images"] == 20
+    assert passes[-1]["standing"] == round(metrics["adversarial"]["accuracy"] * 20)
 
 
 def test_autoattack_l2_stays_in_its_ball(trained, derma_subset, tmp_path):
