@@ -2,7 +2,8 @@
 `Checkpoint`: its metadata as typed fields, its weights verified against the recorded sha256 whenever they are
 loaded, its classifier (with the preprocessing defences its metadata names) and its data: the data it was trained on
 (recorded loader, root and fingerprint, verified) with the same split settings, or an explicitly external test set.
-No other module reads skinart.json."""
+An imported model (`imported`: its file kept as given, or as safetensors for a state dict) is the same object, the data's
+labels mapped to its classes by name where they differ (`labels`: benign/malignant). No other module reads skinart.json."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import nn
 from skinart import __version__
 from skinart.data import LesionDataset, Source, Split, dataset_of, read_data
 from skinart.errors import SkinartError
+from skinart.foreign import FILES, TRAINABLE, TRAINING_DATA_UNKNOWN, binary_malignant, stored_network
 from skinart.metrics import operating_threshold
 from skinart.models import create_model, resolve_device, wrap
 from skinart.options import parse_malignant
@@ -52,6 +54,8 @@ class CheckpointMeta:
     best_epoch: int | None = None
     start_weights: dict | None = None
     train_ids: str | None = None  # the file of the training split's image ids, when recorded
+    imported: dict | None = None  # a model trained outside skinart: its file, sha256, format and outputs (foreign.py)
+    labels: dict | None = None  # the data's classes -> these classes, when they differ (a binary model)
     format: str = CHECKPOINT_FORMAT
     skinart_version: str = __version__
     extra: dict = field(default_factory=dict)  # keys this skinart does not know, kept as written
@@ -92,8 +96,8 @@ class Checkpoint:
             raise SkinartError(f"{option} {directory} is a file; {fix}")
         if not directory.is_dir():
             raise SkinartError(f"{option} {directory} does not exist; {fix}")
-        meta_path, weights = directory / META_FILE, directory / WEIGHTS_FILE
-        if not meta_path.is_file() or not weights.is_file():
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
             raise SkinartError(f"{directory} is not a skinart checkpoint (needs {WEIGHTS_FILE} and {META_FILE}); {fix}")
         try:
             raw = json.loads(meta_path.read_text())
@@ -101,7 +105,10 @@ class Checkpoint:
             raise SkinartError(f"{meta_path} is not valid JSON ({e}); {fix}") from e
         if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
             raise SkinartError(f"{meta_path} is not a {CHECKPOINT_FORMAT} file; {fix}")
-        return cls(directory, CheckpointMeta.from_json(raw, meta_path))
+        checkpoint = cls(directory, CheckpointMeta.from_json(raw, meta_path))
+        if not checkpoint.weights_path.is_file():
+            raise SkinartError(f"{directory} is not a skinart checkpoint (needs {checkpoint.weights_path.name} and {META_FILE}); {fix}")
+        return checkpoint
 
     # what configs record and messages show
     def ref(self) -> dict:
@@ -121,8 +128,26 @@ class Checkpoint:
         return (self.meta.defence or {}).get("source")
 
     def malignant_names(self, option: str | None = None) -> list[str]:
-        """The malignant set: the one given (checked against the classes), else the checkpoint's own."""
+        """The malignant set: the one given (checked against the classes), else the checkpoint's own. A binary model's
+        `malignant` output stands for the data's classes it was imported with: naming those is naming it."""
+        if option and self.meta.labels and not {n.strip() for n in option.split(",")} <= set(self.classes):
+            return binary_malignant(option, self.meta.labels, str(self))
         return parse_malignant(option or ",".join(self.meta.malignant), self.classes)
+
+    def provenance(self) -> dict:
+        """What every metrics.json of this model says about its training data: unknown for an imported model."""
+        return {"training_data": TRAINING_DATA_UNKNOWN} if self.meta.imported else {}
+
+    def lineage(self) -> dict:
+        """What a checkpoint trained from this one inherits: an imported model's provenance and label mapping."""
+        return {"imported": self.meta.imported, "labels": self.meta.labels} if self.meta.imported else {}
+
+    def check_trainable(self, what: str) -> None:
+        """Refuse in one line to retrain weights skinart cannot train (an imported program or archive)."""
+        fmt = (self.meta.imported or {}).get("format")
+        if fmt and fmt not in TRAINABLE:
+            raise SkinartError(f"{what} retrains the model, and {self} is an imported {fmt} file skinart cannot train; "
+                               "import the model's state dict with --model to retrain it, or use a preprocessing defence")
 
     def threshold(self, malignant: list[str]) -> float | None:
         """The stored operating point's threshold when it was chosen for this malignant set (else None)."""
@@ -138,7 +163,7 @@ class Checkpoint:
     # the weights
     @property
     def weights_path(self) -> Path:
-        return self.path / WEIGHTS_FILE
+        return self.path / FILES[self.meta.imported["format"]] if self.meta.imported else self.path / WEIGHTS_FILE
 
     def network(self) -> nn.Module:
         """The timm network with the saved weights, verified against the recorded sha256; never unpickles."""
@@ -151,6 +176,8 @@ class Checkpoint:
             raise SkinartError(f"{weights} has sha256 {found[:16]}…, not the {self.meta.weights_sha256[:16]}… recorded in "
                                f"{self.path / META_FILE}: the weights changed after they were written; copy the checkpoint "
                                "again (or write it again with `skinart train`)")
+        if self.meta.imported:  # its outputs in this checkpoint's class order
+            return stored_network(weights, self.meta.imported, model=self.meta.model, classes=self.classes)
         net = create_model(self.meta.model, num_classes=len(self.classes))
         try:
             load_model(net, str(weights))
@@ -192,6 +219,8 @@ class Checkpoint:
         self._check_provenance(source, external)
         ratios = None if external else tuple(trained_on["split_ratios"])
         dataset = dataset_of(source, img_size=img_size, resize=trained_on["resize"], split_ratios=ratios, seed=trained_on["seed"])
+        if self.meta.labels:
+            dataset = dataset.relabelled(self.classes, self.meta.labels)
         if split not in dataset.splits:
             raise SkinartError(f"split '{split}' does not exist for {source.name} with these ratios; choose one of {', '.join(dataset.splits)}")
         self._check_disjoint(dataset.splits["test"])
@@ -243,7 +272,7 @@ class Checkpoint:
     def derive(self, directory: Path, **changes) -> Checkpoint:
         """A checkpoint in `directory` (a run's temporary directory) with these weights and training ids under
         metadata with `changes` (e.g. a preprocessing defence)."""
-        shutil.copyfile(self.weights_path, directory / WEIGHTS_FILE)
+        shutil.copyfile(self.weights_path, directory / self.weights_path.name)
         if self.meta.train_ids:
             shutil.copyfile(self.path / TRAIN_IDS_FILE, directory / TRAIN_IDS_FILE)
         meta = replace(self.meta, **changes)
@@ -251,12 +280,16 @@ class Checkpoint:
         return Checkpoint(directory, meta)
 
 
-def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.ndarray | None = None) -> Checkpoint:
-    """Write model.safetensors + skinart.json (+ the training split's image ids) into `directory` (a run's
-    temporary directory)."""
+def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.ndarray | None = None, *,
+                    kept: Path | None = None) -> Checkpoint:
+    """Write model.safetensors (or copy the imported file `kept` under its format's name) + skinart.json (+ the training
+    split's image ids) into `directory` (a run's temporary directory)."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / WEIGHTS_FILE
-    save_model(net, str(weights), force_contiguous=True)  # channels-last weights (models.wrap) are not contiguous
+    weights = directory / (FILES[meta["imported"]["format"]] if meta.get("imported") else WEIGHTS_FILE)
+    if kept is not None:
+        shutil.copyfile(kept, weights)
+    else:
+        save_model(net, str(weights), force_contiguous=True)  # channels-last weights (models.wrap) are not contiguous
     if train_ids is not None:
         # unique ids: adversarial copies repeat the ids of their originals
         (directory / TRAIN_IDS_FILE).write_text(json.dumps(np.unique(train_ids.astype(str)).tolist()))

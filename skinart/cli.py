@@ -1,4 +1,4 @@
-"""The `skinart` command: the five step commands (skinart.commands), recipes and data inspection."""
+"""The `skinart` command: the six step commands (skinart.commands), recipes and data inspection."""
 
 from __future__ import annotations
 

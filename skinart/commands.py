@@ -1,4 +1,4 @@
-"""The five commands a recipe step can be: train, evaluate, attack, defend, report. Each typed signature is the
+"""The six commands a recipe step can be: train, evaluate, attack, defend, report, import. Each typed signature is the
 command's interface (and a recipe step's schema); each body is a few lines over one library call, after building
 its checked configuration from its own options (`locals()`) with `step_checks`, as recipes do for every step
 before the first runs. `cli` adds them to the `skinart` command; `recipes` validates and runs steps through them."""
@@ -21,6 +21,7 @@ from skinart.defences import RetrainConfig, check_defence
 from skinart.runs.detect import detect_run
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 from skinart.runs.evaluate import evaluate_run
+from skinart.runs.imported import import_run, import_summary
 from skinart.runs.poison import poison_run
 from skinart.runs.preprocess import combined_run, preprocess_run
 from skinart.report.study import write_report
@@ -28,7 +29,7 @@ from skinart.rundir import RunOptions
 from skinart.presentation.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
 from skinart.runs.rescore import rescore_run
 from skinart.runs.retrain import retrain_run
-from skinart.step_checks import attack_config, defend_config, evaluate_config, report_config, train_config
+from skinart.step_checks import attack_config, defend_config, evaluate_config, import_config, report_config, train_config
 from skinart.runs.threats import threats_run
 from skinart.runs.train import train_run
 from skinart.runs.worst_case import worst_case_run
@@ -123,6 +124,37 @@ def train(
     if result is None:
         return _skipped(out)
     typer.echo(f"checkpoint {out} (best epoch {result['best_epoch']})")
+
+
+@one_line_errors
+def import_model(
+    weights: Annotated[str, typer.Option(help="the model: a torch.export .pt2, a TorchScript archive, a .safetensors/.pth "
+                                         "state dict (with --model) or hf-hub:ORG/NAME")],
+    classes: Annotated[str, typer.Option(help="the model's outputs in its own order, by name: all of "
+                                         "akiec,bcc,bkl,df,mel,nv,vasc, or benign,malignant, or malignant (one logit)")],
+    img_size: Annotated[int, typer.Option(help="the side in px the model takes")],
+    out: Out,
+    model: Annotated[Optional[str], typer.Option(help="a state dict's timm architecture (torchvision ResNets share timm's names)")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="the mean the model subtracts from [0, 1] RGB, e.g. 0.485,0.456,0.406 "
+                                                "(default: none, the model takes [0, 1])")] = None,
+    std: Annotated[Optional[str], typer.Option(help="the std it divides by, e.g. 0.229,0.224,0.225 (with --mean)")] = None,
+    resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
+    data: Data = "dermamnist",
+    data_root: DataRoot = None,
+    threshold: Annotated[Optional[float], typer.Option(help="the owner's operating point: malignant when p_malignant ≥ T")] = None,
+    target_sensitivity: Annotated[Optional[float], typer.Option(help="without --threshold: the threshold chosen on the "
+                                                                "validation split for this sensitivity (default 0.9)")] = None,
+    malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+):
+    """Import a model trained outside skinart as a checkpoint every command takes; scores its validation split."""
+    cfg = import_config(locals())
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    result = import_run(cfg, out, options)
+    if result is None:
+        return _skipped(out)
+    typer.echo(import_summary(result, out))
 
 
 @one_line_errors
@@ -288,7 +320,7 @@ def report(
     typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
 
 
-STEP_COMMANDS = {"train": train, "evaluate": evaluate, "attack": attack, "defend": defend, "report": report}
+STEP_COMMANDS = {"train": train, "evaluate": evaluate, "attack": attack, "defend": defend, "report": report, "import": import_model}
 
 
 def add_step_commands(app: typer.Typer) -> typer.Typer:

@@ -27,6 +27,8 @@ METRICS_FILE = "metrics.json"  # what the run measured; its `kind` says which ru
 METRICS_MD = "metrics.md"
 # a checkpoint (train, defend, poison runs)
 WEIGHTS_FILE = "model.safetensors"
+EXPORTED_FILE = "model.pt2"  # an imported torch.export program, kept as given (its graph is its architecture)
+SCRIPTED_FILE = "model.torchscript.pt"  # an imported TorchScript archive, kept as given
 META_FILE = "skinart.json"
 TRAIN_IDS_FILE = "train_ids.json"  # beside skinart.json, which stays readable: thousands of ids would swamp it
 HISTORY_FILE = "history.json"

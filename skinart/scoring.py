@@ -28,7 +28,7 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
     """Clean metrics of `classifier` on `split`, at argmax and at the operating point the scored `checkpoint` stores:
     metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices."""
     probs, classes = predict(classifier, split.images), checkpoint.classes
-    metrics = {"kind": kind, **(about or {}),
+    metrics = {"kind": kind, **(about or {}), **checkpoint.provenance(),
                **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
                                                   threshold=checkpoint.threshold(malignant))}
     np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
@@ -100,7 +100,7 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
     if eps is not None and metrics["linf_max"] is not None and metrics["linf_max"] > eps + 1e-6:
         raise SkinartError(f"{o.cfg.method} moved pixels by {metrics['linf_max'] * 255:.2f}/255, beyond its ε {eps * 255:.2f}/255: "
                            "the run is not written, as its numbers would not be those of the stated budget; report this as a bug")
-    metrics = {"kind": "attack", **metrics, "threat_model": o.threat, "access": method.access, "method": o.cfg.method,
+    metrics = {"kind": "attack", **checkpoint.provenance(), **metrics, "threat_model": o.threat, "access": method.access, "method": o.cfg.method,
                "bounded": method.bounded, "images": len(o.x), "eps": eps, "art_params": o.art_params,
                "seconds": round(time.perf_counter() - o.start, 2), **o.info}
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls

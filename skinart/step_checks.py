@@ -18,6 +18,7 @@ from skinart.attacks import check_method, flag
 from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
 from skinart.defences import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
+from skinart.runs.imported import ImportConfig
 from skinart.errors import SkinartError
 from skinart.models import DEVICES, check_model
 from skinart.options import choose, parse_eps, parse_malignant, parse_params
@@ -149,6 +150,16 @@ def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, Retrain
     return settings, retrain
 
 
+def import_config(p: dict, given: set[str] = frozenset()) -> ImportConfig:
+    """`skinart import`: the outputs by name, the input and the operating point, and the data (the file itself is read by
+    the run, the first step of a recipe that imports: a recipe is checked before the file it imports need exist)."""
+    _common(p)
+    cfg = ImportConfig(**{f.name: p[f.name] for f in fields(ImportConfig)})
+    cfg.check(p["malignant"])
+    check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
+    return cfg
+
+
 def report_config(p: dict, given: set[str] = frozenset()) -> list[str] | None:
     """`skinart report`: the second malignant set, if any."""
     if p["also_malignant"] is None and p["also_label"] != "alternative mapping":
@@ -156,7 +167,7 @@ def report_config(p: dict, given: set[str] = frozenset()) -> list[str] | None:
     return p["also_malignant"] and parse_malignant(p["also_malignant"], CLASSES, "--also-malignant")
 
 
-STEP_CONFIGS = {"train": train_config, "evaluate": evaluate_config, "attack": attack_config, "defend": defend_config,
+STEP_CONFIGS = {"import": import_config, "train": train_config, "evaluate": evaluate_config, "attack": attack_config, "defend": defend_config,
                 "report": report_config}
 
 

@@ -83,6 +83,17 @@ class TrainConfig:
             raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
 
 
+def retraining_config(checkpoint: Checkpoint, what: str) -> TrainConfig:
+    """The settings a checkpoint is retrained with: its own training's, or, for an imported model (whose training skinart
+    does not know), the defaults for its architecture."""
+    checkpoint.check_trainable(what)
+    if checkpoint.meta.train_config is None:
+        print(f"note: {checkpoint} was trained outside skinart: {what} uses skinart's default training settings for "
+              f"{checkpoint.meta.model} (recorded in the new checkpoint)", file=sys.stderr)
+        return TrainConfig(model=checkpoint.meta.model)
+    return TrainConfig(**checkpoint.meta.train_config)
+
+
 class _Images(Dataset):
     """uint8 NHWC images -> (float CHW in [0, 1], one-hot label), as ART's fit_generator expects."""
 
@@ -176,7 +187,7 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     train_split = dataset.splits["train"]
     net = start.network() if start else create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
     check_input_size(net, cfg.model, dataset.img_size)
-    mean, std = data_config(net)
+    mean, std = (start.meta.mean, start.meta.std) if start else data_config(net)  # an imported model's own, not timm's
     power = CLASS_WEIGHT_POWERS.get(cfg.balance)
     weights = None if power is None else class_weights(train_split.labels, len(dataset.classes), power)
     optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)

@@ -8,7 +8,7 @@ where the source has one), so that splits never put one lesion on both sides.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,12 @@ class LesionDataset:
     def settings(self) -> dict:
         """What reproduces these splits (stored in checkpoints so later commands use the same data and test split)."""
         return {**self.identity(), "split_ratios": self.split_ratios and list(self.split_ratios), "seed": self.seed}
+
+    def relabelled(self, classes: tuple[str, ...], mapping: dict[str, str]) -> LesionDataset:
+        """The same images labelled with `classes` through `mapping` (each of these classes -> one of `classes`, by name),
+        e.g. benign/malignant for a binary model."""
+        index = np.array([list(classes).index(mapping[c]) for c in self.classes])
+        return replace(self, classes=tuple(classes), splits={n: replace(s, labels=index[s.labels]) for n, s in self.splits.items()})
 
 
 def read_data(name: str, root: str | Path | None = None, img_size: int | None = None) -> Source:

@@ -30,6 +30,11 @@ def decisions(m: dict) -> list[tuple[str, dict]]:
     return [("argmax", m["binary"])] + ([(f"p_malignant ≥ {at['threshold']:.4g}", at)] if at else [])
 
 
+def provenance_lines(metrics: dict) -> list[str]:
+    """A model trained outside skinart says so above its numbers: its training data are unknown."""
+    return [f"> {metrics['training_data']}", ""] if metrics.get("training_data") else []
+
+
 def _binary_table(halves: dict[str, dict]) -> list[str]:
     """One row per set of images and decision: argmax beside the operating point, the same columns."""
     lines = ["| images | decision | binary accuracy | sensitivity | specificity | PPV | NPV | FNR |", "|---|---|---|---|---|---|---|---|"]
@@ -50,7 +55,7 @@ def _multiclass_table(halves: dict[str, dict]) -> list[str]:
 def metrics_markdown(metrics: dict, title: str) -> str:
     """Multi-class metrics (and the AUROC of p_malignant), the binary ones at argmax and at the operating point, per class."""
     halves = {"test": metrics}
-    lines = [f"# {title}", "", *_multiclass_table(halves), "", *_binary_table(halves), "",
+    lines = [f"# {title}", "", *provenance_lines(metrics), *_multiclass_table(halves), "", *_binary_table(halves), "",
              "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
     for name, c in metrics["per_class"].items():
         lines.append(f"| {name} | {pct(c['recall'])} | {pct(c['specificity'])} | {pct(c['precision'])} | {c['support']} |")
@@ -68,7 +73,7 @@ def attack_markdown(metrics: dict, title: str) -> str:
     """Clean vs attacked rows in the seeds' layout (model performance, then health at argmax and at the operating point,
     the same threshold for both)."""
     halves = {"clean": metrics["clean"], "adversarial": metrics["adversarial"]}
-    lines = [f"# {title}", "", *_multiclass_table(halves), "", *_binary_table(halves)]
+    lines = [f"# {title}", "", *provenance_lines(metrics), *_multiclass_table(halves), "", *_binary_table(halves)]
     rates = ("fooling_rate", "error_rate", "success_rate", "targeted_success_rate", "targeted_rate_clean")
     lines += ["", " · ".join(f"{r.replace('_', ' ')} {pct(metrics[r])}" for r in rates if r in metrics)]
     if metrics.get("linf_max") is not None:
@@ -102,7 +107,7 @@ def _sanity_lines(sanity: dict | None) -> list[str]:
 
 def threats_markdown(metrics: dict, title: str) -> str:
     """One attack under several threat models side by side, with the two robustness flags in words and the sanity checks."""
-    lines = [f"# {title}", ""] + _threat_table(metrics["threats"], "threat model")
+    lines = [f"# {title}", "", *provenance_lines(metrics)] + _threat_table(metrics["threats"], "threat model")
     if metrics["gradient_masking_suspected"]:
         lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves accuracy more than "
                   f"{MASKING_GAP:.0%} below the attack that ignores it; the preprocessor's robustness comes from hiding gradients."]
@@ -117,7 +122,7 @@ def worst_case_markdown(metrics: dict, title: str) -> str:
     """Each attack under each threat model, then the per-image worst case over the attacks, and the sanity checks."""
     rows = {f"{method} ({threat})": row for method, table in metrics["attacks"].items() for threat, row in table.items()}
     rows.update({f"**worst case** ({threat})": row for threat, row in metrics["worst_case"].items()})
-    lines = [f"# {title}", ""] + _threat_table(rows, "attack (threat model)") + [
+    lines = [f"# {title}", "", *provenance_lines(metrics)] + _threat_table(rows, "attack (threat model)") + [
         "", "worst case: an image counts as correct only if every attack leaves it correct (robust accuracy); its decision "
         "is the one of the attack that hurts it most"]
     return "\n".join(lines + _sanity_lines(metrics.get("sanity"))) + FOOTER

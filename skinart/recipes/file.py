@@ -16,12 +16,16 @@ STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
 GLOBAL_OPTIONS = {
     "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
              "balance": "balance", "malignant": "malignant"},
-    "model": {"name": "model", "pretrained": "pretrained", "weights": "weights"},
+    # model.import: a model trained outside skinart, for the import step (its file, outputs, input and normalisation)
+    "model": {"name": "model", "pretrained": "pretrained", "weights": "weights", "import": "weights", "classes": "classes",
+              "img_size": "img_size", "mean": "mean", "std": "std"},
 }
 # option -> the recipe-wide key it may come from, for error messages
-GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()} | {"seed": "seed"}
+GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.items() for key, option in table.items()
+                if (section, key) not in (("model", "import"), ("model", "img_size"))} | {"seed": "seed"}
 # the recipe-wide settings' types, checked even when no step takes the setting
-GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str}
+GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str,
+                "import": str, "img_size": int}
 
 
 def expect(path: str, value, kind: type) -> None:
@@ -85,11 +89,15 @@ def recipe_globals(recipe: dict) -> dict:
         if key not in recipe:
             raise SkinartError(f"recipe: missing '{key}'")
     globals_ = {"seed": recipe["seed"]} if "seed" in recipe else {}
+    given: dict[str, str] = {}  # option -> the key that set it
     for section, table in GLOBAL_OPTIONS.items():
         for key, value in recipe.get(section, {}).items():
             if key not in table:
                 raise unknown(section, key, table)
             if key in GLOBAL_TYPES:  # checked here too, for a setting no step takes
                 expect(f"{section}.{key}", value, GLOBAL_TYPES[key])
+            if table[key] in given:  # model.import and model.weights, model.img_size and data.size
+                raise SkinartError(f"{section}.{key}: {given[table[key]]} sets the same option; set one of them")
+            given[table[key]] = f"{section}.{key}"
             globals_[table[key]] = value
     return globals_

@@ -172,7 +172,7 @@ _DEFENCE_WRITES = {"preprocess": {"checkpoint"}, "combined": {"checkpoint"}, "re
 
 def _writes(task: Task) -> set[str]:
     """What an (already validated) task's run directory is, for the steps that read it."""
-    if task.command == "train":
+    if task.command in ("train", "import"):
         return {"checkpoint"}
     if task.command == "defend":
         return _DEFENCE_WRITES[check_defence(task.params["method"]).kind]

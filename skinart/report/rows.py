@@ -49,7 +49,8 @@ def _row(task: dict, where: Path, metrics: dict, options: dict, *, model: str, a
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
            "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
            "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None, "sanity": "—",
-           "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked")}  # universal runs: where δ sends the images
+           "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked"),  # universal runs: where δ sends the images
+           "training_data": metrics.get("training_data")}  # a model imported from outside skinart: unknown
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
     arrays = _predictions(where, kind)
@@ -102,6 +103,7 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[di
     eps = rows[0]["eps"] if rows else None
     for threat, worst in m["worst_case_metrics"].items():
         row = _row(task, where, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
+                                 "training_data": m.get("training_data"),
                                  "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
                    options, model=_model(task), attack=label, threat=threat, kind="worst_case")
         rows.append({**row, "sanity": sanity_label(m["sanity"])})
@@ -128,7 +130,7 @@ def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], 
     rows, detections, missing = [], [], []
     for task in plan["tasks"]:
         where = run_dir / task["name"]
-        if task["command"] in ("report", "train"):
+        if task["command"] in ("report", "train", "import"):
             continue
         if not (where / METRICS_FILE).is_file():
             missing.append(task["name"])

@@ -87,6 +87,9 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
          ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
           "NPV @t", "FNR @t"], [_health(r) for r in rows]),
     ]
+    if any(r.get("training_data") for r in rows):  # every number on an imported model says what cannot be known
+        tables.append(("Training data (of the model each row scores)", ["run", "model", "training data"],
+                       [[_label(r), r["model"], r.get("training_data") or "skinart's train split (ids recorded)"] for r in rows]))
     if also:
         tables.append((f"Health under the {also_label} (malignant = {', '.join(also)})", ["run", "binary accuracy", "sensitivity", "NPV", "FNR"],
                        [[_label(r)] + [pct(r["also"][k]) for k in ("accuracy", "sensitivity", "npv", "fnr")] for r in rows if r["also"]]))

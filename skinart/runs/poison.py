@@ -17,6 +17,7 @@ from skinart.metrics import classification_metrics
 from skinart.models import predict
 from skinart.poisons import candidates, perturb, poison_split
 from skinart.presentation.figures import plot_confusion, plot_perturbations
+from skinart.errors import SkinartError
 from skinart.rundir import METRICS_FILE, POISON_FILE, RunDir, RunOptions, write_json
 from skinart.training import TrainConfig, train
 
@@ -28,6 +29,9 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     classes = list(checkpoint.classes)
     target, source = cfg.check(classes)
     malignant = checkpoint.malignant_names(options.malignant)
+    if checkpoint.meta.imported:
+        raise SkinartError(f"{cfg.method} retrains the model from scratch on skinart's poisoned split, and {checkpoint} was "
+                           "trained outside skinart (its training cannot be repeated); poison a model trained with `skinart train`")
     train_cfg = TrainConfig(**checkpoint.meta.train_config)
     train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
     run = RunDir("poison", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),

@@ -19,7 +19,7 @@ from skinart.errors import SkinartError
 from skinart.rundir import RunDir, RunOptions, resolved
 from skinart.scoring import evaluate
 from skinart.toolbox import AdversarialTrainer
-from skinart.training import TrainConfig, train
+from skinart.training import TrainConfig, retraining_config, train
 
 
 def _attacks(names: tuple[str, ...], classifier, options: dict) -> list:
@@ -72,7 +72,10 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     cfg.check(method)
     if checkpoint.meta.preprocessing:
         raise SkinartError(f"{checkpoint} carries a preprocessing defence; retrain its source checkpoint instead")
-    train_cfg = TrainConfig(**checkpoint.meta.train_config)
+    train_cfg = retraining_config(checkpoint, method)
+    if checkpoint.meta.imported and cfg.init == "scratch":
+        raise SkinartError(f"--init scratch re-initialises {checkpoint}, an imported model, so nothing of it would be left; "
+                           "use --init finetune")
     train_cfg.epochs = cfg.epochs or train_cfg.epochs
     start = None
     if cfg.init == "finetune":  # from the checkpoint's own weights (verified), not from where its training started
@@ -82,7 +85,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     if run.done:
         return None
     dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
-    defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}}
+    defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}, **checkpoint.lineage()}
     malignant = list(checkpoint.meta.malignant)
     with run.staged() as tmp:
         if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition

@@ -43,7 +43,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
         table = {t: table_row(m) for t, m in runs.items()}
         preprocessed = bool(checkpoint.meta.preprocessing)
         checks = {**(sanity_gradients(cfg, checkpoint, options) if gradient_sanity else {}), **table_checks(table, preprocessed)}
-        metrics = {"kind": "threats", "method": cfg.method, "threats": table, **robustness_flags(table, preprocessed),
+        metrics = {"kind": "threats", **checkpoint.provenance(), "method": cfg.method, "threats": table, **robustness_flags(table, preprocessed),
                    "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)
         (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}"))

@@ -37,7 +37,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
         checks = sanity_gradients(cfgs[0], checkpoint, options)
         for method, m in runs.items():
             checks.update({f"{name} ({method})": check for name, check in m["sanity"].items() if name != "fired"})
-        metrics = {"kind": "worst_case", "methods": list(runs), "attacks": {method: m["threats"] for method, m in runs.items()},
+        metrics = {"kind": "worst_case", **checkpoint.provenance(), "methods": list(runs), "attacks": {method: m["threats"] for method, m in runs.items()},
                    "worst_case": {t: table_row(m) for t, m in full.items()},
                    "worst_case_metrics": {t: m["adversarial"] for t, m in full.items()}, "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)

@@ -1,0 +1,165 @@
+"""`skinart import`: a model trained outside skinart written as an ordinary checkpoint directory (its file, sha256 and
+format recorded, its training data unknown), its operating point given by its owner or chosen on the validation split,
+and the validation split scored at once so a wrong import (class order, normalisation, input size) shows."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skinart.checkpoints import save_checkpoint
+from skinart.data import DEFAULT_MALIGNANT, CLASSES, RESIZE_METHODS, LesionDataset, load_dataset
+from skinart.errors import SkinartError
+from skinart.foreign import (
+    TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, detect_format, parse_channels, parse_outputs, read_network,
+)
+from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
+from skinart.models import data_config, predict, wrap
+from skinart.options import choose, parse_malignant
+from skinart.rundir import METRICS_FILE, RunDir, RunOptions, resolved, write_json
+from skinart.weights import file_sha256
+
+DOMINANT_SHARE = 0.9  # one class taking more of the predictions than this makes the import suspect
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """`skinart import`'s own options: the file, the model's outputs in its own order, its input (size, resize,
+    normalisation) and the operating point (given, or chosen on the validation split for a target sensitivity)."""
+
+    weights: str
+    classes: str
+    img_size: int
+    model: str | None = None
+    mean: str | None = None
+    std: str | None = None
+    resize: str = "crop"
+    threshold: float | None = None
+    target_sensitivity: float | None = None
+
+    def check(self, malignant: str | None = None) -> tuple:
+        """(outputs, classes, label map, mean, std), refusing in one line what can be told without reading the file."""
+        if self.img_size < 8:
+            raise SkinartError(f"--img-size {self.img_size}: give the side in px the model takes (at least 8)")
+        choose(self.resize, RESIZE_METHODS, "--resize")
+        if self.threshold is not None and self.target_sensitivity is not None:
+            raise SkinartError("--threshold is the owner's operating point and --target-sensitivity chooses one: give one of them")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise SkinartError(f"--threshold {self.threshold} is not a probability; give the p_malignant threshold in [0, 1]")
+        if self.target_sensitivity is not None and not 0 < self.target_sensitivity <= 1:
+            raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
+        if (self.mean is None) != (self.std is None):
+            raise SkinartError("--mean and --std are the model's normalisation together: give both, or neither (the model takes [0, 1])")
+        outputs, classes, labels = parse_outputs(self.classes, parse_malignant(malignant or ",".join(DEFAULT_MALIGNANT), CLASSES))
+        return outputs, classes, labels, parse_channels(self.mean, "--mean", 0.0), parse_channels(self.std, "--std", 1.0)
+
+
+def _probe(net: torch.nn.Module, cfg: ImportConfig, outputs: tuple[str, ...]) -> None:
+    """One forward pass on two blank images: the model must take 3×S×S and give one logit per named output."""
+    fixed = getattr(net, "shape", (None,))[1:]  # a torch.export program exported at a fixed image size
+    if any(isinstance(n, int) and n != want for n, want in zip(fixed, (3, cfg.img_size, cfg.img_size))):
+        raise SkinartError(f"the torch.export program takes {'×'.join(map(str, fixed))} images, not 3×{cfg.img_size}×{cfg.img_size}: "
+                           "give --img-size the side it was exported at")
+    try:
+        with torch.no_grad():
+            shape = tuple(net.eval()(torch.zeros(2, 3, cfg.img_size, cfg.img_size)).shape)
+    except SkinartError:
+        raise
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:120]
+        raise SkinartError(f"the model does not take 3×{cfg.img_size}×{cfg.img_size} images ({first}); give the side it was "
+                           "trained at with --img-size") from None
+    if shape not in ((2, len(outputs)),) + (((2,),) if len(outputs) == 1 else ()):
+        raise SkinartError(f"the model gives outputs of shape {shape[1:]} per image, but --classes names {len(outputs)}: "
+                           "list every output, in the model's own order")
+
+
+def _operating_point(cfg: ImportConfig, val, probs: np.ndarray, classes: tuple[str, ...], malignant: list[str]) -> dict | None:
+    """The owner's threshold (recorded as given), else the one chosen on the validation split for the target sensitivity."""
+    idx = [classes.index(m) for m in malignant]
+    if cfg.threshold is not None:
+        return {"threshold": cfg.threshold, "chosen_on": "given at import (the model's owner)", "malignant": malignant}
+    target = cfg.target_sensitivity or 0.90
+    chosen = choose_threshold(val.labels, p_malignant(probs, idx), idx, target)
+    if chosen is None:
+        print("note: the validation split lacks malignant or benign images: no operating point is chosen", file=sys.stderr)
+        return None
+    return {"threshold": chosen["threshold"], "target_sensitivity": target, "chosen_on": "val", "malignant": malignant,
+            "val_sensitivity": chosen["sensitivity"], "val_specificity": chosen["specificity"]}
+
+
+def import_summary(result: dict, out: Path) -> str:
+    """What the command prints: where the checkpoint is, and the validation numbers that show a wrong import."""
+    shares = ", ".join(f"{c} {s:.1%}" for c, s in result["predicted_shares"].items())
+    point = result["operating_point"]
+    at = "" if point is None else f"; operating point p_malignant ≥ {point['threshold']:.4g} ({point['chosen_on']})"
+    return (f"checkpoint {out} ({result['format']}, trained {TRAINED_BY}): validation split, {result['images']} images: accuracy "
+            f"{result['accuracy']:.3f}, balanced accuracy {result['macro_recall']:.3f}, AUROC "
+            f"{'n/a' if result['auroc'] is None else format(result['auroc'], '.3f')}{at}\npredicted: {shares}")
+
+
+def import_warning(metrics: dict, labels: np.ndarray, shares: dict) -> str | None:
+    """One line when the validation scores suggest a wrong import: below always guessing the majority class, or one
+    class taking over 90 % of the predictions."""
+    majority = float(np.bincount(labels).max() / len(labels))
+    top = max(shares, key=shares.get)
+    causes = "check --classes (the model's own output order), --mean/--std (its normalisation) and --img-size/--resize (its input)"
+    if metrics["accuracy"] < majority:
+        return f"accuracy {metrics['accuracy']:.3f} on the validation split is below the majority class's share {majority:.3f}: {causes}"
+    if shares[top] > DOMINANT_SHARE:
+        return f"{shares[top]:.0%} of the validation images are predicted {top}: {causes}"
+    return None
+
+
+def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None:
+    """Read the model (refused in one line before anything is written), write the checkpoint into `out` and score the
+    validation split; None when `out` already holds this import."""
+    outputs, classes, labels, mean, std = cfg.check(options.malignant)
+    fmt = detect_format(cfg.weights)
+    sha256 = None if fmt == "hf-hub" else file_sha256(cfg.weights)
+    run = RunDir("import", out, overwrite=options.overwrite, data=options.data_ref(img_size=cfg.img_size, resize=cfg.resize),
+                 imported=asdict(cfg), sha256=sha256, malignant=options.malignant)
+    if run.done:
+        return None
+    inner = read_network(cfg.weights, fmt, model=cfg.model, n_outputs=len(outputs))
+    _probe(inner, cfg, outputs)
+    if fmt == "hf-hub" and cfg.mean is None:  # a hub model says how it normalises
+        mean, std = data_config(inner)
+    dataset = load_dataset(options.data, options.data_root, img_size=cfg.img_size, resize=cfg.resize)
+    dataset = dataset.relabelled(classes, labels) if labels else dataset
+    net = ForeignNet(inner, outputs, classes)
+    malignant = ["malignant"] if labels else parse_malignant(options.malignant or ",".join(DEFAULT_MALIGNANT), classes)
+    return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta={
+        "model": cfg.model or getattr(inner, "pretrained_cfg", {}).get("architecture") or f"{fmt}:{Path(cfg.weights).name}",
+        "classes": list(classes), "img_size": cfg.img_size, "mean": list(mean), "std": list(std), "malignant": malignant,
+        "data": dataset.settings(), "labels": labels,
+        "imported": {"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
+                     "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN}})
+
+
+def _write(cfg: ImportConfig, *, out: Path, run: RunDir, net: ForeignNet, dataset: LesionDataset, options: RunOptions,
+           malignant: list[str], meta: dict) -> dict:
+    """Score the validation split, choose the operating point and write the checkpoint with the validation metrics."""
+    val = dataset.splits.get("val")
+    if val is None or not len(val):
+        raise SkinartError(f"{dataset.name} has no validation split to check the import on; give data with one (--data)")
+    classifier = wrap(net.eval(), cfg.img_size, tuple(meta["mean"]), tuple(meta["std"]), options.device)
+    probs = predict(classifier, val.images)
+    point = _operating_point(cfg, val, probs, dataset.classes, malignant)
+    metrics = classification_metrics(val.labels, probs.argmax(1), classes=dataset.classes, malignant=malignant, probs=probs,
+                                     threshold=None if point is None else point["threshold"])
+    shares = prediction_shares(probs.argmax(1), dataset.classes)
+    warning = import_warning(metrics, val.labels, shares)
+    kept = None if meta["imported"]["format"] in TRAINABLE else Path(cfg.weights)
+    with run.staged() as tmp:
+        checkpoint = save_checkpoint(tmp, net, {**meta, "operating_point": point}, kept=kept)
+        result = {"kind": "import", **checkpoint.provenance(), "format": meta["imported"]["format"], "split": "val",
+                  "images": len(val), "predicted_shares": shares, "warning": warning, "operating_point": point, **metrics}
+        write_json(tmp / METRICS_FILE, result)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return result
