@@ -99,7 +99,7 @@ def _broken(tmp_path, root, edit) -> str:
     (lambda r: r["steps"][4]["grid"].update(ratio=0.2), r"steps\[4\]\.grid\.ratio: expected a non-empty list"),
     (lambda r: r["steps"][3]["params"].update(method="armour"), r"steps\[3\]: unknown defence 'armour'|steps\[3\]\.params\.method"),
     (lambda r: r["steps"][2]["params"].update(method="fgsmm"), r"unknown attack method 'fgsmm'|fgsmm"),
-    (lambda r: r["steps"][1].update(command="predict"), r"steps\[1\]\.command: expected one of .*train, evaluate, attack, defend, report, got .predict."),
+    (lambda r: r["steps"][1].update(command="predict"), r"steps\[1\]\.command: expected one of .*train.*report.*, got .predict."),
     (lambda r: r["steps"][1].update(name="train"), r"steps\[1\]\.name: step 'train' is defined twice"),
     (lambda r: r["steps"][1]["params"].pop("checkpoint"), r"steps\[1\]\.params\.checkpoint: Missing option"),
     (lambda r: r["steps"][0]["params"].update(pretrained="yes"), r"steps\[0\]\.params\.pretrained: expected true or false"),
