@@ -248,6 +248,14 @@ def test_a_wrong_class_order_is_warned_of_in_one_line(foreign, derma_subset, tmp
     assert len(warning) == 1 and "--classes" in warning[0] and "--mean/--std" in warning[0] and "--img-size" in warning[0]
 
 
+def test_the_owners_threshold_is_recorded_as_given(foreign, derma_subset, tmp_path):
+    result = _import(foreign[1]["torchscript"], tmp_path / "given", derma_subset, ORDER, "--threshold", 0.3)
+    assert result.exit_code == 0, result.output
+    point = Checkpoint.load(tmp_path / "given").meta.operating_point
+    assert point["threshold"] == 0.3 and point["chosen_on"] == "given at import (the model's owner)"
+    assert "operating point p_malignant ≥ 0.3 (given at import" in result.stdout
+
+
 def _bad_files(foreign, folder: Path) -> dict[str, Path]:
     net, paths = foreign
     files = {"pickled": folder / "whole-model.pth", "text": folder / "notes.pth", "extra": folder / "extra.pth"}
