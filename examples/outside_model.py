@@ -3,7 +3,7 @@
 DermaMNIST-format npz. It writes the model three ways (a state dict, TorchScript, a torch.export program) and its own
 test-split numbers, computed without skinart, so `skinart import` can be checked against them (README, "Your own model").
 
-    python examples/outside_model.py --npz $SKINART_DATA/dermamnist/dermamnist.npz --out runs/outside [--epochs 6]
+    python examples/outside_model.py --npz $SKINART_DATA/dermamnist/dermamnist_28_reconstructed.npz --out runs/outside [--epochs 6]
         [--external-folder runs/outside/ham-test --ham-root $SKINART_DATA]
 
 --external-folder lays out the full-size HAM10000 photographs of the npz's *test* images (through the shared data's
