@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
@@ -108,6 +109,7 @@ class Checkpoint:
         checkpoint = cls(directory, CheckpointMeta.from_json(raw, meta_path))
         if not checkpoint.weights_path.is_file():
             raise SkinartError(f"{directory} is not a skinart checkpoint (needs {checkpoint.weights_path.name} and {META_FILE}); {fix}")
+        checkpoint.verify_weights()  # before a run is judged done: replaced weights are never a run already made
         return checkpoint
 
     # what configs record and messages show
@@ -165,17 +167,22 @@ class Checkpoint:
     def weights_path(self) -> Path:
         return self.path / FILES[self.meta.imported["format"]] if self.meta.imported else self.path / WEIGHTS_FILE
 
-    def network(self) -> nn.Module:
-        """The timm network with the saved weights, verified against the recorded sha256; never unpickles."""
+    def verify_weights(self) -> None:
+        """The weights file must be the one recorded in skinart.json (its sha256), byte for byte."""
         weights = self.weights_path
         try:
             found = file_sha256(weights)
         except OSError as e:
             raise SkinartError(f"cannot read {weights} ({e.strerror or e}); copy the checkpoint again") from None
         if found != self.meta.weights_sha256:
-            raise SkinartError(f"{weights} has sha256 {found[:16]}…, not the {self.meta.weights_sha256[:16]}… recorded in "
-                               f"{self.path / META_FILE}: the weights changed after they were written; copy the checkpoint "
-                               "again (or write it again with `skinart train`)")
+            raise SkinartError(f"{weights} has sha256 {found}, not the {self.meta.weights_sha256} recorded in "
+                               f"{self.path / META_FILE}: the weights changed after they were written; copy the file with "
+                               "that sha256 again (or write the checkpoint again with `skinart train`)")
+
+    def network(self) -> nn.Module:
+        """The timm network with the saved weights, verified against the recorded sha256; never unpickles."""
+        self.verify_weights()  # again: the file may have changed since `load`
+        weights = self.weights_path
         if self.meta.imported:  # its outputs in this checkpoint's class order
             return stored_network(weights, self.meta.imported, model=self.meta.model, classes=self.classes)
         net = create_model(self.meta.model, num_classes=len(self.classes))
@@ -296,4 +303,6 @@ def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.n
         meta = {**meta, "train_ids": TRAIN_IDS_FILE}
     checkpoint = Checkpoint(directory, CheckpointMeta.from_json({**meta, "weights_sha256": file_sha256(weights)}, directory / META_FILE))
     (directory / META_FILE).write_text(json.dumps(checkpoint.meta.to_json(), indent=2))
+    # safetensors writes 0600; the weights get the mode of every other file (others on a shared filesystem read them)
+    weights.chmod(stat.S_IMODE((directory / META_FILE).stat().st_mode))
     return checkpoint

@@ -37,6 +37,7 @@ import pytest
 import torch
 import yaml
 from helpers import invoke
+from safetensors.torch import load_file, save_file
 
 # ----------------------------------------------------------------------------------------- the contract
 
@@ -257,6 +258,16 @@ class Inputs:
             target = self._copy("T", "cnn-bad-weights")
             (target / "model.safetensors").write_bytes((target / "model.safetensors").read_bytes()[:100])
             return target
+        if key == "TZERO":  # the classifier's last weight tensor zeroed by hand, skinart.json untouched
+            target = self._copy("T", "cnn-zeroed")
+            zero_last_weight(target / "model.safetensors")
+            return target
+        if key == "TNOSHA":  # a hand-written skinart.json without the weights' hash
+            target = self._copy("T", "cnn-no-sha")
+            meta = json.loads((target / "skinart.json").read_text())
+            del meta["weights_sha256"]
+            (target / "skinart.json").write_text(json.dumps(meta))
+            return target
         if key == "RUNBADPLAN":
             target = self._copy("RUN", "run-bad-plan")
             (target / "plan.json").write_text("{")
@@ -282,6 +293,13 @@ class Inputs:
             path.chmod(0o755)
 
 
+def zero_last_weight(path: Path) -> None:
+    """Zero the last weight tensor of a safetensors file (the classifier's fc.weight): a readable file, other weights."""
+    tensors = load_file(path)
+    last = [k for k in tensors if k.endswith("weight")][-1]
+    save_file({**tensors, last: torch.zeros_like(tensors[last])}, path)
+
+
 @contextmanager
 def memory_cap(headroom_gb: int = 4):
     """Cap this process's address space a few GiB above its current size, so an image size that cannot fit
@@ -299,6 +317,7 @@ def memory_cap(headroom_gb: int = 4):
 # ----------------------------------------------------------------------------------------- the rows
 
 INPUT = re.compile(r"\binput\b")  # an --out that is, holds or sits inside an input run directory: the message says so
+HASHES = re.compile(r"sha256 [0-9a-f]{64}, not the [0-9a-f]{64} recorded")  # a changed weights file: both hashes, whole
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 
@@ -422,7 +441,9 @@ EVALUATE = [
     case("evaluate-checkpoint-is-attack-run", evaluate(checkpoint="{A}"), "not a skinart checkpoint"),
     case("evaluate-checkpoint-is-file", evaluate(checkpoint="{T}/skinart.json"), "--checkpoint"),
     case("evaluate-checkpoint-corrupt-json", evaluate(checkpoint="{TBADJSON}"), "not valid JSON"),
-    case("evaluate-checkpoint-truncated-weights", evaluate(checkpoint="{TBADW}"), "model.safetensors"),
+    case("evaluate-checkpoint-truncated-weights", evaluate(checkpoint="{TBADW}"), "model.safetensors", "copy the file", HASHES),
+    case("evaluate-checkpoint-weights-zeroed", evaluate(checkpoint="{TZERO}"), "cnn-zeroed/model.safetensors", HASHES),
+    case("evaluate-checkpoint-meta-without-sha256", evaluate(checkpoint="{TNOSHA}"), "lacks weights_sha256", "skinart train"),
     case("evaluate-checkpoint-weights-do-not-fit", evaluate(checkpoint="{T6}"), "does not fit"),
     case("evaluate-split-typo", evaluate("--split", "holdout"), "'holdout'", "train, val, test"),
     case("evaluate-split-capitalised", evaluate("--split", "Test"), "'Test'", "train, val, test"),
@@ -481,6 +502,7 @@ EVALUATE_ATTACK = [
 ]
 
 ATTACK = [
+    case("attack-checkpoint-weights-zeroed", attack("fgsm", checkpoint="{TZERO}"), "cnn-zeroed/model.safetensors", HASHES),
     case("attack-method-typo", attack("fgsn"), "unknown attack method 'fgsn'", "fgsm"),
     case("attack-method-capitalised", attack("FGSM"), "unknown attack method 'FGSM'"),
     case("attack-method-is-a-defence", attack("llt"), "unknown attack method 'llt'"),
@@ -831,3 +853,19 @@ def test_bad_input(sources, tmp_path, monkeypatch, request, args, expect, memory
 @contextmanager
 def _nothing():
     yield
+
+
+def test_a_rerun_after_the_weights_were_replaced_is_refused_not_skipped(sources, tmp_path):
+    """The same command into the same --out, the checkpoint's weights replaced in between: refused, the old results kept."""
+    checkpoint, out = tmp_path / "cnn", tmp_path / "fgsm"
+    shutil.copytree(sources.cnn, checkpoint)
+    args = ("attack", "--method", "fgsm", "--checkpoint", checkpoint, "--data-root", sources.data, "--device", "cpu",
+            "--max-samples", 10, "--out", out)
+    _ok(*args)
+    zero_last_weight(checkpoint / "model.safetensors")
+    before = tree_digest(out)
+    result = invoke(*args)
+    assert result.exit_code == 2 and "skipped" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and HASHES.search(lines[0]) and str(checkpoint / "model.safetensors") in lines[0], lines
+    assert tree_digest(out) == before

@@ -1,4 +1,6 @@
 import copy
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -71,6 +73,17 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     mean, std = data_config(net)
     assert np.allclose(classifier.predict(x), wrap(net, 28, mean, std, "cpu").predict(x), atol=1e-6)
     assert checkpoint.meta.model == "skin_cnn" and len(checkpoint.meta.weights_sha256) == 64
+
+
+def test_the_weights_file_has_the_mode_of_every_other_file(tmp_path):
+    """safetensors writes 0600; on a shared filesystem others must read the weights as they read skinart.json."""
+    old = os.umask(0o022)
+    try:
+        _checkpoint(tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["skinart.json"] == 0o644, modes
 
 
 def test_channels_last_weights_save_the_same_checkpoint_as_nchw(tmp_path):
