@@ -18,7 +18,7 @@ from torch import nn
 
 from skinart.data import CLASSES
 from skinart.errors import SkinartError
-from skinart.models import check_model_name
+from skinart.models import check_model_name, hub_unreachable
 from skinart.options import parse_malignant
 from skinart.rundir import EXPORTED_FILE, SCRIPTED_FILE, WEIGHTS_FILE
 from skinart.weights import COUNTER
@@ -198,6 +198,10 @@ def fit_state(net: nn.Module, state: dict, what: str, target: str) -> None:
 
 
 def _hub(spec: str, **_) -> nn.Module:
+    host = hub_unreachable(spec.removeprefix("hf-hub:"))
+    if host:
+        raise SkinartError(f"cannot fetch {spec} from the Hugging Face hub: {host} cannot be reached from here and it is not "
+                           "in the cache; save its weights where the hub is reachable and import the file with --model")
     logging.disable(logging.WARNING)  # huggingface_hub logs each failed request: the error below is the one line
     try:
         return timm.create_model(spec, pretrained=True)

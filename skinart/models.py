@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import difflib
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import timm
@@ -89,6 +92,29 @@ def check_model_name(name: str) -> None:
         raise SkinartError(f"unknown model '{name}'{hint}; use a timm model name (timm.list_models()) or skin_cnn")
 
 
+def hub_unreachable(repo_id: str) -> str | None:
+    """The Hugging Face hub's host when it cannot be reached and `repo_id` has nothing in the cache (else None): one
+    connection tells in a moment, where the hub client retries for about a minute before giving up."""
+    cached = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ["HF_HOME"]) / "hub") / f"models--{repo_id.replace('/', '--')}"
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if any(cached.glob("snapshots/*/*")):
+        return None
+    try:
+        socket.create_connection((host.hostname, host.port or 443), timeout=5).close()
+    except OSError:
+        return host.netloc
+    return None
+
+
+def _check_hub(name: str) -> None:
+    """--pretrained offline: refused at once, before timm's download retries."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    host = cfg and cfg.hf_hub_id and hub_unreachable(cfg.hf_hub_id)
+    if host:
+        raise SkinartError(f"--pretrained downloads {name}'s weights from {host}, which cannot be reached from here, and they "
+                           "are not in the cache; offline, pass --weights PATH to a local .safetensors/.pth file instead")
+
+
 def check_model(name: str, pretrained: bool = False, weights: str | Path | None = None) -> None:
     """The model name and where its first weights come from, checked before anything is built or loaded."""
     check_model_name(name)
@@ -105,6 +131,8 @@ def create_model(name: str, num_classes: int = len(CLASSES), pretrained: bool = 
     freshly initialised, as timm does for its own pretrained weights.
     """
     check_model(name, pretrained, weights)
+    if pretrained:
+        _check_hub(name)
     try:
         net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
     except SkinartError:

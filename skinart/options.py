@@ -22,12 +22,12 @@ def choose(value, choices: Iterable, what: str):
 def parse_eps(text: str | float, option: str = "--eps") -> float:
     """'2/255', '0.2' or a number -> float in (0, 1] (pixel units, DESIGN.md)."""
     try:
-        value = float(Fraction(str(text).strip()))
+        value = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
         raise SkinartError(f"{option} '{text}' is not a number; write a fraction like 8/255 or a decimal like 0.03") from None
-    if not 0 < value <= 1:
+    if not 0 < value <= 1:  # compared exactly: 1e999 is a Fraction no float holds
         raise SkinartError(f"{option} {text} is outside (0, 1]; epsilons are in [0, 1] pixel units, e.g. 8/255")
-    return value
+    return float(value)
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -202,13 +202,14 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
 def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:
     """The epoch loop: one `fit_generator` epoch, the LR step, validation; returns (history, best epoch, its weights)."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    drop_last = len(s.images) > cfg.batch_size  # a batch of one breaks BatchNorm
+    batch_size = min(cfg.batch_size, len(s.images))  # fewer images than a batch: one smaller batch (ART refuses a larger one)
+    drop_last = len(s.images) > batch_size  # a batch of one breaks BatchNorm
     history, best, best_state, best_epoch = [], -1.0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        loader = _ProgressLoader(s.images, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=drop_last)
+        loader = _ProgressLoader(s.images, batch_size=batch_size, shuffle=True, generator=generator, drop_last=drop_last)
         s.loss.seen.clear()
-        fitter.fit_generator(PyTorchDataGenerator(loader, len(s.images), cfg.batch_size), nb_epochs=1)
+        fitter.fit_generator(PyTorchDataGenerator(loader, len(s.images), batch_size), nb_epochs=1)
         record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(s.loss.seen))}
         s.scheduler.step()
         if val_split is not None and len(val_split):

@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,6 +286,14 @@ class Inputs:
             folder.mkdir(parents=True)
             Image.new("RGB", (28, 28)).save(folder / "a.png")
             return self.root / "images"
+        if key == "LATIN1FOLDER":  # a class folder holding an image whose file name is not UTF-8 (Latin-1 bytes)
+            from PIL import Image
+
+            folder = self.root / "latin1" / "mel"
+            folder.mkdir(parents=True)
+            Image.new("RGB", (28, 28)).save(os.path.join(os.fsencode(folder), b"l\xe9sion\xff.jpg"), format="PNG")
+            Image.new("RGB", (28, 28)).save(folder / "b.png")
+            return self.root / "latin1"
         raise KeyError(key)
 
     def unlock(self) -> None:
@@ -317,6 +326,14 @@ def memory_cap(headroom_gb: int = 4):
 # ----------------------------------------------------------------------------------------- the rows
 
 INPUT = re.compile(r"\binput\b")  # an --out that is, holds or sits inside an input run directory: the message says so
+def _hub_reachable() -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
 HASHES = re.compile(r"sha256 [0-9a-f]{64}, not the [0-9a-f]{64} recorded")  # a changed weights file: both hashes, whole
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
@@ -424,6 +441,10 @@ TRAIN = [
     case("train-data-root-missing", train("--data-root", "{IN}/nope.npz"), "--data-root"),
     case("train-data-root-is-checkpoint", train("--data-root", "{T}"), "--data-root"),
     case("train-data-root-corrupt-npz", train("--data-root", "{BADNPZ}"), "not a readable npz"),
+    case("train-data-folder-non-utf8-name", train("--data", "folder", "--data-root", "{LATIN1FOLDER}"),
+         r"mel/l\xe9sion\xff.jpg", "not UTF-8", "rename"),
+    case("train-pretrained-offline", train("--model", "resnet18", "--pretrained"), "--pretrained", "cannot be reached", "--weights",
+         marks=pytest.mark.skipif(_hub_reachable(), reason="needs a machine that cannot reach the Hugging Face hub")),
     case("train-data-folder-is-file", train("--data", "folder", "--data-root", "{D}"), "not a directory"),
     case("train-device-typo", train("--device", "gpu"), "'gpu'", "cuda"),
     case("train-device-cuda-absent", train("--device", "cuda"), "--device cuda", marks=no_cuda),
@@ -511,6 +532,7 @@ ATTACK = [
     case("attack-fgsm-eps-negative", attack("fgsm", "--eps", "-2/255"), "--eps", "(0, 1]"),
     case("attack-fgsm-eps-words", attack("fgsm", "--eps", "eight"), "--eps 'eight' is not a number"),
     case("attack-fgsm-eps-percent", attack("fgsm", "--eps", "2%"), "--eps '2%' is not a number"),
+    case("attack-fgsm-eps-overflows-a-float", attack("fgsm", "--eps", "1e999"), "--eps 1e999 is outside (0, 1]"),
     case("attack-fgsm-eps-divide-by-zero", attack("fgsm", "--eps", "1/0"), "--eps"),
     case("attack-fgsm-eps-step", attack("fgsm", "--eps-step", "1/255"), "--eps-step does not apply to fgsm"),
     case("attack-fgsm-max-iter", attack("fgsm", "--max-iter", "10"), "--max-iter does not apply to fgsm"),
@@ -675,6 +697,8 @@ RUN = [
     case("run-default-out-recipe-invalid", ["run", Recipe(param(0, epochs="many"))], "steps[0].params.epochs"),
     case("run-set-no-equals", ["run", "{Y}", "--out", "{OUT}", "--set", "data.size"], "--set"),
     case("run-set-unknown-step", ["run", "{Y}", "--out", "{OUT}", "--set", "steps.nosuch.params.x=1"], "no step 'nosuch'"),
+    case("run-set-eps-overflows-a-float", ["run", "{Y}", "--out", "{OUT}", "--set", "steps.fgsm.params.eps=1e999"],
+         "steps[1].params.eps", "outside (0, 1]"),
     case("run-set-wrong-type", ["run", "{Y}", "--out", "{OUT}", "--set", "data.size=abc"], "data.size"),
     case("run-out-is-file", ["run", "{Y}", "--out", "{Y2}"], "--out"),
     case("run-out-is-checkpoint", ["run", "{Y}", "--out", "{T}"], "--out", re.compile("checkpoint|train")),
@@ -782,6 +806,8 @@ DATA_INFO = [
     case("data-info-ham-root-missing", ["data", "info", "--data", "ham10000", "--data-root", "{IN}/nope"], "does not exist"),
     case("data-info-folder-not-a-class", ["data", "info", "--data", "folder", "--data-root", "{BADFOLDER}"],
          "folder 'cancer' is not a class"),
+    case("data-info-folder-non-utf8-name", ["data", "info", "--data", "folder", "--data-root", "{LATIN1FOLDER}"],
+         r"mel/l\xe9sion\xff.jpg", "not UTF-8"),
     case("data-info-folder-one-image", ["data", "info", "--data", "folder", "--data-root", "{TINYFOLDER}"], re.compile("(?i)images")),
     case("data-info-split-ratios-sum", ["data", "info", "--data", "ham10000", "--data-root", "{H}", "--split-ratios", "0.7,0.2,0.2"],
          "--split-ratios"),
@@ -869,3 +895,29 @@ def test_a_rerun_after_the_weights_were_replaced_is_refused_not_skipped(sources,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and HASHES.search(lines[0]) and str(checkpoint / "model.safetensors") in lines[0], lines
     assert tree_digest(out) == before
+
+
+def test_a_small_folder_dataset_trains_with_one_smaller_batch(tmp_path):
+    """8 images per class: the training split is smaller than --batch-size, so it is one smaller batch."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (28, 28, 3), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    result = invoke("train", "--data", "folder", "--data-root", tmp_path / "images", "--model", "skin_cnn", "--epochs", 1,
+                    "--batch-size", 64, "--device", "cpu", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr[-400:]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+
+
+def test_pretrained_with_the_hub_unreachable_is_one_line_at_once(derma_subset, tmp_path, monkeypatch):
+    """Wherever the suite runs: the hub's endpoint at a closed local port stands for a machine that cannot reach it."""
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+    result = invoke("train", "--data-root", derma_subset, "--model", "resnet18", "--pretrained", "--epochs", 1,
+                    "--device", "cpu", "--out", tmp_path / "run")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "127.0.0.1:9, which cannot be reached" in lines[0], lines
+    assert not (tmp_path / "run").exists()

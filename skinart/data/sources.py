@@ -169,6 +169,17 @@ def _class_of_folder(name: str) -> int:
     raise SkinartError(f"folder '{name}' is not a class; name class folders {', '.join(CLASSES)}")
 
 
+def _utf8_id(relative: Path, root: Path) -> str:
+    """An image's id, its path under the root: refused unless UTF-8 (ids are written to JSON, tables and the terminal)."""
+    try:
+        str(relative).encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(relative).decode("ascii", "backslashreplace")
+        raise SkinartError(f"the file name {shown} in {root} is not UTF-8; rename it in UTF-8 "
+                           "(e.g. convmv -f latin1 -t utf-8 -r --notest DIR)") from None
+    return str(relative)
+
+
 def _read_folder(root: Path, spec: dict) -> Source:
     root = _existing_dir(root, "folder")
     if not root.is_dir():
@@ -181,7 +192,7 @@ def _read_folder(root: Path, spec: dict) -> Source:
         labels += [label] * len(files)
     if not paths:
         raise SkinartError(f"{root} holds no images in class sub-directories ({', '.join(CLASSES)})")
-    ids = np.array([str(p.relative_to(root)) for p in paths])
+    ids = np.array([_utf8_id(p.relative_to(root), root) for p in paths])
     return Source(
         name="folder", root=root, ids=ids, labels=np.array(labels, dtype=np.int64), groups=ids,
         paths=paths,
