@@ -96,6 +96,30 @@ def check_out(out: Path, inputs) -> None:
                                "choose an --out outside every input run")
 
 
+def check_named(out: Path, kind: str) -> None:
+    """`--out ""` (or `.`, `/`, `..`) names the folder a command runs in or one above it, never a new run directory."""
+    if Path(out).name in ("", ".."):
+        raise SkinartError(f"--out '{out}' names no run directory (an empty --out is the current folder); give one, "
+                           f"e.g. --out runs/{kind}")
+
+
+def check_writable(out: Path) -> None:
+    """Before the work, what the swap at its end needs: a folder it can write beside `out` (in its nearest existing
+    parent), and an existing `out` it can replace (not a mount point, not immutable or read-only)."""
+    parent = next(p for p in Path(out).absolute().parents if p.exists())
+    if out.is_dir() and os.path.ismount(out):
+        raise SkinartError(f"--out {out} is a mount point, which cannot be replaced (busy); choose a folder inside it or "
+                           "another --out")
+    for folder in (parent, out) if out.is_dir() else (parent,):
+        probe = folder / f".skinart-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as e:
+            raise SkinartError(f"--out {out} cannot be written: {folder} refuses a new entry ({e.strerror or e}); choose "
+                               "an --out you can write to") from None
+
+
 @contextmanager
 def staged(out: Path, config: dict) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success write config.json and swap it into place. On failure nothing
@@ -149,6 +173,7 @@ class RunDir:
     def __init__(self, kind: str, out: Path, *, overwrite: bool = False, inputs=(), checkpoint=None, data: dict | None = None,
                  **settings):
         self.out, self.overwrite = Path(out), overwrite
+        check_named(self.out, kind)
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
         self.config = {"kind": kind, **settings}
         if checkpoint is not None:
@@ -158,7 +183,11 @@ class RunDir:
 
     @property
     def done(self) -> bool:
-        return not needs_run(self.out, self.config, self.overwrite)
+        """Whether `out` holds this very run already; when not, `out` is checked writable before the work starts."""
+        if not needs_run(self.out, self.config, self.overwrite):
+            return True
+        check_writable(self.out)
+        return False
 
     def staged(self):
         return staged(self.out, self.config)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,15 @@ SCHEDULERS = {
 }
 
 
+# TrainConfig's numbers with a bound: field -> (test, the bound in words)
+BOUNDS = {
+    "lr": (lambda v: v > 0, "greater than 0"),
+    "weight_decay": (lambda v: v >= 0, "at least 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "patience": (lambda v: v >= 0, "at least 0 (0: never stop early)"),
+}
+
+
 @dataclass
 class TrainConfig:
     model: str = "resnet18"
@@ -77,8 +86,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.patience < 0:
-            raise SkinartError("--lr must be > 0, --weight-decay ≥ 0, --label-smoothing in [0, 1), --patience ≥ 0")
+        for f in fields(self):
+            if f.name in BOUNDS and not BOUNDS[f.name][0](getattr(self, f.name)):  # `not`: NaN fails every bound
+                option = f"--{f.name.replace('_', '-')}"
+                raise SkinartError(f"{option} {getattr(self, f.name)} is not {BOUNDS[f.name][1]}; e.g. {option} {f.default} "
+                                   "(the default)")
         if not 0 < self.target_sensitivity <= 1:
             raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
 

@@ -286,6 +286,11 @@ class Inputs:
             folder.mkdir(parents=True)
             Image.new("RGB", (28, 28)).save(folder / "a.png")
             return self.root / "images"
+        if key == "CSVNPZ":  # a CSV file renamed .npz
+            (self.root / "labels.npz").write_text("image_id,dx\nISIC_0024306,nv\n")
+            return self.root / "labels.npz"
+        if key == "ROT":  # a train run nobody can write into or replace
+            return self._lock(self._copy("T", "cnn-locked"))
         if key == "LATIN1FOLDER":  # a class folder holding an image whose file name is not UTF-8 (Latin-1 bytes)
             from PIL import Image
 
@@ -417,6 +422,11 @@ TRAIN = [
     case("train-batch-size-zero", train("--batch-size", "0"), "--batch-size"),
     case("train-lr-zero", train("--lr", "0"), "--lr"),
     case("train-lr-negative", train("--lr", "-0.001"), "--lr"),
+    case("train-lr-negative-named-with-its-value", train("--lr", "-0.1"), "--lr -0.1 is not greater than 0", "--lr 0.001"),
+    case("train-data-root-csv-renamed-npz", train("--data-root", "{CSVNPZ}"), "not an npz file", "renamed",
+         re.compile(r"^(?!.*pickle)")),
+    case("train-out-empty", train("--out", ""), "--out", "names no run directory"),
+    case("train-out-immutable-overwrite", train("--out", "{ROT}", "--overwrite"), "--out", "cannot be written"),
     case("train-weight-decay-negative", train("--weight-decay", "-1e-4"), "--weight-decay"),
     case("train-label-smoothing-one", train("--label-smoothing", "1.0"), "--label-smoothing"),
     case("train-patience-negative", train("--patience", "-1"), "--patience"),
@@ -532,6 +542,7 @@ ATTACK = [
     case("attack-fgsm-eps-negative", attack("fgsm", "--eps", "-2/255"), "--eps", "(0, 1]"),
     case("attack-fgsm-eps-words", attack("fgsm", "--eps", "eight"), "--eps 'eight' is not a number"),
     case("attack-fgsm-eps-percent", attack("fgsm", "--eps", "2%"), "--eps '2%' is not a number"),
+    case("attack-out-empty", attack("fgsm", "--out", ""), "--out", "names no run directory"),
     case("attack-fgsm-eps-overflows-a-float", attack("fgsm", "--eps", "1e999"), "--eps 1e999 is outside (0, 1]"),
     case("attack-fgsm-eps-divide-by-zero", attack("fgsm", "--eps", "1/0"), "--eps"),
     case("attack-fgsm-eps-step", attack("fgsm", "--eps-step", "1/255"), "--eps-step does not apply to fgsm"),
@@ -699,6 +710,7 @@ RUN = [
     case("run-set-unknown-step", ["run", "{Y}", "--out", "{OUT}", "--set", "steps.nosuch.params.x=1"], "no step 'nosuch'"),
     case("run-set-eps-overflows-a-float", ["run", "{Y}", "--out", "{OUT}", "--set", "steps.fgsm.params.eps=1e999"],
          "steps[1].params.eps", "outside (0, 1]"),
+    case("run-recipe-is-a-folder", ["run", "{IN}", "--out", "{OUT}"], "is a folder", "YAML recipe file"),
     case("run-set-wrong-type", ["run", "{Y}", "--out", "{OUT}", "--set", "data.size=abc"], "data.size"),
     case("run-out-is-file", ["run", "{Y}", "--out", "{Y2}"], "--out"),
     case("run-out-is-checkpoint", ["run", "{Y}", "--out", "{T}"], "--out", re.compile("checkpoint|train")),
@@ -768,6 +780,8 @@ RECIPES = [
     case("recipe-reference-metric-typo", validate(edit(lambda r: r["reference"].update(clean={"acuracy": 0.7}))),
          "reference.clean.acuracy"),
     case("recipe-set-wrong-type", validate(None, "--set", "data.size=abc"), "data.size"),
+    case("recipe-set-wrong-type-key-path-once", validate(None, "--set", "steps.train.params.epochs=abc"),
+         re.compile(r"^(?!.*params\.epochs.*params\.epochs).*steps\[0\]\.params\.epochs: .*'--epochs'")),
     case("recipe-set-no-equals", validate(None, "--set", "data.size"), "--set"),
     case("recipe-set-unknown-step", validate(None, "--set", "steps.nosuch.params.x=1"), "no step 'nosuch'"),
     case("recipe-file-missing", ["recipes", "validate", "{IN}/nope.yaml"], "not found"),

@@ -247,9 +247,14 @@ def _download_dermamnist(spec: dict, size: int) -> Path:
 
 def open_npz(path: Path):
     try:
-        npz = np.load(path)
+        with open(path, "rb") as f:  # numpy reads any other file as a pickle (and refuses it as one): say what it is instead
+            zipped = f.read(4) == b"PK\x03\x04"
+        npz = np.load(path) if zipped else None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SkinartError(f"{path} is not a readable npz file ({e}); pass a MedMNIST-format dermamnist*.npz") from e
+    if npz is None:
+        raise SkinartError(f"{path} is not an npz file (an npz is a zip archive, and this file does not start like one: "
+                           "another format renamed?); pass a MedMNIST-format dermamnist*.npz")
     missing = [f"{s}_{k}" for s in SPLIT_NAMES for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
     if missing:
         raise SkinartError(f"{path.name} is not a MedMNIST-format npz (missing {', '.join(missing)})")

@@ -42,6 +42,8 @@ def unknown(path: str, key: str, known) -> SkinartError:
 def load_recipe(path: Path, overrides: list[str] = ()) -> dict:
     """Read a recipe and apply `--set a.b.c=value` overrides (values in YAML syntax; a step by name or index)."""
     path = Path(path)
+    if path.is_dir():
+        raise SkinartError(f"recipe {path} is a folder; give the path of a YAML recipe file in it (see recipes/)")
     if not path.is_file():
         raise SkinartError(f"recipe {path} not found; give the path of a YAML recipe (see recipes/)")
     try:

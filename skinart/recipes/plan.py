@@ -96,8 +96,9 @@ def _parse(path: str, command, task: Task, grid: dict):
 
 def _check_task(path: str, command, task: Task, step: dict) -> None:
     """Build the task's whole configuration as its command will (step_checks), naming the key an error comes from."""
+    ctx = _parse(path, command, task, step.get("grid", {}))  # its errors name their key path already
     try:
-        _check_parsed(task, _parse(path, command, task, step.get("grid", {})))
+        _check_parsed(task, ctx)
     except SkinartError as e:
         raise SkinartError(f"{_culprit(path, command, task, step, str(e))}: {e}") from None
 
