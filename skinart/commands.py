@@ -303,7 +303,7 @@ def defend(
     if metrics["kind"] == "detect-poison":
         return typer.echo(f"{detector}: flagged {metrics['flagged']} of {metrics['train_samples']} training images; "
                           f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({metrics['poisoned']} poisoned)")
-    typer.echo(metrics_markdown(metrics, f"{method} on {checkpoint}: clean test"))
+    typer.echo(metrics_markdown(metrics, f"{method} on {retrained or checkpoint}: clean test"))
 
 
 @one_line_errors

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skinart.progress import Announced
+from skinart.progress import Announced, terminal
 from skinart.toolbox import (
     ART_NUMPY_DTYPE, ART_VERSION, AdversarialPatchPyTorch, CarliniL2Method, CarliniLInfMethod, FastGradientMethod,
     HopSkipJump, MomentumIterativeMethod, ProjectedGradientDescent, ProjectedGradientDescentPyTorch, SquareAttack,
@@ -187,10 +187,11 @@ check_overrides(FastProjectedGradientDescentPyTorch, ProjectedGradientDescentPyT
 class FastPyTorchPath:
     """Mixin for ART's PGD dispatcher (`ProjectedGradientDescent` and its subclass `MomentumIterativeMethod`), listed
     before it: where ART picks its PyTorch implementation, this picks `FastProjectedGradientDescentPyTorch` with the same
-    parameters. (For a classifier with non-PyTorch preprocessing ART picks its NumPy implementation, kept as it is.)"""
+    parameters. (For a classifier with non-PyTorch preprocessing ART picks its NumPy implementation, kept as it is.)
+    `verbose` (ART's bar) defaults to whether stderr is a terminal: in a log, a bar's carriage returns glue lines."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, verbose: bool | None = None, **kwargs):
+        super().__init__(*args, verbose=terminal() if verbose is None else verbose, **kwargs)
         if type(self._attack) is ProjectedGradientDescentPyTorch:
             self._attack = FastProjectedGradientDescentPyTorch.like(self._attack)
 
@@ -348,14 +349,21 @@ for _mine, _art_class in ((PassScoredUniversalPerturbation, UniversalPerturbatio
 # ---------------------------------------------------------------------------------------------- generate loops
 
 
-def craft_evasion(attack, classifier, x: np.ndarray, y: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """ART `generate` over chunks (bounded memory, visible progress); `y` true labels or targets, one-hot."""
+def craft_evasion(attack, classifier, x: np.ndarray, y: np.ndarray, *, what: str | None = None, chunk: int = 512) -> np.ndarray:
+    """ART `generate` over chunks (bounded memory, visible progress); `y` true labels or targets, one-hot. Each progress
+    line says `what` is crafted (default: the attack's ART class)."""
     adv = np.empty_like(x)
     start = time.perf_counter()
     for i in range(0, len(x), chunk):
         adv[i : i + chunk] = attack.generate(x[i : i + chunk], y[i : i + chunk])
-        print(f"  attacked {min(i + chunk, len(x))}/{len(x)} images ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        print(f"  {what or _art_name(attack)}: attacked {min(i + chunk, len(x))}/{len(x)} images "
+              f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return adv
+
+
+def _art_name(attack) -> str:
+    """The ART class a skinart attack subclasses (FrozenProjectedGradientDescent: ProjectedGradientDescent)."""
+    return next(c.__name__ for c in type(attack).__mro__ if c.__module__.startswith("art."))
 
 
 @contextmanager

@@ -29,7 +29,8 @@ def _pct(value: float) -> str:
 def _pgd_accuracy(classifier, x: np.ndarray, labels: np.ndarray, eps: float, steps: int) -> float:
     """Accuracy under L∞ PGD of `steps` steps of ε/4 from the clean image."""
     attack = build("pgd", classifier, {"eps": eps, "eps_step": eps / 4, "max_iter": steps, "num_random_init": 0}, {"verbose": False})
-    adv = craft_evasion(attack, classifier, x, one_hot(labels, classifier.nb_classes))
+    adv = craft_evasion(attack, classifier, x, one_hot(labels, classifier.nb_classes),
+                        what=f"sanity check PGD-{steps} at eps {eps * 255:.3g}/255")
     return float(np.mean(predict(classifier, adv).argmax(1) == labels))
 
 

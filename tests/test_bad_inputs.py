@@ -935,3 +935,22 @@ def test_pretrained_with_the_hub_unreachable_is_one_line_at_once(derma_subset, t
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "127.0.0.1:9, which cannot be reached" in lines[0], lines
     assert not (tmp_path / "run").exists()
+
+
+def test_every_progress_line_of_an_attacked_evaluation_says_what_it_is(sources, tmp_path):
+    """Piped stderr: no tqdm bar (its carriage returns glue lines together); each 'attacked' line names its attack."""
+    result = invoke("evaluate", "--checkpoint", sources.base / "llt", "--data-root", sources.data, "--device", "cpu",
+                    "--attack", "pgd", "--max-iter", 2, "--max-samples", 10, "--out", tmp_path / "ev")
+    assert result.exit_code == 0, result.stderr[-400:]
+    assert "\r" not in result.stderr and "Batches" not in result.stderr
+    progress = [line for line in result.stderr.splitlines() if "attacked" in line]
+    assert len(progress) >= 8, result.stderr  # 3 threat models and 5 sanity-check attacks
+    unlabelled = [line for line in progress if not re.match(r"\s+(pgd|sanity check PGD-\d+ at eps [\d.]+/255): attacked", line)]
+    assert not unlabelled, unlabelled
+
+
+def test_the_combined_defence_summary_names_the_retrained_run(sources, tmp_path):
+    result = invoke("defend", "--method", "combined", "--retrained", sources.base / "rt", "--data-root", sources.data,
+                    "--device", "cpu", "--out", tmp_path / "combined")
+    assert result.exit_code == 0, result.stderr[-400:]
+    assert f"combined on {sources.base / 'rt'}: clean test" in result.stdout and "None" not in result.stdout

@@ -84,7 +84,8 @@ def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.
     method, n_classes = cfg.row, len(dataset.classes)
     seed_everything(cfg.seed)
     if method.kind == "evasion":
-        adv = craft_evasion(attack, crafter, x, one_hot(labels if target is None else np.full(len(x), target), n_classes))
+        adv = craft_evasion(attack, crafter, x, one_hot(labels if target is None else np.full(len(x), target), n_classes),
+                            what=cfg.method)
         # AutoAttack's passes: images attacked, still standing and seconds of each (the sub-attacks' budgets are art_params)
         return adv, ({"autoattack": attack.report} if getattr(attack, "report", None) else {}), {}
     train = dataset.splits["train"]
