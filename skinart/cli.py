@@ -11,17 +11,20 @@ from skinart import __version__
 from skinart.commands import Data, DataRoot, OneLineGroup, SplitRatios, add_step_commands, one_line_errors
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
-from skinart.recipes.ray_executor import executor_options, execute_on_ray
-from skinart.recipes.plan import validate
-from skinart.recipes.executor import execute_recipe
 from skinart.weights import LITE, convert
 
-app = add_step_commands(typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True))
-data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+# As in skinart.commands, each command imports what it runs (the recipes import every step's libraries) in its body.
+
+# click's plain help, not rich's boxes: at 80 columns the boxes squeezed each description into ~17 characters and cut
+# long option names (--label-smoothi…); plain help puts a long option's text on the lines below it
+PLAIN = {"rich_markup_mode": None}
+app = add_step_commands(typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True, **PLAIN))
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.", **PLAIN)
 app.add_typer(data_app, name="data")
-recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.")
+recipes_app = typer.Typer(no_args_is_help=True, help="Check recipes.", **PLAIN)
 app.add_typer(recipes_app, name="recipes")
-weights_app = typer.Typer(no_args_is_help=True, help="Write offline ImageNet weights as timm state dicts (for train --weights).")
+weights_app = typer.Typer(no_args_is_help=True, help="Write offline ImageNet weights as timm state dicts (for train --weights).",
+                          **PLAIN)
 app.add_typer(weights_app, name="weights")
 
 
@@ -54,6 +57,9 @@ def run(
                                                          "and its torch threads (default 1)")] = None,
 ):
     """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""
+    from skinart.recipes.executor import execute_recipe
+    from skinart.recipes.ray_executor import execute_on_ray, executor_options
+
     ray = executor_options(executor, address, cpus_per_step, gpus_per_step)
     run_dir = execute_recipe(recipe, out, set_ or [], resume) if ray is None else execute_on_ray(recipe, out, set_ or [], resume, ray)
     typer.echo(f"run finished: {run_dir}")
@@ -66,6 +72,8 @@ def recipes_validate(
     set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY.PATH=VALUE", help="override, key.path=value (repeatable)")] = None,
 ):
     """Check recipes against the commands' options (keys, types, step references) without running anything."""
+    from skinart.recipes.plan import validate
+
     failed = 0
     for path in recipes:
         try:

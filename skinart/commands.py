@@ -8,32 +8,22 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
 
-from skinart.attack_config import AttackConfig
-from skinart.checkpoints import Checkpoint
-from skinart.runs.attack import attack_run
 from skinart.data import DATASETS, DEFAULT_MALIGNANT
-from skinart.defences import RetrainConfig, check_defence
-from skinart.runs.detect import detect_run
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
-from skinart.runs.evaluate import evaluate_run
-from skinart.runs.imported import import_run, import_summary
-from skinart.runs.poison import poison_run
-from skinart.runs.preprocess import combined_run, preprocess_run
-from skinart.report.study import write_report
-from skinart.rundir import RunOptions
-from skinart.presentation.tables import attack_markdown, metrics_markdown, threats_markdown, worst_case_markdown
-from skinart.runs.rescore import rescore_run
-from skinart.runs.retrain import retrain_run
-from skinart.step_checks import attack_config, defend_config, evaluate_config, import_config, report_config, train_config
-from skinart.runs.threats import threats_run
-from skinart.runs.train import train_run
-from skinart.runs.worst_case import worst_case_run
 
+if TYPE_CHECKING:
+    from skinart.attack_config import AttackConfig
+    from skinart.checkpoints import Checkpoint
+    from skinart.defences import RetrainConfig
+    from skinart.rundir import RunOptions
+
+# Each command imports what it runs (torch, timm, ART under it) in its body, not here: the signatures are all that
+# `--help`, `--version` and a refused option need, and they answer in a fraction of a second instead of seconds.
 
 def one_line_errors(command):
     """What a user can cause, as one line on stderr: a SkinartError (exit 2), a file the system refuses (a read-only or
@@ -118,6 +108,10 @@ def train(
     overwrite: Overwrite = False,
 ):
     """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
+    from skinart.rundir import RunOptions
+    from skinart.runs.train import train_run
+    from skinart.step_checks import train_config
+
     cfg = train_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
     result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
@@ -149,6 +143,10 @@ def import_model(
     overwrite: Overwrite = False,
 ):
     """Import a model trained outside skinart as a checkpoint every command takes; scores its validation split."""
+    from skinart.rundir import RunOptions
+    from skinart.runs.imported import import_run, import_summary
+    from skinart.step_checks import import_config
+
     cfg = import_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
     result = import_run(cfg, out, options)
@@ -183,6 +181,14 @@ def evaluate(
     """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
     under each threat model side by side, flagging likely gradient masking."""
+    from skinart.checkpoints import Checkpoint
+    from skinart.presentation.tables import metrics_markdown, threats_markdown, worst_case_markdown
+    from skinart.rundir import RunOptions
+    from skinart.runs.evaluate import evaluate_run
+    from skinart.runs.threats import threats_run
+    from skinart.runs.worst_case import worst_case_run
+    from skinart.step_checks import evaluate_config
+
     cfgs, threats = evaluate_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
     loaded = Checkpoint.load(checkpoint)
@@ -200,6 +206,10 @@ def evaluate(
 def _attack(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, source_checkpoint: Path | None,
             threat: str | None, adversarial_run: Path | None) -> dict | None:
     """The run an attack command is: a rescoring of saved images, a poisoning, or crafting under a threat model."""
+    from skinart.runs.attack import attack_run
+    from skinart.runs.poison import poison_run
+    from skinart.runs.rescore import rescore_run
+
     if adversarial_run is not None:
         return rescore_run(cfg, checkpoint, adversarial_run, out, options)
     if cfg.row.kind == "poison":
@@ -237,6 +247,11 @@ def attack(
 ):
     """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
     measured L∞/L2), adversarial.npz and figures."""
+    from skinart.checkpoints import Checkpoint
+    from skinart.presentation.tables import attack_markdown
+    from skinart.rundir import RunOptions
+    from skinart.step_checks import attack_config
+
     cfg = attack_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
     metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
@@ -257,6 +272,12 @@ def _given(ctx: typer.Context) -> set[str]:
 def _defend(method: str, out: Path, options: RunOptions, *, checkpoint: Path | None, settings: dict, retrain: RetrainConfig,
             retrained: Path | None, poisoned_run: Path | None, detector: str) -> dict | None:
     """The run a defence is, by its kind in the DEFENCES table; each reads its one checkpoint once."""
+    from skinart.checkpoints import Checkpoint
+    from skinart.defences import check_defence
+    from skinart.runs.detect import detect_run
+    from skinart.runs.preprocess import combined_run, preprocess_run
+    from skinart.runs.retrain import retrain_run
+
     runners = {
         "preprocess": lambda: preprocess_run(method, Checkpoint.load(checkpoint), out, options, settings=settings),
         "retrain": lambda: retrain_run(retrain, method, Checkpoint.load(checkpoint), out, options),
@@ -294,6 +315,10 @@ def defend(
     overwrite: Overwrite = False,
 ):
     """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
+    from skinart.presentation.tables import metrics_markdown
+    from skinart.rundir import RunOptions
+    from skinart.step_checks import defend_config
+
     settings, retrain = defend_config(locals(), _given(ctx))
     options = RunOptions(data=data, data_root=data_root, device=device, overwrite=overwrite)
     metrics = _defend(method, out, options, checkpoint=checkpoint, settings=settings, retrain=retrain, retrained=retrained,
@@ -316,6 +341,9 @@ def report(
     also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
 ):
     """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
+    from skinart.report.study import write_report
+    from skinart.step_checks import report_config
+
     result = write_report(run, bootstrap, seed, report_config(locals()), also_label)
     typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from skinart.errors import SkinartError
 
@@ -56,6 +55,8 @@ def resolved(path: str | Path | None) -> str | None:
 
 def seed_everything(seed: int) -> None:
     """Python's `random` (UAP's sample order), numpy (ART's random starts, splits) and torch (weights, patches)."""
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

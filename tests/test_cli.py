@@ -1,11 +1,17 @@
 """The commands end to end on generated data (small DermaMNIST-format npz, the paper's small CNN, few epochs)."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import typer
 from helpers import invoke
 
+from skinart.cli import app
 from skinart.metrics import p_malignant, threshold_metrics
 
 
@@ -158,3 +164,33 @@ def test_the_operating_point_is_chosen_on_val_and_kept_by_evaluate_and_attack(tr
 def test_target_sensitivity_is_checked(derma_subset, tmp_path):
     result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--target-sensitivity", 0, "--out", tmp_path / "t")
     assert result.exit_code == 2 and "--target-sensitivity must be in (0, 1]" in result.stderr and not (tmp_path / "t").exists()
+
+
+HEAVY = ("torch", "timm", "art", "sklearn", "matplotlib", "scipy")
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    """`skinart --help`, `--version` and a refused option need only the signatures: torch, timm and ART (seconds to
+    import) load where a command runs. A fresh interpreter: this one has imported them all."""
+    code = f"import sys, skinart.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "import", "evaluate", "attack", "defend", "report", "run", "recipes validate",
+                                     "data info"])
+def test_help_fits_80_columns_with_every_option_name_whole(command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERMINAL_WIDTH", "80")
+    result = invoke(*command.split(), "--help")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert "…" not in result.stdout and "<bool>" not in result.stdout
+    shown = set(re.findall(r"--[a-z][a-z0-9-]*", result.stdout))
+    cmd = typer.main.get_command(app)
+    for word in command.split():
+        cmd = cmd.commands[word]
+    declared = {opt for param in cmd.params for opt in param.opts + param.secondary_opts if opt.startswith("--")}
+    assert declared and declared <= shown, declared - shown  # every option of the command, each name whole

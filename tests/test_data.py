@@ -193,7 +193,7 @@ def test_bad_npz_and_options(tmp_path, derma_subset):
     (two / "other.npz").write_bytes(b"garbage")
     with pytest.raises(SkinartError, match="several .npz"):
         read_source("dermamnist", two)
-    with pytest.raises(SkinartError, match="not a readable npz"):
+    with pytest.raises(SkinartError, match="not an npz file"):
         read_source("dermamnist", two / "junk.npz")
     with pytest.raises(SkinartError, match="--img-size must be positive"):
         load_dataset("dermamnist", derma_subset, img_size=0)

