@@ -1,9 +1,13 @@
 """--precision: the wrapped model computed under torch.autocast gives fp32's answers (bf16 on CPU here; CUDA's fp16 and
 bf16 in the CUDA tests), and the attacks' gradients stay honest under it (the sanity checks run on bf16)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+
+from helpers import invoke
 
 from skinart.checkpoints import Checkpoint
 from skinart.data import to_model_input
@@ -46,3 +50,18 @@ def test_an_unknown_precision_is_refused_in_one_line(trained):
 def test_logits_come_back_as_fp32(trained, test_split):
     model = Checkpoint.load(trained).classifier("cpu", precision="bf16").model
     assert model(torch.from_numpy(test_split[0][:4])).dtype == torch.float32
+
+
+def test_train_at_bf16_is_recorded_and_never_skips_an_fp32_run(derma_subset, tmp_path):
+    args = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run", "--device", "cpu")
+    result = invoke(*args, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
+    again = invoke(*args)  # fp32 at the same --out: another run, refused rather than skipped
+    assert again.exit_code == 2 and "already holds a different run" in again.stderr
+
+
+def test_train_refuses_an_unknown_precision(derma_subset, tmp_path):
+    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--out", tmp_path / "run", "--precision", "fp8")
+    assert result.exit_code == 2 and "unknown --precision 'fp8'; choose one of fp32, bf16, fp16" in result.stderr
+    assert not (tmp_path / "run").exists()
