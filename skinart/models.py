@@ -193,6 +193,23 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
 
 
+# --precision: the dtype torch.autocast computes in (None: plain fp32, nothing wrapped)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Autocast(nn.Module):
+    """`model` under torch.autocast at `dtype`, its logits returned as fp32 so that ART's losses and the gradients its
+    attacks take stay fp32 (bf16 needs no loss scaling, so ART's loops run unchanged)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.model(x).float()
+
+
 def wrap(
     net: nn.Module,
     img_size: int,
@@ -202,17 +219,21 @@ def wrap(
     loss: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     preprocessing_defences=None,
+    precision: str = "fp32",
 ):
-    """ART PyTorchClassifier over Sequential(Normalize, net): inputs float32 NCHW in [0, 1].
+    """ART PyTorchClassifier over Sequential(Normalize, net) computed at `precision`: inputs float32 NCHW in [0, 1].
 
     On CPU the weights go channels-last (in place, so an optimiser built on `net` keeps its parameters): oneDNN's NHWC
     kernels train EfficientNet-Lite 1.6-2x and skin_cnn 1.1-1.3x faster (benchmarks/memory_format.py; resnet18 at 28 px
     is the exception, about 1.5x slower).
     """
     device = resolve_device(device)
+    dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]
     model = nn.Sequential(Normalize(mean, std), net)
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
+    if dtype is not None:
+        model = Autocast(model, dtype)
     classifier = PyTorchClassifier(
         model=model,
         loss=(loss or nn.CrossEntropyLoss()).to(device),  # ART moves the model, not the loss's class weights

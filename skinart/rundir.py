@@ -53,6 +53,12 @@ def resolved(path: str | Path | None) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
+def torch_threads() -> int:
+    """torch's CPU thread count, which CPU results depend on."""
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+    return torch.get_num_threads()
+
+
 def seed_everything(seed: int) -> None:
     """Python's `random` (UAP's sample order), numpy (ART's random starts, splits) and torch (weights, patches)."""
     import torch  # here: the CLI imports this module to parse a command, before anything runs
@@ -167,16 +173,17 @@ class RunOptions:
 
 class RunDir:
     """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
-    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings. `inputs` are the other run
-    directories it reads, which `out` may not overlap. `done` when `out` already holds this very run; `staged()`
-    writes it."""
+    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, and torch's thread count (CPU
+    results depend on it, so a run on another count is another run). `inputs` are the other run directories it reads,
+    which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
+    state seeded from `seed` first, so a step draws the same numbers whatever ran before it in the process."""
 
     def __init__(self, kind: str, out: Path, *, overwrite: bool = False, inputs=(), checkpoint=None, data: dict | None = None,
-                 **settings):
-        self.out, self.overwrite = Path(out), overwrite
+                 seed: int = 0, **settings):
+        self.out, self.overwrite, self.seed = Path(out), overwrite, seed
         check_named(self.out, kind)
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
-        self.config = {"kind": kind, **settings}
+        self.config = {"kind": kind, **settings, "torch_threads": torch_threads()}
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint.ref()
         if data is not None:
@@ -191,6 +198,7 @@ class RunDir:
         return False
 
     def staged(self):
+        seed_everything(self.seed)
         return staged(self.out, self.config)
 
 

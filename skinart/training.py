@@ -22,7 +22,7 @@ from skinart.checkpoints import Checkpoint, save_checkpoint
 from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
-from skinart.models import check_input_size, create_model, data_config, predict, wrap
+from skinart.models import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
 from skinart.rundir import HISTORY_FILE, resolved, seed_everything, write_json
@@ -76,11 +76,13 @@ class TrainConfig:
     pretrained: bool = False
     weights: str | None = None
     target_sensitivity: float = 0.90  # of the operating point chosen on the validation split after training
+    precision: str = "fp32"  # torch.autocast's dtype (models.PRECISIONS); a retraining inherits it
 
     def check(self) -> None:
         for value, table, option in (
             (self.augment, AUGMENTATIONS, "--augment"), (self.optimizer, OPTIMIZERS, "--optimizer"),
             (self.scheduler, SCHEDULERS, "--scheduler"), (self.balance, BALANCE_METHODS, "--balance"),
+            (self.precision, PRECISIONS, "--precision"),
         ):
             choose(value, table, option)
         for name in ("epochs", "batch_size"):
@@ -205,7 +207,7 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     optimizer = OPTIMIZERS[cfg.optimizer](net.parameters(), cfg.lr, cfg.weight_decay)
     scheduler = SCHEDULERS[cfg.scheduler](optimizer, cfg.epochs)
     loss = _LoggedLoss(net, weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
-    classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer)
+    classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer, precision=cfg.precision)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
     images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
     return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, images=images, mean=mean, std=std)

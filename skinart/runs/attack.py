@@ -59,7 +59,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     source = transfer_source(checkpoint, source_checkpoint) if threat == "transfer" else None
     run = RunDir("attack", out, overwrite=options.overwrite, inputs=[source and source.path], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
-                 source_checkpoint=source and source.ref())
+                 source_checkpoint=source and source.ref(), seed=cfg.seed)
     if run.done:
         return None
     crafter = crafting_model(threat, checkpoint, source, options.device, cfg.row.eot)

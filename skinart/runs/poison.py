@@ -35,7 +35,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     train_cfg = TrainConfig(**checkpoint.meta.train_config)
     train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
     run = RunDir("poison", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
-                 attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant)
+                 attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant, seed=cfg.seed)
     if run.done:
         return None
     dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)

@@ -81,7 +81,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     if cfg.init == "finetune":  # from the checkpoint's own weights (verified), not from where its training started
         start, train_cfg.weights, train_cfg.pretrained = checkpoint, None, False
     run = RunDir("defend", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
-                 method=method, retrain=asdict(cfg), train=asdict(train_cfg))
+                 method=method, retrain=asdict(cfg), train=asdict(train_cfg), seed=train_cfg.seed)
     if run.done:
         return None
     dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)

@@ -34,7 +34,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     check_threats(checkpoint, threats, source_checkpoint)
     run = RunDir("threats", out, overwrite=options.overwrite, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
-                 malignant=options.malignant, gradient_sanity=gradient_sanity)
+                 malignant=options.malignant, gradient_sanity=gradient_sanity, seed=cfg.seed)
     if run.done:
         return None
     with run.staged() as tmp:

@@ -26,7 +26,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
     check_threats(checkpoint, threats, source_checkpoint)
     run = RunDir("worst_case", out, overwrite=options.overwrite, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attacks=[c.__dict__ for c in cfgs], threats=list(threats),
-                 source_checkpoint=resolved(source_checkpoint), malignant=options.malignant)
+                 source_checkpoint=resolved(source_checkpoint), malignant=options.malignant, seed=cfgs[0].seed)
     if run.done:
         return None
     malignant = checkpoint.malignant_names(options.malignant)
