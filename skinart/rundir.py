@@ -35,6 +35,7 @@ HISTORY_FILE = "history.json"
 # run kinds' own outputs
 PREDICTIONS_FILE = "predictions.npz"  # evaluate, defend: ids, labels, probabilities
 ADVERSARIAL_FILE = "adversarial.npz"  # attack: the adversarial images with clean and attacked probabilities
+PER_IMAGE_FILE = "per_image.csv"  # attack, evaluate, worst case: one row per image (ids, predictions, norms, robust)
 POISON_FILE = "poison.npz"  # poison: which training images were poisoned
 FLAGGED_FILE = "flagged.npz"  # detect-poison: the images the detector flagged
 # a recipe run
