@@ -71,7 +71,7 @@ def _health(row: dict) -> list[str]:
     """Binary metrics at argmax, the AUROC of p_malignant, and the binary metrics at the checkpoint's stored threshold
     (the same for clean, attacked and defended rows of a model: it is never re-chosen)."""
     m = row["metrics"]
-    return [_label(row), pct(m["binary_accuracy"]), pct(m["sensitivity"]), pct(m["npv"]), _fmt(m["fnr"], row["ci"].get("fnr")),
+    return [_label(row), row["attack"], pct(m["binary_accuracy"]), pct(m["sensitivity"]), pct(m["npv"]), _fmt(m["fnr"], row["ci"].get("fnr")),
             _fmt(m.get("auroc"), row["ci"].get("auroc"))] + [pct(m.get(f"{k}_at_threshold")) for k in ("sensitivity", "specificity", "npv", "fnr")]
 
 
@@ -84,7 +84,7 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
            _fmt(r["metrics"]["macro_recall"], r["ci"].get("macro_recall")), pct(r["metrics"]["macro_specificity"]),
            pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"]), r.get("sanity", "—")] for r in rows]),
         ("Health (binary, malignant = positive; at argmax, then at the operating point @t)",
-         ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
+         ["run", "attack", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
           "NPV @t", "FNR @t"], [_health(r) for r in rows]),
     ]
     if any(r.get("training_data") for r in rows):  # every number on an imported model says what cannot be known
