@@ -34,3 +34,4 @@ def test_findings_come_first_name_the_strongest_attack_and_the_fired_checks(tmp_
     md, html = _documents(tmp_path, "t", intro=["intro"], found=found, tables=_tables(rows, [], {}, None, ""), figures=[], images=[])
     assert md.index("## Findings") < md.index("intro") < md.index("## Model performance")
     assert html.index("<h2 id='findings'>") < html.index("<h2>") and "href='#row-3'" in html and "<tr id='row-3'>" in html
+    assert "Figures" not in md and "Figures" not in html  # no figures: no empty section

@@ -174,6 +174,8 @@ def _inline(path: Path) -> str:
 
 def _findings(found: list[tuple[str, int]]) -> tuple[list[str], list[str]]:
     """The Findings section first, in markdown and HTML, each finding naming (linking, in HTML) its table row."""
+    if not found:
+        return [], []
     md = ["## Findings", ""] + [f"- {text} (multi-class table, row {i + 1})" for text, i in found] + [""]
     html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li><a href='#{row_anchor(i)}'>{escape(text)}</a></li>" for text, i in found] + ["</ul>"]
     return md, html
@@ -188,13 +190,15 @@ def _documents(run_dir: Path, title: str, *, intro: list[str], found: list[tuple
     for table_title, header, lines, *anchors in tables:
         md += [f"## {table_title}", "", _table_md(header, lines), ""]
         html += [f"<h2>{escape(table_title)}</h2>", _table_html(header, lines, *anchors)]
-    md += ["## Figures", ""]
-    html.append("<h2>Figures</h2>")
+    if figures:  # an empty section says nothing
+        md += ["## Figures", ""]
+        html.append("<h2>Figures</h2>")
     for figure_title, path in figures:
         md += [f"### {figure_title}", "", f"![{figure_title}]({path.relative_to(run_dir)})", ""]
         html += [f"<h3>{escape(figure_title)}</h3>", f'<img src="{_inline(path)}" alt="{escape(figure_title)}">']
-    md += ["## Per-run figures", ""]
-    html.append("<h2>Per-run figures</h2>")
+    if any(paths for _, paths in images):
+        md += ["## Per-run figures", ""]
+        html.append("<h2>Per-run figures</h2>")
     for name, paths in images:
         if paths:
             md.append(f"- {name}: " + ", ".join(f"[{p.relative_to(run_dir / name)}]({p.relative_to(run_dir)})" for p in paths))
