@@ -167,6 +167,8 @@ class RunDir:
 
 def read_plan(run_dir: Path) -> dict:
     path = Path(run_dir) / PLAN_FILE
+    if not Path(run_dir).exists():
+        raise SkinartError(f"{run_dir} does not exist; give a directory written by `skinart run`")
     if not path.is_file():
         raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
     try:

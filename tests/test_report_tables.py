@@ -1,6 +1,8 @@
 """The study report's tables on made-up rows (issue 26): the Health table names each row's attack, so the rows of a
 worst-case run (each attack and the worst case, one run name) tell apart."""
 
+from helpers import invoke
+
 from skinart.report.findings import findings
 from skinart.report.study import _documents, _tables
 
@@ -35,3 +37,9 @@ def test_findings_come_first_name_the_strongest_attack_and_the_fired_checks(tmp_
     assert md.index("## Findings") < md.index("intro") < md.index("## Model performance")
     assert html.index("<h2 id='findings'>") < html.index("<h2>") and "href='#row-3'" in html and "<tr id='row-3'>" in html
     assert "Figures" not in md and "Figures" not in html  # no figures: no empty section
+
+
+def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
+    result = invoke("report", tmp_path / "nope")
+    assert result.exit_code == 2 and "nope does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
