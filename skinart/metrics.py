@@ -158,6 +158,17 @@ def prediction_shares(y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) 
     return {c: float(counts[i] / len(y_pred)) for i, c in enumerate(classes)}
 
 
+def worst_case_choice(y_true: np.ndarray, probs: list[np.ndarray], malignant_idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image over several attacks: (the attack that hurts it most, its prediction, the worst p_malignant), as
+    `worst_case_metrics` describes."""
+    preds = np.stack([p.argmax(1) for p in probs])  # attacks × images
+    truth = np.isin(y_true, malignant_idx)
+    harm = 2 * (np.isin(preds, malignant_idx) != truth) + (preds != y_true)  # a binary flip always changes the class too
+    chosen = harm.argmax(0)
+    scores = np.stack([p_malignant(p, malignant_idx) for p in probs])
+    return chosen, preds[chosen, np.arange(len(y_true))], np.where(truth, scores.min(0), scores.max(0))
+
+
 def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tuple[str, ...], malignant: tuple[str, ...],
                        threshold: float | None = None) -> dict:
     """The per-image worst case over several attacks on the same images: an image is correct only if every attack leaves
@@ -166,12 +177,7 @@ def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tup
     over the attacks for a malignant image and the highest for a benign one, so the AUROC and the operating point see the
     worst case too."""
     malignant_idx = [classes.index(m) for m in malignant]
-    preds = np.stack([p.argmax(1) for p in probs])  # attacks × images
-    truth = np.isin(y_true, malignant_idx)
-    harm = 2 * (np.isin(preds, malignant_idx) != truth) + (preds != y_true)  # a binary flip always changes the class too
-    worst = preds[harm.argmax(0), np.arange(len(y_true))]
-    scores = np.stack([p_malignant(p, malignant_idx) for p in probs])
-    worst_scores = np.where(truth, scores.min(0), scores.max(0))
+    _, worst, worst_scores = worst_case_choice(y_true, probs, malignant_idx)
     metrics = classification_metrics(y_true, worst, classes=classes, malignant=malignant)
     metrics["auroc"] = auroc(y_true, worst_scores, malignant_idx)
     metrics["binary_at_threshold"] = None if threshold is None else threshold_metrics(y_true, worst_scores, threshold, malignant_idx)
@@ -180,10 +186,16 @@ def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tup
 
 def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
     """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
-    delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)
-    if not len(delta):
+    if not len(clean):
         return {"linf_max": None, "l2_mean": None}
-    return {"linf_max": float(np.abs(delta).max()), "l2_mean": float(np.linalg.norm(delta, axis=1).mean())}
+    linf, l2 = per_image_norms(clean, adversarial)
+    return {"linf_max": float(linf.max()), "l2_mean": float(l2.mean())}
+
+
+def per_image_norms(clean: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L∞, L2) of adversarial − clean for each image, in [0, 1] pixel units."""
+    delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)
+    return np.abs(delta).max(axis=1), np.linalg.norm(delta, axis=1)
 
 
 def _macro_recall(y, p, n_classes: int, axis: int = -1):

@@ -34,6 +34,7 @@ HISTORY_FILE = "history.json"
 # run kinds' own outputs
 PREDICTIONS_FILE = "predictions.npz"  # evaluate, defend: ids, labels, probabilities
 ADVERSARIAL_FILE = "adversarial.npz"  # attack: the adversarial images with clean and attacked probabilities
+PER_IMAGE_FILE = "per_image.csv"  # attack, evaluate, worst case: one row per image (ids, predictions, norms, robust)
 POISON_FILE = "poison.npz"  # poison: which training images were poisoned
 FLAGGED_FILE = "flagged.npz"  # detect-poison: the images the detector flagged
 # a recipe run
@@ -204,6 +205,8 @@ class RunDir:
 
 def read_plan(run_dir: Path) -> dict:
     path = Path(run_dir) / PLAN_FILE
+    if not Path(run_dir).exists():
+        raise SkinartError(f"{run_dir} does not exist; give a directory written by `skinart run`")
     if not path.is_file():
         raise SkinartError(f"{run_dir} holds no {PLAN_FILE}; give a directory written by `skinart run`")
     try:

@@ -4,6 +4,7 @@ names its `kind`, so the study report reads runs by kind."""
 
 from __future__ import annotations
 
+import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,12 @@ from skinart.checkpoints import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
 from skinart.metrics import (
-    attack_metrics, classification_metrics, p_malignant, perturbation_norms, prediction_shares, roc_points,
+    attack_metrics, classification_metrics, p_malignant, per_image_norms, perturbation_norms, prediction_shares, roc_points,
 )
 from skinart.models import predict
 from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
 from skinart.presentation.tables import attack_markdown, metrics_markdown, threat_label
-from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PREDICTIONS_FILE, write_json
+from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, PREDICTIONS_FILE, write_json
 
 
 def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: list[str], out: Path, title: str,
@@ -32,6 +33,7 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
                **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
                                                   threshold=checkpoint.threshold(malignant))}
     np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
+    write_per_image(out, ids=split.ids, labels=split.labels, classes=classes, malignant=malignant, clean_probs=probs)
     write_json(out / METRICS_FILE, metrics)
     (out / METRICS_MD).write_text(metrics_markdown(metrics, title))
     plot_confusions(metrics, classes, out, title)
@@ -77,6 +79,10 @@ def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, *, clean_p
     (out / METRICS_MD).write_text(attack_markdown(metrics, title))
     np.savez(out / ADVERSARIAL_FILE, adversarial=o.adversarial, ids=o.ids, labels=o.labels, clean_probabilities=clean_probs,
              adversarial_probabilities=adv_probs)
+    malignant = metrics["clean"]["malignant"]
+    write_per_image(out, ids=o.ids, labels=o.labels, classes=classes, malignant=malignant, clean_probs=clean_probs,
+                    attacked=(adv_probs.argmax(1), p_malignant(adv_probs, [classes.index(c) for c in malignant])),
+                    norms=per_image_norms(o.x, o.adversarial), attack=[o.cfg.method] * len(o.x))
     changed = np.flatnonzero(clean_probs.argmax(1) != adv_probs.argmax(1))
     shown = np.concatenate([changed, np.setdiff1d(np.arange(len(o.x)), changed)])[:4]
     plot_perturbations(o.x[shown], o.adversarial[shown], clean_probs=clean_probs[shown], adv_probs=adv_probs[shown],
@@ -109,6 +115,41 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
     title = f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images)"
     _write_attack_outputs(out, metrics, o, clean_probs=clean_probs, adv_probs=adv_probs, classes=list(classes), title=title)
     return metrics
+
+
+PER_IMAGE_COLUMNS = ("image_id", "true_class", "clean_prediction", "clean_p_malignant", "attacked_prediction",
+                     "attacked_p_malignant", "linf", "l2", "robust", "attack")
+
+
+def per_image_rows(*, ids: np.ndarray, labels: np.ndarray, classes: list[str], malignant: list[str], clean_probs: np.ndarray,
+                   attacked: tuple[np.ndarray, np.ndarray] | None = None, norms: tuple[np.ndarray, np.ndarray] | None = None,
+                   attack: list[str] | None = None) -> list[dict]:
+    """One row per image: its id and true class, the clean prediction and p_malignant, and under attack (`attacked`:
+    predicted class indices and p_malignant) the attacked ones, the measured L∞/L2 (`norms`), whether it is robust
+    (still its true class) and which attack (`attack`). A clean evaluation leaves the attack's columns empty: no
+    made-up robustness for images never attacked."""
+    clean_p = p_malignant(clean_probs, [classes.index(c) for c in malignant])
+    rows = []
+    for i, (image_id, label) in enumerate(zip(ids, labels)):
+        row = {"image_id": str(image_id), "true_class": classes[int(label)], "clean_prediction": classes[int(clean_probs[i].argmax())],
+               "clean_p_malignant": f"{clean_p[i]:.6f}", **dict.fromkeys(PER_IMAGE_COLUMNS[4:], "")}
+        if attacked is not None:
+            pred, p = attacked
+            row.update(attacked_prediction=classes[int(pred[i])], attacked_p_malignant=f"{p[i]:.6f}", robust=str(bool(pred[i] == label)).lower())
+        if norms is not None:
+            row.update(linf=f"{norms[0][i]:.6f}", l2=f"{norms[1][i]:.6f}")
+        if attack is not None:
+            row["attack"] = attack[i]
+        rows.append(row)
+    return rows
+
+
+def write_per_image(out: Path, **columns) -> None:
+    """per_image.csv of the rows `per_image_rows` builds from `columns`."""
+    with open(out / PER_IMAGE_FILE, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PER_IMAGE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(per_image_rows(**columns))
 
 
 def _plot_roc(halves: dict[str, tuple[dict, np.ndarray]], labels: np.ndarray, classes: list[str], path: Path, title: str) -> None:

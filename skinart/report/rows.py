@@ -57,6 +57,7 @@ def _row(task: dict, where: Path, metrics: dict, options: dict, *, model: str, a
     if arrays is not None:
         classes = list(m["per_class"])
         labels, probs = arrays
+        row["images"] = len(labels)
         predicted = probs.argmax(1)
         malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
         row["ci"] = bootstrap_ci(labels, predicted, n_classes=len(classes), malignant_idx=malignant,

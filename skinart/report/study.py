@@ -10,6 +10,7 @@ from pathlib import Path
 
 from skinart.options import parse_eps
 from skinart.presentation.figures import plot_lines
+from skinart.report.findings import findings, row_anchor
 from skinart.report.rows import collect_rows
 from skinart.presentation.tables import pct
 from skinart.rundir import read_plan
@@ -71,7 +72,7 @@ def _health(row: dict) -> list[str]:
     """Binary metrics at argmax, the AUROC of p_malignant, and the binary metrics at the checkpoint's stored threshold
     (the same for clean, attacked and defended rows of a model: it is never re-chosen)."""
     m = row["metrics"]
-    return [_label(row), pct(m["binary_accuracy"]), pct(m["sensitivity"]), pct(m["npv"]), _fmt(m["fnr"], row["ci"].get("fnr")),
+    return [_label(row), row["attack"], pct(m["binary_accuracy"]), pct(m["sensitivity"]), pct(m["npv"]), _fmt(m["fnr"], row["ci"].get("fnr")),
             _fmt(m.get("auroc"), row["ci"].get("auroc"))] + [pct(m.get(f"{k}_at_threshold")) for k in ("sensitivity", "specificity", "npv", "fnr")]
 
 
@@ -82,9 +83,10 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, also: list[s
                                              "macro specificity", "fooling rate", "error rate", "sanity checks"],
          [[r["task"], r["model"], r["attack"], r["threat"], _fmt(r["metrics"]["accuracy"], r["ci"].get("accuracy")),
            _fmt(r["metrics"]["macro_recall"], r["ci"].get("macro_recall")), pct(r["metrics"]["macro_specificity"]),
-           pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"]), r.get("sanity", "—")] for r in rows]),
+           pct(r["metrics"]["fooling_rate"]), pct(r["metrics"]["error_rate"]), r.get("sanity", "—")] for r in rows],
+         [row_anchor(i) for i in range(len(rows))]),
         ("Health (binary, malignant = positive; at argmax, then at the operating point @t)",
-         ["run", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
+         ["run", "attack", "binary accuracy", "sensitivity", "NPV", "FNR [95% CI]", "AUROC [95% CI]", "sensitivity @t", "specificity @t",
           "NPV @t", "FNR @t"], [_health(r) for r in rows]),
     ]
     if any(r.get("training_data") for r in rows):  # every number on an imported model says what cannot be known
@@ -159,9 +161,10 @@ def _table_md(header: list[str], lines: list[list[str]]) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(line) + " |" for line in lines])
 
 
-def _table_html(header: list[str], lines: list[list[str]]) -> str:
+def _table_html(header: list[str], lines: list[list[str]], anchors: list[str] | None = None) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line) + "</tr>" for line in lines)
+    ids = [f" id='{a}'" for a in anchors] if anchors else [""] * len(lines)
+    body = "".join(f"<tr{row_id}>" + "".join(f"<td>{escape(c)}</td>" for c in line) + "</tr>" for row_id, line in zip(ids, lines))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -169,20 +172,33 @@ def _inline(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _documents(run_dir: Path, title: str, *, intro: list[str], tables: list[tuple], figures: list, images: list) -> tuple[str, str]:
-    """(report.md, report.html): the same sections; the HTML inlines every figure so it stands alone."""
-    md = [f"# {title}", ""] + [p + "\n" for p in intro if p]
-    html = [f"<h1>{escape(title)}</h1>"] + [f"<p>{escape(p)}</p>" for p in intro if p]
-    for table_title, header, lines in tables:
+def _findings(found: list[tuple[str, int]]) -> tuple[list[str], list[str]]:
+    """The Findings section first, in markdown and HTML, each finding naming (linking, in HTML) its table row."""
+    if not found:
+        return [], []
+    md = ["## Findings", ""] + [f"- {text} (multi-class table, row {i + 1})" for text, i in found] + [""]
+    html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li><a href='#{row_anchor(i)}'>{escape(text)}</a></li>" for text, i in found] + ["</ul>"]
+    return md, html
+
+
+def _documents(run_dir: Path, title: str, *, intro: list[str], found: list[tuple[str, int]], tables: list[tuple], figures: list,
+               images: list) -> tuple[str, str]:
+    """(report.md, report.html): the same sections, Findings first; the HTML inlines every figure so it stands alone."""
+    found_md, found_html = _findings(found)
+    md = [f"# {title}", ""] + found_md + [p + "\n" for p in intro if p]
+    html = [f"<h1>{escape(title)}</h1>"] + found_html + [f"<p>{escape(p)}</p>" for p in intro if p]
+    for table_title, header, lines, *anchors in tables:
         md += [f"## {table_title}", "", _table_md(header, lines), ""]
-        html += [f"<h2>{escape(table_title)}</h2>", _table_html(header, lines)]
-    md += ["## Figures", ""]
-    html.append("<h2>Figures</h2>")
+        html += [f"<h2>{escape(table_title)}</h2>", _table_html(header, lines, *anchors)]
+    if figures:  # an empty section says nothing
+        md += ["## Figures", ""]
+        html.append("<h2>Figures</h2>")
     for figure_title, path in figures:
         md += [f"### {figure_title}", "", f"![{figure_title}]({path.relative_to(run_dir)})", ""]
         html += [f"<h3>{escape(figure_title)}</h3>", f'<img src="{_inline(path)}" alt="{escape(figure_title)}">']
-    md += ["## Per-run figures", ""]
-    html.append("<h2>Per-run figures</h2>")
+    if any(paths for _, paths in images):
+        md += ["## Per-run figures", ""]
+        html.append("<h2>Per-run figures</h2>")
     for name, paths in images:
         if paths:
             md.append(f"- {name}: " + ", ".join(f"[{p.relative_to(run_dir / name)}]({p.relative_to(run_dir)})" for p in paths))
@@ -210,7 +226,7 @@ def write_report(run_dir: Path, bootstrap: int = 1000, seed: int = 0, also_malig
              "validation split for its target sensitivity and kept fixed under every attack and defence (n/a: none stored)."]
     if missing:
         intro.append(f"Not run yet: {', '.join(missing)} (run the recipe again to resume).")
-    md, html = _documents(run_dir, recipe["name"], intro=intro, figures=figures, images=images,
+    md, html = _documents(run_dir, recipe["name"], intro=intro, found=findings(rows), figures=figures, images=images,
                           tables=_tables(rows, detections, recipe, also_malignant, also_label))
     result = {"rows": rows, "detections": detections, "missing": missing, "references": recipe.get("reference", {})}
     for name, text in (("report.md", md), ("report.html", html), ("report.json", json.dumps(result, indent=2, default=str))):

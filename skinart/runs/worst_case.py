@@ -12,10 +12,11 @@ from skinart.attack_config import AttackConfig
 from skinart.runs.attack import THREATS
 from skinart.checkpoints import Checkpoint
 from skinart.errors import SkinartError
-from skinart.metrics import worst_case_metrics
+from skinart.metrics import worst_case_choice, worst_case_metrics
 from skinart.presentation.tables import worst_case_markdown
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, write_json
 from skinart.sanity import summary
+from skinart.scoring import write_per_image
 from skinart.runs.threats import table_row, check_threats, sanity_gradients, threats_run
 
 
@@ -54,5 +55,10 @@ def _worst(tmp: Path, methods: list[str], threat: str, checkpoint: Checkpoint, m
         raise SkinartError("the attacks scored different test images, so no per-image worst case exists; report this as a bug")
     probs = [s["adversarial_probabilities"] for s in saved]
     worst = worst_case_metrics(labels, probs, checkpoint.classes, tuple(malignant), checkpoint.threshold(malignant))
+    chosen, pred, p = worst_case_choice(labels, probs, [checkpoint.classes.index(c) for c in malignant])
+    # norms left empty: the clean images are not saved beside the sub-runs, and the chosen attack's own file has them
+    (tmp / threat).mkdir(exist_ok=True)  # the worst case under each threat model: <out>/<threat>/per_image.csv
+    write_per_image(tmp / threat, ids=ids, labels=labels, classes=list(checkpoint.classes), malignant=malignant, clean_probs=clean,
+                    attacked=(pred, p), attack=[methods[i] for i in chosen])
     changed = np.any(np.stack([p.argmax(1) for p in probs]) != clean.argmax(1), axis=0)
     return {"clean": {"accuracy": float(np.mean(clean.argmax(1) == labels))}, "adversarial": worst, "fooling_rate": float(changed.mean())}

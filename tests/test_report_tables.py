@@ -1,0 +1,45 @@
+"""The study report's tables on made-up rows (issue 26): the Health table names each row's attack, so the rows of a
+worst-case run (each attack and the worst case, one run name) tell apart."""
+
+from helpers import invoke
+
+from skinart.report.findings import findings
+from skinart.report.study import _documents, _tables
+
+KEYS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "binary_accuracy", "sensitivity", "npv",
+        "fnr", "auroc", "sensitivity_at_threshold", "specificity_at_threshold", "npv_at_threshold", "fnr_at_threshold")
+
+
+def _row(attack: str, accuracy: float, threat: str = "adaptive", **extra) -> dict:
+    return {"task": "defended_worst@eps=8_255", "model": "skin_cnn", "attack": attack, "threat": threat, "eps": 8 / 255,
+            "ci": {}, "metrics": {**dict.fromkeys(KEYS, 0.5), "accuracy": accuracy, "clean_accuracy": 0.8}, **extra}
+
+
+def test_health_rows_of_one_worst_case_run_name_their_attack():
+    rows = [_row("fgsm", 0.6), _row("pgd", 0.4), _row("worst case (fgsm, pgd)", 0.3)]
+    tables = {title: (header, lines) for title, header, lines, *_ in _tables(rows, [], {}, None, "")}
+    header, lines = next(v for k, v in tables.items() if k.startswith("Health ("))
+    assert header[:2] == ["run", "attack"]
+    assert [line[1] for line in lines] == ["fgsm", "pgd", "worst case (fgsm, pgd)"]
+    assert len({tuple(line) for line in lines}) == 3  # the same run name and the same health numbers no longer look alike
+
+
+def test_findings_come_first_name_the_strongest_attack_and_the_fired_checks(tmp_path):
+    rows = [_row("clean", 0.8, "—", images=50), _row("fgsm", 0.1, "white-box", images=50),
+            _row("pgd", 0.4, images=50, sanity="FIRED: noise"), _row("worst case (fgsm, pgd)", 0.3, images=300)]
+    found = findings(rows)
+    text = [t for t, _ in found]
+    assert text[0].startswith("skin_cnn: clean accuracy 80.0%") and "(from 50 < 200 images)" in text[0]
+    # the adaptive threat model is the strongest that ran, though white-box FGSM scored lower
+    assert "strongest attack worst case (fgsm, pgd) (adaptive" in text[1] and "80.0% → 30.0%" in text[1] and "images)" not in text[1]
+    assert [i for _, i in found] == [0, 3, 2] and "FIRED: noise" in text[2]
+    md, html = _documents(tmp_path, "t", intro=["intro"], found=found, tables=_tables(rows, [], {}, None, ""), figures=[], images=[])
+    assert md.index("## Findings") < md.index("intro") < md.index("## Model performance")
+    assert html.index("<h2 id='findings'>") < html.index("<h2>") and "href='#row-3'" in html and "<tr id='row-3'>" in html
+    assert "Figures" not in md and "Figures" not in html  # no figures: no empty section
+
+
+def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
+    result = invoke("report", tmp_path / "nope")
+    assert result.exit_code == 2 and "nope does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
