@@ -39,6 +39,15 @@ def test_findings_come_first_name_the_strongest_attack_and_the_fired_checks(tmp_
     assert "Figures" not in md and "Figures" not in html  # no figures: no empty section
 
 
+def test_a_check_fired_on_every_row_of_one_run_is_one_finding():
+    # the quickstart's worst-case runs repeat their fired checks on each attack's row: 18 alike lines before
+    rows = [_row("clean", 0.8, "—"), *(_row(a, 0.4, t, sanity="FIRED: flags (pgd)") for a in ("fgsm", "pgd") for t in ("white-box", "adaptive")),
+            {**_row("pgd", 0.4), "task": "other", "sanity": "FIRED: flags (pgd)"}]
+    fired = [(t, i) for t, i in findings(rows) if t.startswith("sanity check")]
+    assert fired == [("sanity check FIRED: flags (pgd): defended_worst@eps=8_255, fgsm (white-box), fgsm (adaptive), "
+                      "pgd (white-box), pgd (adaptive)", 1), ("sanity check FIRED: flags (pgd): other, pgd (adaptive)", 5)]
+
+
 def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
     result = invoke("report", tmp_path / "nope")
     assert result.exit_code == 2 and "nope does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -55,6 +55,11 @@ def findings(rows: list[dict]) -> list[tuple[str, int]]:
     for i, r in enumerate(rows):
         by_model.setdefault(r["model"], []).append((i, r))
     found = [f for model, indexed in by_model.items() for f in _model_findings(model, indexed)]
-    found += [_link(f"sanity check {r['sanity']}: {r['task']}, {r['attack']} ({r['threat']})", i)
-              for i, r in enumerate(rows) if str(r.get("sanity", "")).startswith("FIRED")]
+    # one finding per run and fired check: a worst-case run repeats its checks on every attack's row
+    fired: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+    for i, r in enumerate(rows):
+        if str(r.get("sanity", "")).startswith("FIRED"):
+            fired.setdefault((r["task"], r["sanity"]), []).append((i, r))
+    found += [_link(f"sanity check {sanity}: {task}, " + ", ".join(f"{r['attack']} ({r['threat']})" for _, r in rows_of), rows_of[0][0])
+              for (task, sanity), rows_of in fired.items()]
     return found
