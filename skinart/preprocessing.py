@@ -4,6 +4,7 @@ name their preprocessors by this table, so a defended checkpoint loads with its 
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -41,9 +42,16 @@ def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.nd
             out[i] = to_model_input(webp_roundtrip(from_model_input(x[i : i + 1])[0], quality)[None])[0]
 
     parts = [p for p in np.array_split(np.arange(len(x)), threads or os.cpu_count() or 1) if len(p)]
-    with ThreadPoolExecutor(len(parts) or 1) as pool:
-        list(pool.map(chunk, parts))
+    list(_pool(os.getpid(), len(parts)).map(chunk, parts))
     return out
+
+
+@functools.cache
+def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    """One pool per process and thread count: Square queries WebP thousands of times on a few images each, and starting
+    threads for every call cost a quarter of a query. By process: a forked child (a DataLoader worker) inherits the
+    pool without its threads."""
+    return ThreadPoolExecutor(max(threads, 1), thread_name_prefix="webp")
 
 
 class WebPFlip(PreprocessorPyTorch):

@@ -2,6 +2,7 @@
 checkpoints and the three threat models."""
 
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -27,6 +28,25 @@ def test_webp_roundtrip_is_lossy_but_close(real_images):
     batch = webp_batch(real_images.transpose(0, 3, 1, 2) / 255.0, 60, threads=2)
     each = np.stack([webp_roundtrip(im, 60) for im in real_images])  # every image of both threads' chunks
     assert batch.dtype == np.float32 and np.array_equal(each[0], out) and np.array_equal(from_model_input(batch), each)
+
+
+def _webp_in_child(x: np.ndarray, queue) -> None:
+    queue.put(webp_batch(x, 60))
+
+
+def test_webp_batch_in_a_forked_child_after_the_parent_used_it():
+    """WebP's threads live in a pool kept for the process; a forked child (a DataLoader worker) inherits the pool but
+    not its threads, and once waited for them forever."""
+    x = np.random.default_rng(0).random((6, 3, 28, 28), dtype=np.float32)
+    expected = webp_batch(x, 60)
+    fork = multiprocessing.get_context("fork")
+    queue = fork.Queue()
+    child = fork.Process(target=_webp_in_child, args=(x, queue))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    child.kill()
+    assert not alive and np.array_equal(queue.get(timeout=5), expected)
 
 
 def test_webp_flip_forward_and_its_bpda_gradient(real_images):

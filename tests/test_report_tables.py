@@ -52,3 +52,9 @@ def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
     result = invoke("report", tmp_path / "nope")
     assert result.exit_code == 2 and "nope does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "nope").exists()
+
+
+def test_the_strongest_attack_is_autoattack_where_it_ran_alone():
+    # `evaluate --attack autoattack` names its row by the method's lower-case name; PGD scored lower on more images
+    rows = [_row("clean", 0.8, "—"), _row("pgd", 0.3, images=500), _row("autoattack", 0.35, images=50)]
+    assert "strongest attack autoattack (adaptive" in findings(rows)[1][0]

@@ -14,6 +14,7 @@ from skinart.checkpoints import Checkpoint
 from skinart.models import wrap
 from skinart.preprocessing import PREPROCESSOR_DEFAULTS, EoTFlips, adaptive_chain
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE
+from skinart.runs import attack as attack_run_module
 
 from helpers import invoke
 
@@ -57,3 +58,28 @@ def test_eot_does_not_multiply_the_batch_the_model_sees(method):
     adv = attack.generate(x, np.eye(3, dtype=np.float32)[np.arange(300) % 3])
     assert attack.batch_size == 32 and max(rows) == 128
     assert np.abs(adv - x).max() <= 8 / 255 + 1e-6 and np.abs(adv - x).max() > 0
+
+
+def test_threat_models_whose_attacker_is_the_same_craft_once(trained, derma_subset, tmp_path, monkeypatch):
+    """llt keeps its source's weights, so its white-box (oblivious) and transfer attackers differentiate the same network:
+    the images are crafted once and scored twice, with the numbers a transfer attack run on its own gives."""
+    llt = tmp_path / "llt"
+    llt.mkdir()
+    Checkpoint.load(trained).derive(llt, preprocessing=({"name": "llt", "quality": 60},), defence={"method": "llt", "source": str(trained)})
+    craftings = []
+    craft = attack_run_module._craft
+    monkeypatch.setattr(attack_run_module, "_craft", lambda *a, **k: craftings.append(a[0].method) or craft(*a, **k))
+    budget = ("--eps", "8/255", "--eps-step", "2/255", "--max-iter", 3, "--data-root", derma_subset, "--device", "cpu")
+    result = invoke("evaluate", "--checkpoint", llt, "--attack", "pgd", "--threat", "all", "--source-checkpoint", trained,
+                    "--max-samples", 24, *budget, "--out", tmp_path / "threats")
+    assert result.exit_code == 0, result.stderr
+    assert len(craftings) == 2  # white-box (= transfer) and adaptive
+    runs = {t: json.loads((tmp_path / "threats" / t / METRICS_FILE).read_text()) for t in ("white-box", "transfer", "adaptive")}
+    assert runs["transfer"]["same_images_as"] == "white-box" and "same_images_as" not in runs["adaptive"]
+    alone = invoke("attack", "--method", "pgd", "--checkpoint", llt, "--source-checkpoint", trained, "--threat", "transfer",
+                   "--max-samples", 24, *budget, "--out", tmp_path / "transfer")
+    assert alone.exit_code == 0, alone.stderr
+    single = json.loads((tmp_path / "transfer" / METRICS_FILE).read_text())
+    assert single["adversarial"] == runs["transfer"]["adversarial"] and single["linf_max"] == runs["transfer"]["linf_max"]
+    assert np.array_equal(np.load(tmp_path / "transfer" / ADVERSARIAL_FILE)["adversarial"],
+                          np.load(tmp_path / "threats" / "transfer" / ADVERSARIAL_FILE)["adversarial"])

@@ -19,7 +19,7 @@ def row_anchor(index: int) -> str:
 
 def _strength(row: dict) -> tuple:
     """Sort key, strongest first: the adaptive threat model, AutoAttack, then the lowest accuracy."""
-    return (row["threat"] != "adaptive", "AutoAttack" not in row["attack"], row["metrics"]["accuracy"] or 0.0)
+    return (row["threat"] != "adaptive", "autoattack" not in row["attack"].lower(), row["metrics"]["accuracy"] or 0.0)
 
 
 def _few(row: dict) -> str:

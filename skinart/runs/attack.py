@@ -3,6 +3,7 @@ and score them with the full (defended) model."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -47,10 +48,23 @@ def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | Non
     return checkpoint.classifier(device, preprocessing_defences=chain)
 
 
+def crafting_identity(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, eot: bool) -> str:
+    """What decides the images `crafting_model` lets an attacker craft, besides the attack and its seed: the network it
+    differentiates (architecture, weights, normalisation, outputs) and the preprocessors it differentiates through.
+    Threat models with the same identity craft the same images: white-box and adaptive on a checkpoint without
+    preprocessing, white-box and transfer when a defence kept its source's weights (llt)."""
+    network = (source if threat == "transfer" else checkpoint).meta
+    chain = list(checkpoint.meta.preprocessing) if threat == "adaptive" else []
+    return json.dumps([network.model, network.weights_sha256, network.mean, network.std, network.img_size, network.classes,
+                       network.imported, network.labels, chain, eot and bool(chain)], sort_keys=True)
+
+
 def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *,
-               source_checkpoint: Path | None = None, threat: str | None = None) -> dict | None:
+               source_checkpoint: Path | None = None, threat: str | None = None, crafted: dict | None = None) -> dict | None:
     """Attack a checkpoint's test split under a threat model (default: transfer when a source checkpoint is given,
-    else white-box); the attacked images are scored by the full defended model."""
+    else white-box); the attacked images are scored by the full defended model. `crafted` (threat models side by
+    side) keeps each crafting's images by `crafting_identity`, so a threat model whose attacker is another's is scored
+    on that one's images instead of crafting them again."""
     target, _ = cfg.check(checkpoint.classes)
     malignant = checkpoint.malignant_names(options.malignant)
     threat = choose(threat or ("transfer" if source_checkpoint else "white-box"), THREATS, "--threat")
@@ -68,10 +82,17 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
     art_params = art_parameters(attack)  # read before generate: AutoAttack switches its sub-attacks' targeting as it runs
-    print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({threat})", file=sys.stderr)
     start = time.perf_counter()
     x = to_model_input(test.images[keep])
-    adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
+    identity, crafted = crafting_identity(threat, checkpoint, source, cfg.row.eot), {} if crafted is None else crafted
+    if identity in crafted:
+        print(f"{cfg.method} ({threat}): the {crafted[identity][3]} attacker's images (the same model crafts them)", file=sys.stderr)
+        adv, info, arrays, _ = crafted[identity]
+        info = {**info, "same_images_as": crafted[identity][3]}
+    else:
+        print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({threat})", file=sys.stderr)
+        adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
+        crafted[identity] = (adv, info, arrays, threat)
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
                                                labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),

@@ -38,8 +38,9 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     if run.done:
         return None
     with run.staged() as tmp:
+        crafted: dict = {}  # one crafting per distinct attacker (attack.crafting_identity)
         runs = {t: attack_run(cfg, checkpoint, tmp / t, options, source_checkpoint=source_checkpoint if t == "transfer" else None,
-                              threat=t) for t in threats}
+                              threat=t, crafted=crafted) for t in threats}
         table = {t: table_row(m) for t, m in runs.items()}
         preprocessed = bool(checkpoint.meta.preprocessing)
         checks = {**(sanity_gradients(cfg, checkpoint, options) if gradient_sanity else {}), **table_checks(table, preprocessed)}
