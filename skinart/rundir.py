@@ -159,13 +159,15 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
 @dataclass(frozen=True)
 class RunOptions:
     """What every run takes besides its own settings: the data (default: the checkpoint's own), the malignant set
-    (default: the checkpoint's), the device, and whether an --out holding another run is replaced."""
+    (default: the checkpoint's), the device, the precision its classifiers compute in (a training's own is its
+    TrainConfig's, which a retraining inherits), and whether an --out holding another run is replaced."""
 
     data: str | None = None
     data_root: str | None = None
     malignant: str | None = None
     device: str = "auto"
     overwrite: bool = False
+    precision: str = "fp32"
 
     def data_ref(self, default_name: str | None = None, **extra) -> dict:
         """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
@@ -174,17 +176,18 @@ class RunOptions:
 
 class RunDir:
     """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
-    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, and torch's thread count (CPU
-    results depend on it, so a run on another count is another run). `inputs` are the other run directories it reads,
+    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, torch's thread count (CPU
+    results depend on it, so a run on another count is another run) and the precision (a bf16 run never skips an fp32
+    one). `inputs` are the other run directories it reads,
     which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
     state seeded from `seed` first, so a step draws the same numbers whatever ran before it in the process."""
 
-    def __init__(self, kind: str, out: Path, *, overwrite: bool = False, inputs=(), checkpoint=None, data: dict | None = None,
-                 seed: int = 0, **settings):
-        self.out, self.overwrite, self.seed = Path(out), overwrite, seed
+    def __init__(self, kind: str, out: Path, options: RunOptions = RunOptions(), *, inputs=(), checkpoint=None,
+                 data: dict | None = None, seed: int = 0, **settings):
+        self.out, self.overwrite, self.seed = Path(out), options.overwrite, seed
         check_named(self.out, kind)
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
-        self.config = {"kind": kind, **settings, "torch_threads": torch_threads()}
+        self.config = {"kind": kind, **settings, "torch_threads": torch_threads(), "precision": options.precision}
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint.ref()
         if data is not None:

@@ -20,7 +20,7 @@ from skinart.defences import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
 from skinart.errors import SkinartError
-from skinart.models import DEVICES, check_model
+from skinart.models import DEVICES, PRECISIONS, check_model
 from skinart.options import choose, parse_eps, parse_malignant, parse_params
 from skinart.preprocessing import check_quality, preprocessors
 from skinart.training import TrainConfig
@@ -30,8 +30,10 @@ _EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "sou
 
 
 def _common(p: dict) -> None:
-    """Options several commands share: the dataset, the malignant set, the device (its name: whether CUDA is there
-    is the running machine's business, not the recipe's)."""
+    """Options several commands share: the dataset, the malignant set, the precision, the device (its name: whether CUDA
+    is there is the running machine's business, not the recipe's)."""
+    if p.get("precision") is not None:
+        choose(p["precision"], PRECISIONS, "--precision")
     if p.get("data") is not None:
         choose(p["data"], DATASETS, "dataset")
     if p.get("malignant") is not None:

@@ -65,3 +65,19 @@ def test_train_refuses_an_unknown_precision(derma_subset, tmp_path):
     result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--out", tmp_path / "run", "--precision", "fp8")
     assert result.exit_code == 2 and "unknown --precision 'fp8'; choose one of fp32, bf16, fp16" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [("attack", "--method", "fgsm", "--max-samples", 16), ("evaluate",)])
+def test_attack_and_evaluate_at_bf16_are_recorded_and_never_skip_an_fp32_run(trained, derma_subset, tmp_path, command):
+    args = (*command, "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / "run", "--device", "cpu")
+    result = invoke(*args, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+    again = invoke(*args)  # fp32 at the same --out: another run, refused rather than skipped
+    assert again.exit_code == 2 and "already holds a different run" in again.stderr
+
+
+def test_attack_refuses_an_unknown_precision_before_any_work(trained, tmp_path):
+    result = invoke("attack", "--method", "fgsm", "--checkpoint", trained, "--out", tmp_path / "run", "--precision", "fp8")
+    assert result.exit_code == 2 and "unknown --precision 'fp8'; choose one of fp32, bf16, fp16" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -35,17 +35,18 @@ def transfer_source(checkpoint: Checkpoint, source_checkpoint: Path | None) -> C
     return source
 
 
-def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, device: str, eot: bool = True):
+def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, options: RunOptions, eot: bool = True):
     """The model the attacker differentiates under a DESIGN.md threat model: for transfer, the `source` checkpoint's
     undefended network. On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights
     without the preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor
-    is PyTorch and the method's row allows it)."""
+    is PyTorch and the method's row allows it). Each computes at the run's precision."""
+    device, precision = options.device, options.precision
     if threat == "transfer":
-        return source.classifier(device, defended=False)
+        return source.classifier(device, defended=False, precision=precision)
     if threat == "white-box" or not checkpoint.meta.preprocessing:
-        return checkpoint.classifier(device, defended=False)
+        return checkpoint.classifier(device, defended=False, precision=precision)
     chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
-    return checkpoint.classifier(device, preprocessing_defences=chain)
+    return checkpoint.classifier(device, preprocessing_defences=chain, precision=precision)
 
 
 def crafting_identity(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, eot: bool) -> str:
@@ -71,12 +72,12 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     if source_checkpoint and threat != "transfer":
         raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
     source = transfer_source(checkpoint, source_checkpoint) if threat == "transfer" else None
-    run = RunDir("attack", out, overwrite=options.overwrite, inputs=[source and source.path], checkpoint=checkpoint,
+    run = RunDir("attack", out, options, inputs=[source and source.path], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
                  source_checkpoint=source and source.ref(), seed=cfg.seed)
     if run.done:
         return None
-    crafter = crafting_model(threat, checkpoint, source, options.device, cfg.row.eot)
+    crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot)
     dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
@@ -96,7 +97,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
                                                labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),
-                            checkpoint.classifier(options.device), checkpoint, malignant)
+                            checkpoint.classifier(options.device, precision=options.precision), checkpoint, malignant)
 
 
 def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.ndarray, labels: np.ndarray,

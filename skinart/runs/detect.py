@@ -41,7 +41,7 @@ def detect_run(poisoned: Checkpoint, out: Path, options: RunOptions, *, detector
         raise SkinartError(f"{poisoned} is not a poisoned run (no {POISON_FILE}); pass --poisoned-run, a run of "
                            "`skinart attack --method poison-flip|poison-backdoor`")
     attack = json.loads(config_file.read_text())["attack"]
-    run = RunDir("detect-poison", out, overwrite=options.overwrite, inputs=[poisoned.path], method="detect-poison", detector=detector,
+    run = RunDir("detect-poison", out, options, inputs=[poisoned.path], method="detect-poison", detector=detector,
                  poisoned_run=poisoned.ref())
     if run.done:
         return None

@@ -16,13 +16,13 @@ def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, spli
     None when `out` already holds this run."""
     malignant = checkpoint.malignant_names(options.malignant)
     which = {"external": True} if external else {"split": split}
-    run = RunDir("evaluate", out, overwrite=options.overwrite, checkpoint=checkpoint,
+    run = RunDir("evaluate", out, options, checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name(), **which), malignant=malignant)
     if run.done:
         return None
     dataset = checkpoint.dataset(data=options.data, data_root=options.data_root, split=split, external=external)
     images = dataset.splits[split]
-    classifier = checkpoint.classifier(options.device)
+    classifier = checkpoint.classifier(options.device, precision=options.precision)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
         return evaluate(classifier, images, checkpoint, malignant=malignant, out=tmp,

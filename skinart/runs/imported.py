@@ -121,7 +121,7 @@ def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None
     outputs, classes, labels, mean, std = cfg.check(options.malignant)
     fmt = detect_format(cfg.weights)
     sha256 = None if fmt == "hf-hub" else file_sha256(cfg.weights)
-    run = RunDir("import", out, overwrite=options.overwrite, data=options.data_ref(img_size=cfg.img_size, resize=cfg.resize),
+    run = RunDir("import", out, options, data=options.data_ref(img_size=cfg.img_size, resize=cfg.resize),
                  imported=asdict(cfg), sha256=sha256, malignant=options.malignant)
     if run.done:
         return None

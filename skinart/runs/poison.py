@@ -34,7 +34,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
                            "trained outside skinart (its training cannot be repeated); poison a model trained with `skinart train`")
     train_cfg = TrainConfig(**checkpoint.meta.train_config)
     train_cfg.epochs = cfg.retrain_epochs or train_cfg.epochs
-    run = RunDir("poison", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
+    run = RunDir("poison", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
                  attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant, seed=cfg.seed)
     if run.done:
         return None
@@ -49,7 +49,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     with run.staged() as tmp:
         retrained = train(poisoned, train_cfg, tmp, device=options.device, malignant=malignant)["checkpoint"]
         checkpoints = dict(zip(MODELS, (checkpoint, retrained)))
-        models = {name: c.classifier(options.device) for name, c in checkpoints.items()}
+        models = {name: c.classifier(options.device, precision=options.precision) for name, c in checkpoints.items()}
         # each model at its own operating point: the poisoned one chose its threshold on val after retraining
         thresholds = {name: c.threshold(malignant) for name, c in checkpoints.items()}
         metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds=thresholds, classes=classes, malignant=malignant,

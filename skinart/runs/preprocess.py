@@ -23,7 +23,7 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
                            "defend its source checkpoint instead")
     entry = {"name": method, **{k: settings.get(k, v) for k, v in PREPROCESSOR_DEFAULTS.items()}}
     preprocessors([entry])  # ART checks the settings before anything is written
-    run = RunDir("defend", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
+    run = RunDir("defend", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
                  method=label or method, preprocessing=[entry])
     if run.done:
         return None
@@ -34,8 +34,8 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
         # the source's operating point is kept: a defence that moves the scores is judged at the same threshold
         defended = checkpoint.derive(tmp, preprocessing=(entry,),
                                      defence={**(checkpoint.meta.defence or {}), "method": label or method, "source": source})
-        return evaluate(defended.classifier(options.device), dataset.splits["test"], defended, malignant=list(checkpoint.meta.malignant),
-                        out=tmp, title=f"{checkpoint.meta.model} + {label or method} on {dataset.name} test", kind="defend")
+        return evaluate(defended.classifier(options.device, precision=options.precision), dataset.splits["test"], defended,
+                        malignant=list(checkpoint.meta.malignant), out=tmp, title=f"{checkpoint.meta.model} + {label or method} on {dataset.name} test", kind="defend")
 
 
 def combined_run(retrained: Checkpoint, out: Path, options: RunOptions, *, settings: dict) -> dict | None:

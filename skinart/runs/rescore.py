@@ -43,7 +43,7 @@ def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path,
                                f"drop it (the run's settings apply)")
     target, _ = crafted.check(checkpoint.classes)
     malignant = checkpoint.malignant_names(options.malignant)
-    job = RunDir("attack", out, overwrite=options.overwrite, inputs=[run], checkpoint=checkpoint,
+    job = RunDir("attack", out, options, inputs=[run], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=crafted.__dict__, threat_model="transfer", malignant=malignant,
                  source_checkpoint=run_config.get("source_checkpoint") or run_config["checkpoint"],
                  adversarial_run={"path": str(run.resolve()), "config_hash": run_config.get("config_hash")})
@@ -60,4 +60,4 @@ def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path,
     outcome = AttackOutcome(cfg=crafted, art_params=art_params, threat="transfer", target=target, x=x, adversarial=saved["adversarial"],
                             labels=saved["labels"], ids=saved["ids"], start=time.perf_counter())
     with job.staged() as tmp:
-        return write_attack(tmp, outcome, checkpoint.classifier(options.device), checkpoint, malignant)
+        return write_attack(tmp, outcome, checkpoint.classifier(options.device, precision=options.precision), checkpoint, malignant)

@@ -80,7 +80,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     start = None
     if cfg.init == "finetune":  # from the checkpoint's own weights (verified), not from where its training started
         start, train_cfg.weights, train_cfg.pretrained = checkpoint, None, False
-    run = RunDir("defend", out, overwrite=options.overwrite, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
+    run = RunDir("defend", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),
                  method=method, retrain=asdict(cfg), train=asdict(train_cfg), seed=train_cfg.seed)
     if run.done:
         return None
@@ -96,8 +96,8 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
             retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, out=tmp, device=options.device, malignant=malignant,
                                        defence=defence, start=start)
         # its own operating point, chosen for the new weights
-        return evaluate(retrained.classifier(options.device), dataset.splits["test"], retrained, malignant=malignant, out=tmp,
-                        title=f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
+        return evaluate(retrained.classifier(options.device, precision=options.precision), dataset.splits["test"], retrained,
+                        malignant=malignant, out=tmp, title=f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
 
 
 def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cfg: TrainConfig, *, out: Path, device: str,

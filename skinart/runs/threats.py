@@ -32,7 +32,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`; `gradient_sanity` False leaves the
     gradient checks to the caller (a worst case over several attacks runs them once)."""
     check_threats(checkpoint, threats, source_checkpoint)
-    run = RunDir("threats", out, overwrite=options.overwrite, inputs=[source_checkpoint], checkpoint=checkpoint,
+    run = RunDir("threats", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
                  malignant=options.malignant, gradient_sanity=gradient_sanity, seed=cfg.seed)
     if run.done:
@@ -56,7 +56,7 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
     evaluation's L∞ ε (PGD's default for an unbounded or L2 attack: the checks are L∞)."""
     test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed)
-    classifier = checkpoint.classifier(options.device)
+    classifier = checkpoint.classifier(options.device, precision=options.precision)
     linf = cfg.params.get("norm", "inf") == "inf"
     eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
     print(f"sanity checks: PGD on {len(keep)} test images through the deployed model", file=sys.stderr)

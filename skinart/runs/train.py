@@ -20,7 +20,7 @@ def train_run(cfg: TrainConfig, out: Path, options: RunOptions, *, img_size: int
     check_model(cfg.model, cfg.pretrained, cfg.weights)  # before a possibly long first load of the data
     malignant = parse_malignant(options.malignant or ",".join(DEFAULT_MALIGNANT), CLASSES)
     ratios = parse_ratios(split_ratios)
-    run = RunDir("train", out, overwrite=options.overwrite,
+    run = RunDir("train", out, options,
                  data=options.data_ref(img_size=img_size, resize=resize, split_ratios=ratios), train=asdict(cfg), malignant=malignant, seed=cfg.seed,
                  # a --weights file replaced at the same path is another run (key absent without one: older runs still resume)
                  **({"weights_sha256": start_weights(cfg.weights)["sha256"]} if cfg.weights else {}))

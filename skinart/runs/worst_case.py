@@ -25,7 +25,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
     """The sub-runs `out/<method>/` and, in `out/metrics.json`, each attack's table, the worst case per threat model
     (`worst_case`, its full metrics under `worst_case_metrics`) and the sanity checks."""
     check_threats(checkpoint, threats, source_checkpoint)
-    run = RunDir("worst_case", out, overwrite=options.overwrite, inputs=[source_checkpoint], checkpoint=checkpoint,
+    run = RunDir("worst_case", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attacks=[c.__dict__ for c in cfgs], threats=list(threats),
                  source_checkpoint=resolved(source_checkpoint), malignant=options.malignant, seed=cfgs[0].seed)
     if run.done:
