@@ -200,7 +200,7 @@ def test_recipe_runs_end_to_end_and_reports(tiny_run):
     html = (run / "report.html").read_text()
     srcs = re.findall(r'src="([^"]*)"', html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # one self-contained file
-    for figure in ("recap", "poisoned_share", "adversarial_share", "eps_sweep"):
+    for figure in ("recap", "poisoned_share", "adversarial_share", "robustness"):
         assert (run / "report_figures" / f"{figure}.png").stat().st_size > 0
 
 

@@ -4,6 +4,7 @@ worst-case run (each attack and the worst case, one run name) tell apart."""
 from helpers import invoke
 
 from skinart.report.findings import findings
+from skinart.report.rows import ReportOptions
 from skinart.report.study import _documents, _tables
 
 KEYS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "binary_accuracy", "sensitivity", "npv",
@@ -17,7 +18,7 @@ def _row(attack: str, accuracy: float, threat: str = "adaptive", **extra) -> dic
 
 def test_health_rows_of_one_worst_case_run_name_their_attack():
     rows = [_row("fgsm", 0.6), _row("pgd", 0.4), _row("worst case (fgsm, pgd)", 0.3)]
-    tables = {title: (header, lines) for title, header, lines, *_ in _tables(rows, [], {}, None, "")}
+    tables = {title: (header, lines) for title, header, lines, *_ in _tables(rows, [], {}, ReportOptions())}
     header, lines = next(v for k, v in tables.items() if k.startswith("Health ("))
     assert header[:2] == ["run", "attack"]
     assert [line[1] for line in lines] == ["fgsm", "pgd", "worst case (fgsm, pgd)"]
@@ -33,7 +34,7 @@ def test_findings_come_first_name_the_strongest_attack_and_the_fired_checks(tmp_
     # the adaptive threat model is the strongest that ran, though white-box FGSM scored lower
     assert "strongest attack worst case (fgsm, pgd) (adaptive" in text[1] and "80.0% → 30.0%" in text[1] and "images)" not in text[1]
     assert [i for _, i in found] == [0, 3, 2] and "FIRED: noise" in text[2]
-    md, html = _documents(tmp_path, "t", intro=["intro"], found=found, tables=_tables(rows, [], {}, None, ""), figures=[], images=[])
+    md, html = _documents(tmp_path, "t", intro=["intro"], found=found, tables=_tables(rows, [], {}, ReportOptions()), figures=[], images=[])
     assert md.index("## Findings") < md.index("intro") < md.index("## Model performance")
     assert html.index("<h2 id='findings'>") < html.index("<h2>") and "href='#row-3'" in html and "<tr id='row-3'>" in html
     assert "Figures" not in md and "Figures" not in html  # no figures: no empty section
