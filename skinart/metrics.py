@@ -218,9 +218,8 @@ def _auroc_ranks(y, s, malignant_idx: list[int], axis: int = -1):
 
 
 # Fewer images than this behind a number (malignant images behind an FNR, images of the rarer of malignant and benign
-# behind an AUROC) get no interval. Simulated percentile bootstraps of a proportion (1000 sets each) covered its true
-# value 95 % of the time at 50 images for p from 0.5 to 0.8 and 93 % at p = 0.95, but at 20 images only 91 % (p = 0.8)
-# and 67 % (p = 0.95): an interval that much too narrow would be a wrong number.
+# behind an AUROC) get no interval. Simulated 95 % percentile bootstraps of a proportion (1000 sets each) covered a true
+# 0.8 or 0.95 96 % or 93 % of the time at 50 images, but only 91 % or 67 % at 20: so narrow an interval is a wrong number.
 MIN_INTERVAL_IMAGES = 50
 
 

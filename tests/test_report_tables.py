@@ -1,8 +1,10 @@
-"""The study report's tables on made-up rows (issue 26): the Health table names each row's attack, so the rows of a
-worst-case run (each attack and the worst case, one run name) tell apart."""
+"""The study report's tables and figures on made-up rows (issue 26): the Health table names each row's attack, so the rows
+of a worst-case run (each attack and the worst case, one run name) tell apart; robustness curves and the recap."""
 
+import pytest
 from helpers import invoke
 
+from skinart.report.charts import recap, robustness_curves
 from skinart.report.findings import findings
 from skinart.report.rows import ReportOptions
 from skinart.report.study import _documents, _tables
@@ -53,3 +55,28 @@ def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
     result = invoke("report", tmp_path / "nope")
     assert result.exit_code == 2 and "nope does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "nope").exists()
+
+
+def test_robustness_curves_plot_each_swept_attack_per_model_and_threat_with_its_intervals():
+    ci = {"accuracy": [0.5, 0.7], "fnr_at_threshold": [0.1, 0.3]}
+    rows = [{**_row("fgsm", 0.6, "white-box", images=200, ci=ci), "model": "cnn", "eps": 2 / 255},
+            {**_row("fgsm", 0.3, "white-box", images=200), "model": "cnn", "eps": 8 / 255},
+            {**_row("fgsm", 0.9, "white-box", images=20), "model": "cnn", "eps": 8 / 255},  # the same point on fewer images
+            {**_row("fgsm", 0.5, "adaptive", images=200), "model": "llt", "eps": 8 / 255},
+            {**_row("pgd", 0.1, "white-box", images=200), "model": "cnn", "eps": 8 / 255},  # one ε: no curve
+            _row("clean", 0.8, "—", images=200, eps=None)]
+    curves = robustness_curves(rows)
+    assert list(curves) == ["fgsm: accuracy", "fgsm: FNR @t"]
+    assert list(curves["fgsm: accuracy"]) == ["cnn (white-box)", "llt (adaptive)"]
+    x, y, low, high = curves["fgsm: accuracy"]["cnn (white-box)"]
+    assert x == pytest.approx([2, 8]) and y == [0.6, 0.3] and low == [0.5, None] and high == [0.7, None]
+    assert curves["fgsm: FNR @t"]["cnn (white-box)"][2:] == ([0.1, None], [0.3, None])
+
+
+def test_recap_is_one_bar_per_model_in_each_attack_column():
+    rows = [{**_row("clean", 0.8, "—"), "model": "cnn"}, {**_row("fgsm", 0.3, "white-box"), "model": "cnn"},
+            {**_row("clean", 0.7, "—"), "model": "llt"}, {**_row("fgsm", 0.4, "adaptive"), "model": "llt"}]
+    categories, bars = recap(rows)["accuracy"]
+    assert categories == ["clean", "fgsm", "fgsm (adaptive)"]
+    assert bars == {"cnn": [0.8, 0.3, None], "llt": [0.7, None, 0.4]}
+    assert recap(rows[:1]) == {}  # one bar compares nothing

@@ -35,11 +35,13 @@ NOTES = {TOO_SMALL: f"Marked {TOO_SMALL}: too small for an interval, fewer than 
 
 
 class Table(NamedTuple):
+    """One table of the report: its lines, the row anchors Findings link to, and what its marks mean (said once under it)."""
+
     title: str
     header: list[str]
     lines: list[list[str]]
     anchors: list[str] | None = None
-    notes: list[str] = []
+    notes: tuple[str, ...] = ()
 
 
 def count(n: int, noun: str) -> str:
@@ -55,17 +57,19 @@ def _fmt(value, ci=None) -> str:
     return f"{text} [{pct(ci[0])}–{pct(ci[1])}]" if ci and value is not None else text
 
 
+def _marked(row: dict, key: str, shown: bool) -> tuple[str, str]:
+    """(a metric's cell with its interval, the mark it carries where it has none: too small, or, in a column where
+    other rows have intervals, no per-image predictions)."""
+    value, ci = row["metrics"].get(key), row["ci"].get(key)
+    mark = "" if ci or value is None else TOO_SMALL if key in row["ci"] else NO_PREDICTIONS if shown and "images" not in row else ""
+    return _fmt(value, ci) + mark, mark
+
+
 def _intervals(rows: list[dict], key: str) -> tuple[str, list[str], set[str]]:
-    """A metric's column with its intervals: (" [95% CI]" when any row has one, else nothing; each row's cell, marked
-    where it has none: too small, or no per-image predictions beside rows that have intervals; the marks used)."""
+    """A metric's column: (" [95% CI]" when any row has an interval, else nothing; each row's cell; the marks used)."""
     shown = any(r["ci"].get(key) for r in rows)
-    cells, marks = [], set()
-    for r in rows:
-        value, ci = r["metrics"].get(key), r["ci"].get(key)
-        mark = "" if ci or value is None else TOO_SMALL if key in r["ci"] else NO_PREDICTIONS if shown and "images" not in r else ""
-        cells.append(_fmt(value, ci) + mark)
-        marks.add(mark)
-    return " [95% CI]" if shown else "", cells, marks - {""}
+    cells = [_marked(r, key, shown) for r in rows]
+    return " [95% CI]" if shown else "", [cell for cell, _ in cells], {mark for _, mark in cells} - {""}
 
 
 def _table(title: str, rows: list[dict], columns: list[tuple], anchors: list[str] | None = None) -> Table:
@@ -81,28 +85,30 @@ def _table(title: str, rows: list[dict], columns: list[tuple], anchors: list[str
             header.append(name + suffix)
             cells.append(column)
             marks |= used
-    return Table(title, header, [list(line) for line in zip(*cells)], anchors, [NOTES[m] for m in sorted(marks)])
+    return Table(title, header, [list(line) for line in zip(*cells)], anchors, tuple(NOTES[m] for m in sorted(marks)))
 
 
 def _metric(key: str):
     return lambda r: pct(r["metrics"].get(key))
 
 
-def _references(rows: list[dict], reference: dict) -> list[list[str]]:
-    lines = []
+def _references(rows: list[dict], reference: dict) -> tuple[list[list[str]], set[str]]:
+    """(a line per published number: ours beside it with its interval, or marked why none; the marks used)."""
+    lines, marks = [], set()
     for name, values in reference.items():
         row = next((r for r in rows if r["task"] == name), None) or next((r for r in rows if r["step"] == name), None)
         for metric, published in values.items():
             ours = None if row is None else row["metrics"].get(metric)
             delta = "n/a" if ours is None else f"{100 * (ours - published):+.1f}"
-            lines.append([name, metric.replace("_", " "), pct(published), "not run" if row is None else _fmt(ours, row["ci"].get(metric)), delta])
-    return lines
+            cell, mark = ("not run", "") if row is None else _marked(row, metric, True)
+            lines.append([name, metric.replace("_", " "), pct(published), cell, delta])
+            marks.add(mark)
+    return lines, marks - {""}
 
 
 def _tables(rows: list[dict], detections: list[dict], recipe: dict, options: ReportOptions) -> list[Table]:
     """Every table of the report, in order."""
-    at_t = [(f"{name} @t", _metric(f"{key}_at_threshold")) for name, key in (("sensitivity", "sensitivity"), ("specificity", "specificity"),
-                                                                              ("NPV", "npv"))]
+    at_t = [(f"{name} @t", _metric(f"{key}_at_threshold")) for name, key in (("sensitivity",) * 2, ("specificity",) * 2, ("NPV", "npv"))]
     tables = [
         _table("Model performance (multi-class)", rows, [
             ("run", lambda r: r["task"]), ("model", lambda r: r["model"]), ("attack", lambda r: r["attack"]), ("threat", lambda r: r["threat"]),
@@ -134,8 +140,9 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, options: Rep
         tables.append(Table("Accuracy by model and attack", ["model"] + attacks,
                             [[model] + [pct(values.get(a)) for a in attacks] for model, values in cells.items()]))
     if recipe.get("reference"):
-        tables.append(Table("Published numbers beside ours", ["run", "metric", "published", "ours [95% CI]", "Δ (points)"],
-                            _references(rows, recipe["reference"])))
+        lines, marks = _references(rows, recipe["reference"])
+        tables.append(Table("Published numbers beside ours", ["run", "metric", "published", "ours [95% CI]", "Δ (points)"], lines,
+                            notes=tuple(NOTES[m] for m in sorted(marks))))
     if detections:
         tables.append(Table("Poison detection", ["run", "detector", "precision", "recall", "F1", "flagged", "poisoned"],
                             [[d["task"], str(d["detector"]), pct(d["precision"]), pct(d["recall"]), pct(d["f1"]), str(d["flagged"]),
