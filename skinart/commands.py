@@ -340,19 +340,25 @@ def defend(
 
 @one_line_errors
 def report(
-    run: Annotated[Path, typer.Argument(metavar="RUN", help="run directory written by `skinart run`")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="a folder written by `skinart run` (alone), or run "
+                                               "directories of train, import, evaluate, attack or defend: a checkpoint brings "
+                                               "the runs made from it that lie beside it")],
+    out: Annotated[Optional[Path], typer.Option(help="folder for report.md, report.html and report.json (required for run "
+                                                "directories; default for a `skinart run` folder: that folder)")] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="bootstrap resamples for the 95 % intervals (0: none)")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="bootstrap seed")] = 0,
     also_malignant: Annotated[Optional[str], typer.Option(help="a second malignant set for the health table, "
                                                           "e.g. akiec,bcc,mel,nv (the thesis's mapping)")] = None,
     also_label: Annotated[str, typer.Option(help="name of that second mapping")] = "alternative mapping",
 ):
-    """Tables (with the recipe's published numbers beside ours) and figures: report.md, report.html, report.json."""
-    from skinart.report.study import write_report
+    """Tables (with the recipe's published numbers beside ours) and figures of a recipe run or of any runs:
+    report.md, report.html, report.json."""
+    from skinart.report.rows import ReportOptions
+    from skinart.report.study import summary, write_any_report
     from skinart.step_checks import report_config
 
-    result = write_report(run, bootstrap, seed, report_config(locals()), also_label)
-    typer.echo(f"{run}/report.md, report.html: {len(result['rows'])} rows" + (f"; not run yet: {', '.join(result['missing'])}" if result["missing"] else ""))
+    options = ReportOptions(bootstrap=bootstrap, seed=seed, also_malignant=report_config(locals()), also_label=also_label)
+    typer.echo(summary(*write_any_report(runs, out, options)))
 
 
 STEP_COMMANDS = {"train": train, "evaluate": evaluate, "attack": attack, "defend": defend, "report": report, "import": import_model}

@@ -203,9 +203,9 @@ def _macro_recall(y, p, n_classes: int, axis: int = -1):
     return np.nanmean(np.stack(recalls), axis=0)
 
 
-def _fnr(y, p, malignant_idx: list[int], axis: int = -1):
-    t, q = np.isin(y, malignant_idx), np.isin(p, malignant_idx)
-    return np.sum(t & ~q, axis=axis) / np.sum(t, axis=axis)
+def _miss_rate(truth, decision, axis: int = -1):
+    """The share of malignant images decided benign (FNR), vectorised over resamples."""
+    return np.sum(truth & ~decision, axis=axis) / np.sum(truth, axis=axis)
 
 
 def _auroc_ranks(y, s, malignant_idx: list[int], axis: int = -1):
@@ -217,26 +217,41 @@ def _auroc_ranks(y, s, malignant_idx: list[int], axis: int = -1):
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+# Fewer images than this behind a number (malignant images behind an FNR, images of the rarer of malignant and benign
+# behind an AUROC) get no interval. Simulated 95 % percentile bootstraps of a proportion (1000 sets each) covered a true
+# 0.8 or 0.95 96 % or 93 % of the time at 50 images, but only 91 % or 67 % at 20: so narrow an interval is a wrong number.
+MIN_INTERVAL_IMAGES = 50
+
+
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int, malignant_idx: list[int], resamples: int = 1000,
-                 seed: int = 0, level: float = 0.95, scores: np.ndarray | None = None) -> dict:
+                 seed: int = 0, level: float = 0.95, scores: np.ndarray | None = None, threshold: float | None = None) -> dict:
     """Percentile bootstrap intervals (scipy, test images resampled together with their prediction and p_malignant,
-    seeded) of the headline metrics; with `scores` (p_malignant) also of the AUROC."""
-    statistics = {
-        "accuracy": lambda y, p, s, axis=-1: np.mean(y == p, axis=axis),
-        "macro_recall": lambda y, p, s, axis=-1: _macro_recall(y, p, n_classes, axis),
-        "fnr": lambda y, p, s, axis=-1: _fnr(y, p, malignant_idx, axis),
+    seeded) of the headline metrics; with `scores` (p_malignant) also of the AUROC, and with the stored `threshold`
+    too of the FNR at that operating point. A metric with fewer than MIN_INTERVAL_IMAGES images behind it is None
+    (too small for an interval); none at all without resamples."""
+    malignant = np.isin(y_true, malignant_idx)
+    n, n_malignant = len(y_true), int(malignant.sum())
+    statistics = {  # name: (images behind it, statistic)
+        "accuracy": (n, lambda y, p, s, axis=-1: np.mean(y == p, axis=axis)),
+        "macro_recall": (n, lambda y, p, s, axis=-1: _macro_recall(y, p, n_classes, axis)),
+        "fnr": (n_malignant, lambda y, p, s, axis=-1: _miss_rate(np.isin(y, malignant_idx), np.isin(p, malignant_idx), axis)),
     }
     if scores is not None:
-        statistics["auroc"] = lambda y, p, s, axis=-1: _auroc_ranks(y, s, malignant_idx, axis)
-    if len(y_true) < 2 or resamples < 1:
+        statistics["auroc"] = (min(n_malignant, n - n_malignant), lambda y, p, s, axis=-1: _auroc_ranks(y, s, malignant_idx, axis))
+        if threshold is not None:
+            statistics["fnr_at_threshold"] = (n_malignant, lambda y, p, s, axis=-1: _miss_rate(np.isin(y, malignant_idx), s >= threshold, axis))
+    if resamples < 1:
         return {}
-    data = (y_true, y_pred, np.zeros(len(y_true)) if scores is None else scores)
+    data = (y_true, y_pred, np.zeros(n) if scores is None else scores)
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         # every resample giving one value (e.g. accuracy 0 under PGD) is a valid [v, v] percentile interval;
         # scipy's warning about it speaks of BCa, which is not used here
         warnings.simplefilter("ignore", DegenerateDataWarning)
-        for name, statistic in statistics.items():
+        for name, (behind, statistic) in statistics.items():
+            if behind < MIN_INTERVAL_IMAGES:
+                out[name] = None
+                continue
             result = bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=resamples,
                                confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
             low, high = result.confidence_interval

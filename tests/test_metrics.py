@@ -5,7 +5,7 @@ from skinart.data import CLASSES
 from skinart.errors import SkinartError
 from skinart.metrics import (
     _auroc_ranks, attack_metrics, auroc, binary_metrics, bootstrap_ci, choose_threshold, classification_metrics, operating_threshold,
-    p_malignant,
+    p_malignant, threshold_metrics,
 )
 from skinart.options import parse_malignant
 
@@ -144,6 +144,19 @@ def test_bootstrap_interval_of_auroc_contains_it():
     ci = bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300, scores=s)
     assert ci["auroc"][0] <= auroc(y, s, [2]) <= ci["auroc"][1]
     assert "auroc" not in bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300)
+
+
+def test_bootstrap_gives_the_fnr_at_the_operating_point_and_no_interval_to_a_small_sample():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    s = np.clip(0.4 * (y == 2) + rng.random(300) * 0.7, 0, 1)
+    ci = bootstrap_ci(y, y, n_classes=3, malignant_idx=[2], resamples=300, scores=s, threshold=0.5)
+    fnr_at_t = threshold_metrics(y, s, 0.5, [2])["fnr"]
+    assert 0 < fnr_at_t < 1 and ci["fnr_at_threshold"][0] <= fnr_at_t <= ci["fnr_at_threshold"][1] < 1
+    small = bootstrap_ci(y[:40], y[:40], n_classes=3, malignant_idx=[2], resamples=300, scores=s[:40], threshold=0.5)
+    assert set(small) == {"accuracy", "macro_recall", "fnr", "auroc", "fnr_at_threshold"} and set(small.values()) == {None}
+    # 200 images, about a third of them malignant: 50 or more of each class, every interval
+    assert all(bootstrap_ci(y[:200], y[:200], n_classes=3, malignant_idx=[2], resamples=100, scores=s[:200]).values())
 
 
 def test_bootstrap_accuracy_interval_covers_the_true_accuracy_about_95_times_in_100():

@@ -4,8 +4,10 @@ and resuming an interrupted run to the same numbers."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -195,13 +197,53 @@ def test_recipe_runs_end_to_end_and_reports(tiny_run):
     md = (run / "report.md").read_text()
     assert "| clean | accuracy | 70.0 |" in md and "Health under the alternative mapping" in md
     assert "Accuracy by model and attack" in md and "| rt@ratio=0.6 |" in md
-    assert "| AUROC [95% CI] | sensitivity @t | specificity @t | NPV @t | FNR @t |" in md and "fgsm@eps=8_255/roc.png" in md
+    assert "| AUROC [95% CI] | sensitivity @t | specificity @t | NPV @t | FNR @t [95% CI] |" in md and "fgsm@eps=8_255/roc.png" in md
     assert "| fgsm ε=2/255 | fgsm ε=8/255 |" in md  # the ε grid keeps one column per ε
     html = (run / "report.html").read_text()
     srcs = re.findall(r'src="([^"]*)"', html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # one self-contained file
-    for figure in ("recap", "poisoned_share", "adversarial_share", "eps_sweep"):
+    for figure in ("recap", "poisoned_share", "adversarial_share", "robustness"):
         assert (run / "report_figures" / f"{figure}.png").stat().st_size > 0
+
+
+# Appended to a copy of report.html: once everything has loaded, what a reader would see at 1280 px, written into the page.
+PROBE = """<script>window.addEventListener('load', () => {
+  const width = document.documentElement.clientWidth;
+  const images = [...document.images];
+  const result = {width: width, page: document.documentElement.scrollWidth, images: images.length,
+    loaded: images.filter(i => i.complete && i.naturalWidth > 0).map(i => i.alt),
+    sections: [...document.querySelectorAll('h2')].map(h => h.textContent),
+    tables: [...document.querySelectorAll('table')].map(t => Math.ceil(t.getBoundingClientRect().right))};
+  const out = document.createElement('pre'); out.id = 'probe'; out.textContent = JSON.stringify(result); document.body.appendChild(out);
+});</script>"""
+
+
+def test_report_html_in_a_real_browser(tiny_run, tmp_path):
+    """report.html as headless Chromium shows it at 1280 px: every image loaded (the robustness curves among them), the
+    Findings the first section, no table wider than the page."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not on PATH (Debian's package `chromium`; .ci/run installs it)")
+    _, run = tiny_run
+    page = tmp_path / "report.html"
+    page.write_text((run / "report.html").read_text() + PROBE)
+    home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        shown = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--virtual-time-budget=10000",
+                                "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, env={**os.environ, **home})
+    except subprocess.TimeoutExpired:
+        pytest.skip("chromium did not finish within 120 s here")
+    if shown.returncode != 0:
+        pytest.skip(f"chromium cannot run here (exit {shown.returncode}): {shown.stderr.strip().splitlines()[-1:]}")
+    probe = re.search(r'<pre id="probe">(.*?)</pre>', shown.stdout)
+    assert probe, shown.stdout[-2000:]
+    seen = json.loads(probe.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert seen["images"] > 10 and len(seen["loaded"]) == seen["images"]
+    assert any(alt.startswith("Robustness curves") for alt in seen["loaded"])
+    assert seen["sections"][0] == "Findings"
+    assert seen["tables"] and max(seen["tables"]) <= seen["width"] and seen["page"] <= seen["width"], seen
 
 
 def test_rerun_skips_and_interrupted_run_resumes_to_the_same_numbers(tiny_run):

@@ -15,7 +15,7 @@ from skinart.crafting import sample_indices
 from skinart.data import to_model_input
 from skinart.metrics import worst_case_metrics
 from skinart.models import wrap
-from skinart.report.rows import ROWS_BY_KIND
+from skinart.report.rows import ROWS_BY_KIND, ReportOptions
 from skinart.presentation.tables import _sanity_lines
 from skinart.sanity import gradient_checks, sanity_label, table_checks
 
@@ -157,7 +157,7 @@ def test_evaluate_several_attacks_reports_each_and_the_worst_case(trained, derma
     assert all(isinstance(check["reason"], str) and check["reason"] for k, check in sanity.items() if k not in ("fired", "values"))
     assert "worst case" in result.stdout and "Sanity checks" in (out / "metrics.md").read_text()
     task = {"name": "worst", "step": "worst", "grid": {}, "params": {}, "uses": {}}
-    rows, _ = ROWS_BY_KIND["worst_case"](task, out, metrics, {"bootstrap": 20, "seed": 0, "also_malignant": None})
+    rows, _ = ROWS_BY_KIND["worst_case"](task, out, metrics, ReportOptions(bootstrap=20))
     assert [r["attack"] for r in rows] == ["fgsm", "pgd", "worst case (fgsm, pgd)"]
     assert rows[-1]["metrics"]["accuracy"] == pytest.approx(robust) and rows[-1]["metrics"]["fnr"] == pytest.approx(worst["fnr"])
     assert {r["sanity"] for r in rows} == {sanity_label(sanity)}

@@ -1,5 +1,6 @@
-"""Figures of one run (matplotlib, scikit-learn's ConfusionMatrixDisplay): confusion matrices, training curves,
-perturbation grids, and the universal noise or patch as an image."""
+"""Figures (matplotlib, scikit-learn's ConfusionMatrixDisplay): of one run, confusion matrices, training curves,
+perturbation grids, and the universal noise or patch as an image; for reports, line plots (with interval bands) and
+grouped bars."""
 
 from __future__ import annotations
 
@@ -101,19 +102,32 @@ def plot_perturbations(clean: np.ndarray, adversarial: np.ndarray, *, clean_prob
     plt.close(fig)
 
 
-def plot_lines(panels: dict[str, dict[str, tuple[list, list]]], path: Path, xlabel: str, ylabel: str,
-               categorical: bool = False) -> Path | None:
-    """One subplot per panel, one line per series (x, y); y in %."""
+def _percent(values) -> np.ndarray:
+    return np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_lines(panels: dict[str, dict[str, tuple]], path: Path, xlabel: str, ylabel: str, cols: int = 3) -> Path | None:
+    """One subplot per panel (`cols` to a row), one line per series: (x, y), or (x, y, low, high) with the band between
+    low and high shaded (a missing bound leaves a gap); y in %."""
     if not panels:
         return None
-    cols = min(3, len(panels))
+    cols = min(cols, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     for ax, (title, series) in zip(axes.flat, panels.items()):
-        for label, (x, y) in series.items():
-            ax.plot(range(len(x)) if categorical else x, [np.nan if v is None else 100 * v for v in y], marker="o", label=label)
-            if categorical:
-                ax.set_xticks(range(len(x)), x, rotation=30, ha="right", fontsize=7)
+        for label, (x, y, *band) in series.items():
+            line, = ax.plot(x, _percent(y), marker="o", label=label)
+            if band:  # shaded between points, and a bar at each (a line of one point has no area to shade)
+                low, high, middle = _percent(band[0]), _percent(band[1]), _percent(y)
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+                ax.errorbar(x, middle, yerr=[middle - low, high - middle], fmt="none", ecolor=line.get_color(), alpha=0.6, capsize=3)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -122,7 +136,31 @@ def plot_lines(panels: dict[str, dict[str, tuple[list, list]]], path: Path, xlab
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_grouped_bars(panels: dict[str, tuple[list[str], dict[str, list]]], path: Path, ylabel: str) -> Path | None:
+    """One subplot per panel: its categories along x, a bar per group in each (a missing value leaves its slot empty);
+    values in %. Bars, not lines: nothing lies between two categories."""
+    if not panels:
+        return None
+    categories, groups = next(iter(panels.values()))
+    bars = len(categories) * len(groups)
+    cols = 1 if bars > 24 else min(2, len(panels))  # many bars: one panel to a row, as wide as they need
+    rows = -(-len(panels) // cols)
+    width = 0.8 / len(groups)
+    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6, 1.2 + 0.22 * bars) * cols, 3.6 * rows), squeeze=False)
+    for ax, (title, (categories, groups)) in zip(axes.flat, panels.items()):
+        for i, (group, values) in enumerate(groups.items()):
+            ax.bar(np.arange(len(categories)) + (i - (len(groups) - 1) / 2) * width, _percent(values), width, label=group,
+                   color=colours[i % len(colours)])
+        ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 102)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    return _save(fig, path)

@@ -1,2 +1,2 @@
-"""The study report: `rows` reads every run of a recipe run by its kind, `study` writes report.md / report.html /
-report.json over them."""
+"""The study report: `rows` reads every run by its kind (`runs` finds and checks run directories given by hand), `charts`
+draws its figures, `study` writes report.md / report.html / report.json over them."""

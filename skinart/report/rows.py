@@ -4,7 +4,9 @@ the `kind` their metrics.json names."""
 
 from __future__ import annotations
 
+import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
 from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.presentation.tables import threat_label
-from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PREDICTIONS_FILE
+from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PER_IMAGE_FILE, PREDICTIONS_FILE
 from skinart.sanity import sanity_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
@@ -23,6 +25,16 @@ ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", 
 AT_THRESHOLD = ("sensitivity", "specificity", "npv", "fnr")
 PREDICTIONS = {"attack": (ADVERSARIAL_FILE, "adversarial_probabilities"), "evaluate": (PREDICTIONS_FILE, "probabilities"),
                "defend": (PREDICTIONS_FILE, "probabilities")}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How a report computes its numbers: bootstrap resamples and seed, and a second malignant set with its name."""
+
+    bootstrap: int = 1000
+    seed: int = 0
+    also_malignant: list[str] | None = None
+    also_label: str = "alternative mapping"
 
 
 def _flat(m: dict) -> dict:
@@ -34,16 +46,30 @@ def _flat(m: dict) -> dict:
             **{f"{k}_at_threshold": at.get(k) for k in AT_THRESHOLD}}
 
 
-def _predictions(where: Path, kind: str) -> tuple | None:
-    """(labels, class probabilities) a run saved, or None for a run kind that saves none."""
+def _per_image(where: Path, classes: list[str]) -> tuple | None:
+    """(labels, predicted classes, attacked p_malignant) from a worst case's per_image.csv (it saves no probabilities)."""
+    if not (where / PER_IMAGE_FILE).is_file():
+        return None
+    with open(where / PER_IMAGE_FILE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return (np.array([classes.index(r["true_class"]) for r in rows], dtype=int),
+            np.array([classes.index(r["attacked_prediction"]) for r in rows], dtype=int),
+            np.array([float(r["attacked_p_malignant"]) for r in rows]))
+
+
+def _predictions(where: Path, kind: str, classes: list[str], malignant: list[int]) -> tuple | None:
+    """(labels, predicted classes, p_malignant) a run saved per image, or None for a run kind that saves none."""
+    if kind == "worst_case":
+        return _per_image(where, classes)
     if kind not in PREDICTIONS or not (where / PREDICTIONS[kind][0]).is_file():
         return None
     file, key = PREDICTIONS[kind]
     with np.load(where / file) as f:
-        return f["labels"], f[key]
+        labels, probs = f["labels"], f[key]
+    return labels, probs.argmax(1), p_malignant(probs, malignant)
 
 
-def _row(task: dict, where: Path, metrics: dict, options: dict, *, model: str, attack: str, threat: str, kind: str) -> dict:
+def _row(task: dict, where: Path, metrics: dict, options: ReportOptions, *, model: str, attack: str, threat: str, kind: str) -> dict:
     """One reported line: flat metrics, bootstrap CIs from the per-image predictions, the alternative binary mapping."""
     m = metrics.get("adversarial", metrics)
     row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack,
@@ -53,18 +79,43 @@ def _row(task: dict, where: Path, metrics: dict, options: dict, *, model: str, a
            "training_data": metrics.get("training_data")}  # a model imported from outside skinart: unknown
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
-    arrays = _predictions(where, kind)
+    classes = list(m["per_class"])
+    malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
+    arrays = _predictions(where, kind, classes, malignant)
     if arrays is not None:
-        classes = list(m["per_class"])
-        labels, probs = arrays
+        labels, predicted, scores = arrays
         row["images"] = len(labels)
-        predicted = probs.argmax(1)
-        malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
-        row["ci"] = bootstrap_ci(labels, predicted, n_classes=len(classes), malignant_idx=malignant,
-                                 resamples=options["bootstrap"], seed=options["seed"], scores=p_malignant(probs, malignant))
-        if options["also_malignant"]:
-            row["also"] = binary_metrics(labels, predicted, [classes.index(c) for c in options["also_malignant"]])
+        row["ci"] = bootstrap_ci(labels, predicted, n_classes=len(classes), malignant_idx=malignant, resamples=options.bootstrap,
+                                 seed=options.seed, scores=scores, threshold=row["metrics"]["threshold"])
+        if options.also_malignant:
+            row["also"] = binary_metrics(labels, predicted, [classes.index(c) for c in options.also_malignant])
     return row
+
+
+def threat_suffix(row: dict) -> str:
+    """The threat model as a suffix, left out where it goes without saying (clean rows, white-box)."""
+    return "" if row["threat"] in ("—", "white-box") else f" ({row['threat']})"
+
+
+def eps_label(eps: float | None) -> str:
+    """ε as k/255 when it is one, else as a decimal."""
+    if eps is None:
+        return "ε unbounded"
+    return f"ε={round(eps * 255)}/255" if abs(eps * 255 - round(eps * 255)) < 1e-6 else f"ε={eps:g}"
+
+
+def pivot(rows: list[dict], metric: str = "accuracy") -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    """(columns, model -> column -> metric): the paper's Table 2 layout, one column per attack and threat model (and
+    per ε for an attack run at several ε, so a sweep is not folded into its first value); a cell's first row wins."""
+    attack_key = lambda r: r["attack"] + threat_suffix(r)  # noqa: E731
+    epsilons: dict[str, set] = {}
+    for r in rows:
+        epsilons.setdefault(attack_key(r), set()).add(r["eps"])
+    column = lambda r: attack_key(r) + (f" {eps_label(r['eps'])}" if len(epsilons[attack_key(r)]) > 1 else "")  # noqa: E731
+    cells: dict[str, dict] = {}
+    for r in rows:
+        cells.setdefault(r["model"], {}).setdefault(column(r), r["metrics"][metric])
+    return list(dict.fromkeys(column(r) for r in rows)), cells
 
 
 def _read(where: Path) -> dict:
@@ -87,7 +138,7 @@ def _data_label(metrics: dict) -> str:
     return f"external data: {metrics['data']['name']}" if metrics.get("external") else "—"
 
 
-def _threat_rows(task: dict, where: Path, m: dict, options: dict, sanity: dict | None) -> list[dict]:
+def _threat_rows(task: dict, where: Path, m: dict, options: ReportOptions, sanity: dict | None) -> list[dict]:
     """One row per threat model of an `evaluate --attack` run (one attack sub-run each), with its sanity verdict."""
     rows = [_row(task, where / t, _read(where / t), options, model=_model(task), attack=m["method"], threat=t, kind="attack") for t in m["threats"]]
     for row in rows:
@@ -95,7 +146,7 @@ def _threat_rows(task: dict, where: Path, m: dict, options: dict, sanity: dict |
     return rows
 
 
-def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[dict]:
+def _worst_case_rows(task: dict, where: Path, m: dict, options: ReportOptions) -> list[dict]:
     """Each attack's rows, then one per threat model for the per-image worst case over them (robust accuracy)."""
     rows = [r for method in m["methods"] for r in _threat_rows(task, where / method, _read(where / method), options, m["sanity"])]
     label = f"worst case ({', '.join(m['methods'])})"
@@ -103,7 +154,7 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: dict) -> list[di
         label = f"robust accuracy (AutoAttack): {label}"
     eps = rows[0]["eps"] if rows else None
     for threat, worst in m["worst_case_metrics"].items():
-        row = _row(task, where, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
+        row = _row(task, where / threat, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
                                  "training_data": m.get("training_data"),
                                  "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
                    options, model=_model(task), attack=label, threat=threat, kind="worst_case")
@@ -126,7 +177,16 @@ ROWS_BY_KIND = {
 }
 
 
-def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], list[dict], list[str]]:
+SCORES_NOTHING = ("train", "import")  # run kinds whose only output is a checkpoint: no row of their own
+
+
+def run_rows(task: dict, where: Path, options: ReportOptions) -> tuple[list[dict], list[dict]]:
+    """(rows, poison detections) of one finished run directory, read by its kind."""
+    metrics = _read(where)
+    return ROWS_BY_KIND[metrics["kind"]](task, where, metrics, options)
+
+
+def collect_rows(run_dir: Path, plan: dict, options: ReportOptions) -> tuple[list[dict], list[dict], list[str]]:
     """(rows, poison detections, tasks not yet run) from the run directories of a recipe run."""
     rows, detections, missing = [], [], []
     for task in plan["tasks"]:
@@ -136,8 +196,7 @@ def collect_rows(run_dir: Path, plan: dict, options: dict) -> tuple[list[dict], 
         if not (where / METRICS_FILE).is_file():
             missing.append(task["name"])
             continue
-        metrics = _read(where)
-        task_rows, task_detections = ROWS_BY_KIND[metrics["kind"]](task, where, metrics, options)
+        task_rows, task_detections = run_rows(task, where, options)
         rows += task_rows
         detections += task_detections
     return rows, detections, missing
