@@ -23,7 +23,8 @@ import torch
 from skinart.attacks import build
 from skinart.crafting import craft_evasion, one_hot
 from skinart.data import CLASSES, LesionDataset, Split, to_model_input
-from skinart.models import create_model, data_config, predict, resolve_device, wrap
+from skinart.compute import resolve_device, use_deterministic
+from skinart.models import create_model, data_config, predict, wrap
 from skinart.training import TrainConfig, train
 
 PRECISIONS_BY_DEVICE = {"cpu": "fp32,bf16", "cuda": "fp32,bf16,fp16"}
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--measure", default="train,predict,pgd")
     args = parser.parse_args()
     args.device = resolve_device(args.device)
+    use_deterministic(False)  # as a run without --deterministic: cuDNN benchmarks its algorithms
     precisions = (args.precisions or PRECISIONS_BY_DEVICE[args.device]).split(",")
     print(f"# {args.model} at {args.img_size} px, batch {args.batch_size}, {args.device} "
           f"({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "

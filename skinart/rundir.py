@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from skinart.compute import environment, use_deterministic
 from skinart.errors import SkinartError
 
 # every run
@@ -52,12 +53,6 @@ def write_json(path: Path, obj) -> None:
 def resolved(path: str | Path | None) -> str | None:
     """An absolute path for a config (so a run is the same run from any working directory)."""
     return str(Path(path).resolve()) if path else None
-
-
-def torch_threads() -> int:
-    """torch's CPU thread count, which CPU results depend on."""
-    import torch  # here: the CLI imports this module to parse a command, before anything runs
-    return torch.get_num_threads()
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +155,8 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
 class RunOptions:
     """What every run takes besides its own settings: the data (default: the checkpoint's own), the malignant set
     (default: the checkpoint's), the device, the precision its classifiers compute in (a training's own is its
-    TrainConfig's, which a retraining inherits), and whether an --out holding another run is replaced."""
+    TrainConfig's, which a retraining inherits), whether algorithms must be deterministic, and whether an --out holding
+    another run is replaced."""
 
     data: str | None = None
     data_root: str | None = None
@@ -168,6 +164,7 @@ class RunOptions:
     device: str = "auto"
     overwrite: bool = False
     precision: str = "fp32"
+    deterministic: bool = False
 
     def data_ref(self, default_name: str | None = None, **extra) -> dict:
         """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
@@ -176,9 +173,9 @@ class RunOptions:
 
 class RunDir:
     """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
-    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, torch's thread count (CPU
-    results depend on it, so a run on another count is another run) and the precision (a bf16 run never skips an fp32
-    one). `inputs` are the other run directories it reads,
+    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, the precision (a bf16 run never
+    skips an fp32 one), whether algorithms were deterministic, and what the numbers depend on besides (`compute.environment`:
+    the device's name, torch's thread count, the torch/CUDA/cuDNN versions; a run on another is another run). `inputs` are the other run directories it reads,
     which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
     state seeded from `seed` first, so a step draws the same numbers whatever ran before it in the process."""
 
@@ -187,7 +184,9 @@ class RunDir:
         self.out, self.overwrite, self.seed = Path(out), options.overwrite, seed
         check_named(self.out, kind)
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
-        self.config = {"kind": kind, **settings, "torch_threads": torch_threads(), "precision": options.precision}
+        self.config = {"kind": kind, **settings, "precision": options.precision, "deterministic": options.deterministic,
+                       **environment(options.device)}
+        self.deterministic = options.deterministic
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint.ref()
         if data is not None:
@@ -195,10 +194,12 @@ class RunDir:
 
     @property
     def done(self) -> bool:
-        """Whether `out` holds this very run already; when not, `out` is checked writable before the work starts."""
+        """Whether `out` holds this very run already; when not, `out` is checked writable and deterministic algorithms
+        switched on or off before the work starts."""
         if not needs_run(self.out, self.config, self.overwrite):
             return True
         check_writable(self.out)
+        use_deterministic(self.deterministic)
         return False
 
     def staged(self):
