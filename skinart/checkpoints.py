@@ -24,7 +24,8 @@ from skinart.data import LesionDataset, Source, Split, dataset_of, read_data
 from skinart.errors import SkinartError
 from skinart.foreign import FILES, TRAINABLE, TRAINING_DATA_UNKNOWN, binary_malignant, stored_network
 from skinart.metrics import operating_threshold
-from skinart.models import create_model, resolve_device, wrap
+from skinart.compute import resolve_device
+from skinart.models import create_model, wrap
 from skinart.options import parse_malignant
 from skinart.preprocessing import preprocessors
 from skinart.rundir import META_FILE, TRAIN_IDS_FILE, WEIGHTS_FILE, resolved

@@ -52,7 +52,7 @@ def run(
                                           "sent once the steps it reads are done; needs skinart's ray extra)")] = "local",
     address: Annotated[Optional[str], typer.Option(help="with --executor ray: join a running cluster, auto, HOST:PORT or "
                                                    "ray://HOST:10001 (default: start a local Ray instance)")] = None,
-    gpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: GPUs each step holds (default 0)")] = None,
+    gpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: GPUs each step holds (default: 1 on a cluster with GPUs, 0 for a --device cpu step)")] = None,
     cpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: CPUs each step holds, "
                                                          "and its torch threads (default 1)")] = None,
 ):

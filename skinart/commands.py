@@ -37,6 +37,10 @@ def one_line_errors(command):
             error = e
         except MemoryError:
             error = SkinartError("out of memory; choose a smaller --img-size, --batch-size or --max-samples")
+        except RuntimeError as e:  # torch.use_deterministic_algorithms: an operation with no deterministic version
+            if "deterministic" not in str(e):
+                raise
+            error = SkinartError(f"{str(e).splitlines()[0]}; drop --deterministic to run it")
         except OSError as e:
             error = SkinartError(f"cannot write or read {e.filename or 'a file'} ({e.strerror or e}); "
                                  "choose an --out you can write to, or free disk space")
@@ -74,6 +78,8 @@ CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (
 Out = Annotated[Path, typer.Option(help="run directory to write")]
 Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
 Precision = Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")]
+Deterministic = Annotated[bool, typer.Option(help="deterministic algorithms (torch, cuDNN, cuBLAS): a rerun on a GPU gives the "
+                                             "same last digits, somewhat slower")]
 
 
 def _skipped(out: Path) -> None:
@@ -105,6 +111,7 @@ def train(
     target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
                                                       "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
     precision: Precision = "fp32",
+    deterministic: Deterministic = False,
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -116,7 +123,7 @@ def train(
 
     cfg = train_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision)
+                         precision=precision, deterministic=deterministic)
     result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
     if result is None:
         return _skipped(out)
@@ -179,6 +186,7 @@ def evaluate(
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
                                                               "(default: the defended checkpoint's source)")] = None,
     precision: Precision = "fp32",
+    deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -195,7 +203,7 @@ def evaluate(
 
     cfgs, threats = evaluate_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision)
+                         precision=precision, deterministic=deterministic)
     loaded = Checkpoint.load(checkpoint)
     if not cfgs:
         metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
@@ -248,6 +256,7 @@ def attack(
     seed: Annotated[int, typer.Option(min=0, help="seed of the test sample, random starts and fit sample")] = 0,
     malignant: Malignant = None,
     precision: Precision = "fp32",
+    deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -260,7 +269,7 @@ def attack(
 
     cfg = attack_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision)
+                         precision=precision, deterministic=deterministic)
     metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
                       adversarial_run=adversarial_run)
     if metrics is None:
@@ -318,6 +327,7 @@ def defend(
     retrained: Annotated[Optional[Path], typer.Option(help="combined: the retrained run to add llt to")] = None,
     poisoned_run: Annotated[Optional[Path], typer.Option(help="detect-poison: a run of `skinart attack --method poison-*`")] = None,
     detector: Annotated[str, typer.Option(help="detect-poison: activation (clustering) or spectral (signatures)")] = "activation",
+    deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -327,7 +337,7 @@ def defend(
     from skinart.step_checks import defend_config
 
     settings, retrain = defend_config(locals(), _given(ctx))
-    options = RunOptions(data=data, data_root=data_root, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, device=device, overwrite=overwrite, deterministic=deterministic)
     metrics = _defend(method, out, options, checkpoint=checkpoint, settings=settings, retrain=retrain, retrained=retrained,
                       poisoned_run=poisoned_run, detector=detector)
     if metrics is None:

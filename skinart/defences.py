@@ -34,7 +34,7 @@ DEFENCES: dict[str, Defence] = {
     "detect-poison": Defence("detect", "ART ActivationDefence / SpectralSignatureDefense on a poisoned run's training split",
                              ("poisoned_run", "detector"), needs="poisoned_run"),
 }
-_EVERY_DEFENCE = ("method", "out", "data", "data_root", "device", "overwrite")
+_EVERY_DEFENCE = ("method", "out", "data", "data_root", "device", "deterministic", "overwrite")
 RETRAIN_ATTACKS = ("fgsm", "pgd", "mim")
 RETRAIN_MODES = ("static", "online")
 INITS = ("scratch", "finetune")

@@ -15,14 +15,12 @@ import torch
 from timm.models import register_model
 from torch import nn
 
+from skinart.compute import resolve_device
 from skinart.data import CLASSES, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.toolbox import PyTorchClassifier
 from skinart.weights import check_weights, weights_file
-
-DEVICES = ("auto", "cpu", "cuda")
-
 
 class SkinCNN(nn.Module):
     """The small CNN of Purohit et al.: five conv layers with batch-norm, max-pooling, dropout, one FC layer."""
@@ -186,13 +184,6 @@ def data_config(net: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(float(m) for m in cfg["mean"]), tuple(float(s) for s in cfg["std"])
 
 
-def resolve_device(device: str) -> str:
-    choose(device, DEVICES, "device")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SkinartError("--device cuda asked for, but torch sees no CUDA device; use --device auto or cpu")
-    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-
-
 # --precision: the dtype torch.autocast computes in (None: plain fp32, nothing wrapped)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -225,14 +216,12 @@ def wrap(
 
     The weights go channels-last (in place, so an optimiser built on `net` keeps its parameters): on CPU oneDNN's NHWC
     kernels train EfficientNet-Lite 1.6-2x and skin_cnn 1.1-1.3x faster (benchmarks/memory_format.py; resnet18 at 28 px
-    is the exception, about 1.5x slower); on CUDA it is the layout tensor cores take under bf16/fp16. On CUDA cuDNN also
-    benchmarks its convolution algorithms, unless deterministic algorithms are asked for (`--deterministic`).
+    is the exception, about 1.5x slower); on CUDA it is the layout tensor cores take under bf16/fp16. (cuDNN's
+    algorithm benchmarking is `compute.use_deterministic`'s to switch, with deterministic algorithms.)
     """
     device = resolve_device(device)
     dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]
     model = nn.Sequential(Normalize(mean, std), net).to(memory_format=torch.channels_last)
-    if device == "cuda":
-        torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
     if dtype is not None:
         model = Autocast(model, dtype)
     classifier = PyTorchClassifier(

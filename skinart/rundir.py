@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from skinart.compute import environment, use_deterministic
 from skinart.errors import SkinartError
 
 # every run
@@ -39,6 +40,8 @@ POISON_FILE = "poison.npz"  # poison: which training images were poisoned
 FLAGGED_FILE = "flagged.npz"  # detect-poison: the images the detector flagged
 # a recipe run
 PLAN_FILE = "plan.json"
+# a run's resume folder (`resume_folder`): a training's last finished epoch
+RESUME_FILE = "epoch.pt"
 
 
 def config_hash(config: dict) -> str:
@@ -54,12 +57,6 @@ def resolved(path: str | Path | None) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
-def torch_threads() -> int:
-    """torch's CPU thread count, which CPU results depend on."""
-    import torch  # here: the CLI imports this module to parse a command, before anything runs
-    return torch.get_num_threads()
-
-
 def seed_everything(seed: int) -> None:
     """Python's `random` (UAP's sample order), numpy (ART's random starts, splits) and torch (weights, patches)."""
     import torch  # here: the CLI imports this module to parse a command, before anything runs
@@ -67,6 +64,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def random_states() -> dict:
+    """The states `seed_everything` seeds (and CUDA's), as tensors and plain values: a resume file holding them loads
+    with torch.load(weights_only=True), unpickling no code."""
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+
+
+def set_random_states(states: dict) -> None:
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+
+    keys, pos, has_gauss, cached = states["numpy"]
+    random.setstate(states["python"])
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def needs_run(out: Path, config: dict, overwrite: bool) -> bool:
@@ -128,14 +146,25 @@ def check_writable(out: Path) -> None:
                                "an --out you can write to") from None
 
 
+def resume_folder(out: Path, config: dict) -> Path:
+    """Where a run of `config` into `out` keeps what lets it resume after a failure (a training's last finished epoch):
+    a sibling of `out`, named by the config, so only the same run resumes from it."""
+    return out.parent / f".{out.name}.resume-{config_hash(config)}"
+
+
 @contextmanager
 def staged(out: Path, config: dict) -> Iterator[Path]:
-    """Yield a temporary sibling of `out`; on success write config.json and swap it into place. On failure nothing
-    is left: neither the temporary directory nor the parent folders this run created."""
+    """Yield a temporary sibling of `out`; on success write config.json, swap it into place and drop the run's resume
+    folder. On failure nothing half-written is left: neither the temporary directory nor the parent folders this run
+    created, except a resume folder the run filled (and the folders holding it), from which the same run resumes."""
     created = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
+    resume = resume_folder(out, config)
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.resume-*"):  # another config's: never resumed
+        if leftover != resume:
+            shutil.rmtree(leftover, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
@@ -148,8 +177,9 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             tmp.rename(out)
+        shutil.rmtree(resume, ignore_errors=True)
     except BaseException:
-        if created is not None and created != out:
+        if created is not None and created != out and not any(resume.glob("*")):
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
@@ -160,7 +190,8 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
 class RunOptions:
     """What every run takes besides its own settings: the data (default: the checkpoint's own), the malignant set
     (default: the checkpoint's), the device, the precision its classifiers compute in (a training's own is its
-    TrainConfig's, which a retraining inherits), and whether an --out holding another run is replaced."""
+    TrainConfig's, which a retraining inherits), whether algorithms must be deterministic, and whether an --out holding
+    another run is replaced."""
 
     data: str | None = None
     data_root: str | None = None
@@ -168,6 +199,7 @@ class RunOptions:
     device: str = "auto"
     overwrite: bool = False
     precision: str = "fp32"
+    deterministic: bool = False
 
     def data_ref(self, default_name: str | None = None, **extra) -> dict:
         """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
@@ -176,9 +208,9 @@ class RunOptions:
 
 class RunDir:
     """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
-    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, torch's thread count (CPU
-    results depend on it, so a run on another count is another run) and the precision (a bf16 run never skips an fp32
-    one). `inputs` are the other run directories it reads,
+    `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, the precision (a bf16 run never
+    skips an fp32 one), whether algorithms were deterministic, and what the numbers depend on besides (`compute.environment`:
+    the device's name, torch's thread count, the torch/CUDA/cuDNN versions; a run on another is another run). `inputs` are the other run directories it reads,
     which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
     state seeded from `seed` first, so a step draws the same numbers whatever ran before it in the process."""
 
@@ -187,7 +219,9 @@ class RunDir:
         self.out, self.overwrite, self.seed = Path(out), options.overwrite, seed
         check_named(self.out, kind)
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
-        self.config = {"kind": kind, **settings, "torch_threads": torch_threads(), "precision": options.precision}
+        self.config = {"kind": kind, **settings, "precision": options.precision, "deterministic": options.deterministic,
+                       **environment(options.device)}
+        self.deterministic = options.deterministic
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint.ref()
         if data is not None:
@@ -195,11 +229,17 @@ class RunDir:
 
     @property
     def done(self) -> bool:
-        """Whether `out` holds this very run already; when not, `out` is checked writable before the work starts."""
+        """Whether `out` holds this very run already; when not, `out` is checked writable and deterministic algorithms
+        switched on or off before the work starts."""
         if not needs_run(self.out, self.config, self.overwrite):
             return True
         check_writable(self.out)
+        use_deterministic(self.deterministic)
         return False
+
+    @property
+    def resume_folder(self) -> Path:
+        return resume_folder(self.out, self.config)
 
     def staged(self):
         seed_everything(self.seed)

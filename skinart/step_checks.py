@@ -20,7 +20,8 @@ from skinart.defences import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
 from skinart.errors import SkinartError
-from skinart.models import DEVICES, PRECISIONS, check_model
+from skinart.compute import DEVICES
+from skinart.models import PRECISIONS, check_model
 from skinart.options import choose, parse_eps, parse_malignant, parse_params
 from skinart.preprocessing import check_quality, preprocessors
 from skinart.training import TrainConfig

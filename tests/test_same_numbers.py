@@ -74,3 +74,19 @@ def test_a_run_on_another_thread_count_is_another_run(tmp_path):
             again.done
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_deterministic_run_is_recorded_with_its_device_and_versions_and_never_skips_another(derma_subset, tmp_path):
+    args = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run", "--device", "cpu")
+    try:
+        result = invoke(*args, "--deterministic")
+        assert result.exit_code == 0, result.output
+        config = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert torch.are_deterministic_algorithms_enabled()  # switched on for the run's work
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert config["deterministic"] is True
+    assert {k: config[k] for k in ("device", "torch", "torch_threads")} == {
+        "device": "cpu", "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    again = invoke(*args)  # without --deterministic: another run, refused rather than skipped
+    assert again.exit_code == 2 and "already holds a different run" in again.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from skinart import __version__
-from skinart.errors import EXIT_INTERRUPTED, SkinartError
+from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 from skinart.options import choose
 from skinart.recipes.plan import Task
 from skinart.recipes.executor import checked_plan, execute_task, task_line, write_plan
@@ -36,7 +36,31 @@ ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.-]+:\d{1,5}")
 class RayOptions:
     address: str | None = None  # None: start a local Ray instance
     cpus: float = 1.0  # per step
-    gpus: float = 0.0  # per step
+    gpus: float | None = None  # per step; None: `step_gpus` chooses
+
+
+def step_gpus(gpus_per_step: float | None, cluster_gpus: float, device: str) -> float:
+    """The GPUs Ray holds for a step: none for a step on the CPU (--device cpu, or a report, which takes no device);
+    else --gpus-per-step when given, or one when the cluster has a GPU."""
+    if device == "cpu":
+        return 0.0
+    if gpus_per_step is not None:
+        return gpus_per_step
+    return 1.0 if cluster_gpus >= 1 else 0.0
+
+
+def task_device(task: Task) -> str:
+    """The device a task's command computes on (`cpu` for a report, which computes nothing on a GPU)."""
+    return "cpu" if task.command == "report" else task.params.get("device", "auto")
+
+
+def refused_without_gpu(task: Task, gpu_ids: list) -> str | None:
+    """The one-line refusal of a step that asks for CUDA where Ray gave it no GPU (it would fail, or with another
+    device setting run on the CPU, far slower than planned); None when it may run."""
+    if task_device(task) != "cuda" or gpu_ids:
+        return None
+    return (f"{task.name} asks for --device cuda but Ray gave it no GPU; run on a cluster with GPUs (a step then holds "
+            "one) or give --gpus-per-step 1")
 
 
 def executor_options(executor: str, address: str | None, cpus: float | None, gpus: float | None) -> RayOptions | None:
@@ -54,7 +78,7 @@ def executor_options(executor: str, address: str | None, cpus: float | None, gpu
         raise SkinartError(f"--cpus-per-step {cpus:g}: a step needs a positive number of CPUs, e.g. --cpus-per-step 1")
     if gpus is not None and not gpus >= 0:
         raise SkinartError(f"--gpus-per-step {gpus:g}: expected 0 or more GPUs per step, e.g. --gpus-per-step 1")
-    return RayOptions(address, 1.0 if cpus is None else cpus, gpus or 0.0)
+    return RayOptions(address, 1.0 if cpus is None else cpus, gpus)
 
 
 def import_ray():
@@ -106,10 +130,11 @@ def _check_cluster(ray, options: RayOptions, run_dir: Path) -> None:
     """Some node can hold a step, and every such node sees `run_dir` (a marker file) and runs this skinart."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    gpus = options.gpus or 0.0
     nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= options.cpus
-             and n["Resources"].get("GPU", 0) >= options.gpus]
+             and n["Resources"].get("GPU", 0) >= gpus]
     if not nodes:
-        raise SkinartError(f"no node of the Ray cluster has {options.cpus:g} CPU and {options.gpus:g} GPU free for a step "
+        raise SkinartError(f"no node of the Ray cluster has {options.cpus:g} CPU and {gpus:g} GPU free for a step "
                            f"({ray.cluster_resources()}); lower --cpus-per-step/--gpus-per-step or add nodes")
     marker = run_dir / f".skinart-ray-{uuid.uuid4().hex}"
     marker.write_text(__version__)
@@ -163,8 +188,13 @@ class _Tee(io.StringIO):
 
 def step_on_worker(task: Task, run_dir: str, resume: bool) -> dict:
     """On a Ray worker: `execute_task`, timed, with the worker's name (and torch threads: Ray sets OMP_NUM_THREADS to the
-    step's CPUs, and the numbers match an in-process run with as many threads) and the step's error line."""
+    step's CPUs, and the numbers match an in-process run with as many threads) and the step's error line; a step asking
+    for CUDA without a GPU from Ray is refused, not run."""
     worker, start = f"{socket.gethostname()} pid {os.getpid()}, {torch.get_num_threads()} threads", time.time()
+    refusal = refused_without_gpu(task, import_ray().get_gpu_ids())
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr, flush=True)
+        return {"code": EXIT_BAD_INPUT, "worker": worker, "seconds": 0.0, "error": refusal}
     print(f"started {task.name} on {worker}: skinart {' '.join(task_line(task, Path(run_dir), resume))}", file=sys.stderr, flush=True)
     with contextlib.redirect_stderr(_Tee(sys.stderr)) as captured:
         code = execute_task(task, Path(run_dir), resume)
@@ -190,7 +220,8 @@ def _show(results: dict, task: Task, total: int) -> None:
 
 
 def _send_ready(remote, waiting: list[Task], *, deps: dict, results: dict, run_dir: Path, resume: bool) -> dict:
-    """Send every waiting task whose inputs are done; mark those reading a failed task as not run. Returns ref -> task."""
+    """Send every waiting task whose inputs are done (`remote(task)`: the Ray function with the task's resources); mark
+    those reading a failed task as not run. Returns ref -> task."""
     sent = {}
     for task in list(waiting):
         failed = [d for d in deps[task.name] if d in results and (results[d].get("code") or "blocked" in results[d])]
@@ -198,7 +229,7 @@ def _send_ready(remote, waiting: list[Task], *, deps: dict, results: dict, run_d
             results[task.name] = {"blocked": failed[0]}
             print(f"{task.name}: not run, it reads {failed[0]}, which did not finish", file=sys.stderr, flush=True)
         elif all(d in results for d in deps[task.name]):
-            sent[remote.remote(task, str(run_dir), resume)] = task
+            sent[remote(task).remote(task, str(run_dir), resume)] = task
         else:
             continue
         waiting.remove(task)
@@ -216,7 +247,11 @@ def _cancel(ray, running: dict, run_dir: Path) -> None:
 
 def _run_graph(ray, tasks: list[Task], *, deps: dict, done: set[str], run_dir: Path, resume: bool, options: RayOptions) -> dict:
     """name -> outcome: {} skipped, {"blocked": input} not run, else {"code", "worker", "seconds", "error"}."""
-    remote = ray.remote(step_on_worker).options(num_cpus=options.cpus, num_gpus=options.gpus)
+    step, cluster_gpus = ray.remote(step_on_worker), ray.cluster_resources().get("GPU", 0)
+
+    def remote(task: Task):
+        return step.options(num_cpus=options.cpus, num_gpus=step_gpus(options.gpus, cluster_gpus, task_device(task)))
+
     results: dict = {name: {} for name in done}
     waiting, running = [t for t in tasks if t.name not in done], {}
     try:

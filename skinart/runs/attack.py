@@ -16,7 +16,7 @@ from skinart.checkpoints import Checkpoint
 from skinart.crafting import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
 from skinart.data import LesionDataset, to_model_input
 from skinart.errors import SkinartError
-from skinart.models import resolve_device
+from skinart.compute import resolve_device
 from skinart.options import choose
 from skinart.preprocessing import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything
