@@ -101,6 +101,8 @@ def main() -> None:
     args.device = resolve_device(args.device)
     use_deterministic(False)  # as a run without --deterministic: cuDNN benchmarks its algorithms
     precisions = (args.precisions or PRECISIONS_BY_DEVICE[args.device]).split(",")
+    if args.device == "cpu" and "fp16" in precisions:
+        sys.exit("fp16 is measured on CUDA only (CPU autocast computes fp16 slowly, and nobody trains so); drop it")
     print(f"# {args.model} at {args.img_size} px, batch {args.batch_size}, {args.device} "
           f"({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"load {os.getloadavg()[0]:.1f}")

@@ -209,9 +209,9 @@ class RunOptions:
 class RunDir:
     """One run directory of a `kind` (train, evaluate, attack, …): its config names the checkpoint it reads (a
     `Checkpoint`: its path and weights hash) and the data, plus the run's own settings, the precision (a bf16 run never
-    skips an fp32 one), whether algorithms were deterministic, and what the numbers depend on besides (`compute.environment`:
-    the device's name, torch's thread count, the torch/CUDA/cuDNN versions; a run on another is another run). `inputs` are the other run directories it reads,
-    which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
+    skips an fp32 one), whether algorithms were deterministic, and what the numbers depend on besides
+    (`compute.environment`: the device's name, torch's thread count, the torch/CUDA/cuDNN versions; a run on another is
+    another run). `inputs` are the other run directories it reads, which `out` may not overlap. `done` when `out` already holds this very run; `staged()` writes it, every random
     state seeded from `seed` first, so a step draws the same numbers whatever ran before it in the process."""
 
     def __init__(self, kind: str, out: Path, options: RunOptions = RunOptions(), *, inputs=(), checkpoint=None,

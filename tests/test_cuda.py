@@ -1,0 +1,67 @@
+"""On a CUDA GPU (benchmarks/gpu_check.sh runs these with `pytest -m cuda`): the attacks' gradients under bf16 and fp16,
+the pinned training pipeline, and deterministic reruns. Skipped, with the reason, where torch sees no GPU."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import invoke
+
+from skinart.batches import AUGMENTATIONS, TrainBatches
+from skinart.checkpoints import Checkpoint
+from skinart.crafting import one_hot
+from skinart.data import load_dataset, to_model_input
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                   reason="needs a CUDA GPU (torch sees none); run benchmarks/gpu_check.sh on one")]
+EPS = 4 / 255
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_attack_gradients_are_finite_and_nonzero_at_low_precision(trained, derma_subset, precision):
+    checkpoint = Checkpoint.load(trained)
+    test = checkpoint.dataset(data_root=str(derma_subset)).splits["test"]
+    x, y = to_model_input(test.images[:64]), one_hot(test.labels[:64], len(checkpoint.classes))
+    gradients = checkpoint.classifier("cuda", precision=precision).loss_gradient(x, y)
+    assert np.isfinite(gradients).all() and (np.abs(gradients).sum(axis=(1, 2, 3)) > 0).all()
+
+
+def test_the_pinned_pipeline_gives_augmented_batches_on_the_gpu(derma_subset):
+    train = load_dataset("dermamnist", derma_subset).splits["train"]
+    batches = TrainBatches(train, np.arange(len(train)), batch_size=64, n_classes=7, augmentation=AUGMENTATIONS["full"],
+                           seed=0, device="cuda")
+    assert batches.pin_memory and batches.num_workers > 0
+    seen = 0
+    for x, y in batches:
+        assert x.is_cuda and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and y.is_cuda
+        seen += len(x)
+    assert seen == len(train) // 64 * 64
+
+
+def _run(*args):
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def deterministic_off_after():
+    yield
+    torch.use_deterministic_algorithms(False)  # the runs switched it on for this process
+
+
+def test_deterministic_reruns_give_the_same_weights_and_adversarials(derma_subset, tmp_path, deterministic_off_after):
+    for name in ("a", "b"):
+        _run("train", "--data-root", derma_subset, "--model", "resnet18", "--epochs", 2, "--augment", "full",
+             "--precision", "bf16", "--deterministic", "--device", "cuda", "--out", tmp_path / name)
+        _run("attack", "--method", "pgd", "--checkpoint", tmp_path / name, "--data-root", derma_subset, "--max-samples", 64,
+             "--deterministic", "--device", "cuda", "--out", tmp_path / f"{name}-pgd")
+    a, b = (Checkpoint.load(tmp_path / name).network().state_dict() for name in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    adversarial = [np.load(tmp_path / f"{name}-pgd" / "adversarial.npz") for name in ("a", "b")]
+    assert all(np.array_equal(adversarial[0][k], adversarial[1][k]) for k in adversarial[0].files)
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["deterministic"] and config["device"] == torch.cuda.get_device_name() and config["cudnn"]
