@@ -145,14 +145,6 @@ class TrainBatches(DataLoader):
         self.draws = torch.Generator(device).manual_seed(augment_seed)
         self.images_per_batch = batch_size
 
-    def random_state(self) -> dict:
-        """The generators' states (where the next epoch's order and augmentation draws start), for `restore`."""
-        return {"shuffle": self.shuffle.get_state(), "draws": self.draws.get_state()}
-
-    def restore(self, state: dict) -> None:
-        self.shuffle.set_state(state["shuffle"])
-        self.draws.set_state(state["draws"])
-
     def epoch(self) -> PyTorchDataGenerator:
         """One epoch as ART's trainers take it."""
         return PyTorchDataGenerator(self, len(self.dataset), self.images_per_batch)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +23,7 @@ from skinart.metrics import choose_threshold, classification_metrics, p_malignan
 from skinart.models import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
-from skinart.rundir import HISTORY_FILE, RESUME_FILE, random_states, resolved, seed_everything, set_random_states, write_json
+from skinart.rundir import HISTORY_FILE, resolved, seed_everything, write_json
 from skinart.weights import start_weights
 
 OPTIMIZERS = {
@@ -186,60 +186,10 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, batches=batches, mean=mean, std=std)
 
 
-@dataclass
-class _Progress:
-    """Where the epoch loop stands: the epochs done, the best so far (by validation macro recall) and its weights."""
-
-    history: list = field(default_factory=list)
-    best: float = -1.0
-    best_epoch: int = 0
-    best_state: dict | None = None
-    stopped: bool = False  # early stop
-
-    def add(self, record: dict, net: nn.Module, patience: int) -> None:
-        self.history.append(record)
-        epoch = record["epoch"]
-        score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
-        if score > self.best:
-            self.best, self.best_epoch, self.best_state = score, epoch, copy.deepcopy(net.state_dict())
-        elif patience and epoch - self.best_epoch >= patience:
-            self.stopped = True
-            print(f"early stop: no better validation macro recall for {patience} epochs", file=sys.stderr)
-
-
-def _save_epoch(folder: Path, s: _Setup, progress: _Progress) -> None:
-    """Everything the next epoch starts from (weights, optimiser, schedule, the loop's progress, every random state),
-    written whole or not at all."""
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {"progress": asdict(progress), "net": s.net.state_dict(), "optimizer": s.optimizer.state_dict(),
-             "scheduler": s.scheduler.state_dict(), "batches": s.batches.random_state(), "random": random_states()}
-    torch.save(state, folder / "epoch.pt.partial")
-    (folder / "epoch.pt.partial").replace(folder / RESUME_FILE)
-
-
-def _resumed(folder: Path, s: _Setup) -> _Progress:
-    """The progress of an interrupted training of the same run, its state restored; a fresh start without one."""
-    if not (folder / RESUME_FILE).is_file():
-        return _Progress()
-    state = torch.load(folder / RESUME_FILE, map_location="cpu", weights_only=True)  # tensors and plain values: no code
-    s.net.load_state_dict(state["net"])
-    s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
-    s.batches.restore(state["batches"])
-    set_random_states(state["random"])
-    progress = _Progress(**state["progress"])
-    print(f"resuming after epoch {len(progress.history)} (from {folder})", file=sys.stderr)
-    return progress
-
-
-def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str],
-            resume: Path | None) -> _Progress:
-    """The epoch loop: one `fit_generator` epoch, the LR step, validation; after each epoch its state is kept in
-    `resume` (if given), from which the same training continues after an interruption, to the same numbers."""
-    progress = _resumed(resume, s) if resume else _Progress()
-    for epoch in range(len(progress.history) + 1, cfg.epochs + 1):
-        if progress.stopped:
-            break
+def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:
+    """The epoch loop: one `fit_generator` epoch, the LR step, validation; returns (history, best epoch, its weights)."""
+    history, best, best_state, best_epoch = [], -1.0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         fitter.fit_generator(s.batches.epoch(), nb_epochs=1)
         record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": s.loss.epoch_mean()}
@@ -247,21 +197,23 @@ def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malign
         if val_split is not None and len(val_split):
             record.update(_validate(s.classifier, val_split, malignant))
         record["seconds"] = round(time.perf_counter() - start, 2)
+        history.append(record)
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), file=sys.stderr)
-        progress.add(record, s.net, cfg.patience)
-        if resume:
-            _save_epoch(resume, s, progress)
-    return progress
+        score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
+        if score > best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(s.net.state_dict())
+        elif cfg.patience and epoch - best_epoch >= cfg.patience:
+            print(f"early stop: no better validation macro recall for {cfg.patience} epochs", file=sys.stderr)
+            break
+    return history, best_epoch, best_state
 
 
 def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = "auto", malignant=DEFAULT_MALIGNANT,
-          trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None,
-          resume: Path | None = None) -> dict:
+          trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None) -> dict:
     """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`; its `history`,
     `best_epoch` and the `checkpoint` written. `trainer(classifier)` may return an ART trainer (e.g.
     `AdversarialTrainer`) whose `fit_generator` replaces the classifier's own for each epoch. `start`: continue from a
-    checkpoint's weights (retraining) instead of `cfg`'s model and first weights. `resume`: a folder keeping the last
-    finished epoch's state, and continuing from it when it holds one."""
+    checkpoint's weights (retraining) instead of `cfg`'s model and first weights."""
     cfg.check()
     seed_everything(cfg.seed)
     s = _setup(dataset, cfg, device, start)  # refuses a missing --weights file in its own words
@@ -269,9 +221,8 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = 
     started = {"path": resolved(start.weights_path), "sha256": start.meta.weights_sha256} if start else start_weights(cfg.weights)
     fitter = trainer(s.classifier) if trainer else s.classifier
     print(f"training {cfg.model} on {len(s.batches.dataset)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
-    progress = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant), resume)
-    history, best_epoch = progress.history, progress.best_epoch
-    s.net.load_state_dict(progress.best_state)
+    history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
+    s.net.load_state_dict(best_state)
     point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
     checkpoint = save_checkpoint(out, s.net, {
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
