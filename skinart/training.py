@@ -14,8 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from tqdm import tqdm
 
-from skinart.batches import AUGMENTATIONS, TrainBatches
 from skinart.checkpoints import Checkpoint, save_checkpoint
 from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
@@ -24,8 +26,19 @@ from skinart.models import PRECISIONS, check_input_size, create_model, data_conf
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
 from skinart.rundir import HISTORY_FILE, resolved, seed_everything, write_json
+from skinart.toolbox import PyTorchDataGenerator
 from skinart.weights import start_weights
 
+AUGMENTATIONS = {
+    "none": lambda size: [v2.Identity()],
+    "flip": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()],
+    # lesions have no canonical orientation: any rotation is a valid view
+    "rotate": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180)],
+    "full": lambda size: [
+        v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180),
+        v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True), v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
+    ],
+}
 OPTIMIZERS = {
     "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
     "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
@@ -95,28 +108,44 @@ def retraining_config(checkpoint: Checkpoint, what: str) -> TrainConfig:
     return TrainConfig(**checkpoint.meta.train_config)
 
 
+class _Images(Dataset):
+    """uint8 NHWC images -> (float CHW in [0, 1], one-hot label), as ART's fit_generator expects."""
+
+    def __init__(self, split: Split, indices: np.ndarray, transform: v2.Compose, n_classes: int):
+        self.images, self.labels, self.indices = split.images, split.labels, indices
+        self.transform, self.eye = transform, torch.eye(n_classes)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        j = self.indices[i]
+        x = self.transform(torch.from_numpy(np.ascontiguousarray(self.images[j])).permute(2, 0, 1))
+        return x.float().div_(255), self.eye[self.labels[j]]
+
+
+class _ProgressLoader(DataLoader):
+    """A DataLoader (ART checks the type) whose iteration shows a progress bar on a terminal."""
+
+    def __iter__(self):
+        yield from tqdm(super().__iter__(), total=len(self), leave=False, file=sys.stderr, disable=None, desc="batches")
+
+
 class _LoggedLoss(nn.CrossEntropyLoss):
-    """Cross-entropy that sums the training losses ART computes on their device, so the epoch loss costs no extra pass
-    and is read once an epoch (a read per step would make the CPU wait for the GPU every step). Only the network's own
-    training steps count (it is in train mode then): an adversarial trainer's attack also computes this loss, with
-    gradients, on the network in eval mode, once per attack iteration."""
+    """Cross-entropy that keeps the training losses ART computes, so the epoch loss costs no extra pass. Only the
+    network's own training steps count (it is in train mode then): an adversarial trainer's attack also computes this
+    loss, with gradients, on the network in eval mode, once per attack iteration."""
 
     def __init__(self, net: nn.Module, **kwargs):
         super().__init__(**kwargs)
-        self.total, self.steps = 0.0, 0
+        self.seen: list[float] = []
         self._training = lambda: net.training  # not the module itself: it would become a submodule of the loss
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = super().forward(logits, target)
         if torch.is_grad_enabled() and self._training():
-            self.total, self.steps = self.total + loss.detach().double(), self.steps + 1
+            self.seen.append(loss.item())
         return loss
-
-    def epoch_mean(self) -> float:
-        """The mean training loss since the last call (the one read from the device), and a fresh start."""
-        mean = float(self.total / self.steps) if self.steps else float("nan")
-        self.total, self.steps = 0.0, 0
-        return mean
 
 
 def _validate(classifier, split: Split, malignant: list[str]) -> dict:
@@ -163,7 +192,7 @@ class _Setup:
     loss: _LoggedLoss
     optimizer: torch.optim.Optimizer
     scheduler: object
-    batches: TrainBatches
+    images: _Images
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -180,19 +209,22 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     loss = _LoggedLoss(net, weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
     classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer, precision=cfg.precision)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
-    # fewer images than a batch: one smaller batch (ART refuses a larger one)
-    batches = TrainBatches(train_split, indices, batch_size=min(cfg.batch_size, len(indices)), n_classes=len(dataset.classes),
-                           augmentation=AUGMENTATIONS[cfg.augment], seed=cfg.seed, device=classifier.device.type)
-    return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, batches=batches, mean=mean, std=std)
+    images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
+    return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, images=images, mean=mean, std=std)
 
 
 def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:
     """The epoch loop: one `fit_generator` epoch, the LR step, validation; returns (history, best epoch, its weights)."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batch_size = min(cfg.batch_size, len(s.images))  # fewer images than a batch: one smaller batch (ART refuses a larger one)
+    drop_last = len(s.images) > batch_size  # a batch of one breaks BatchNorm
     history, best, best_state, best_epoch = [], -1.0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        fitter.fit_generator(s.batches.epoch(), nb_epochs=1)
-        record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": s.loss.epoch_mean()}
+        loader = _ProgressLoader(s.images, batch_size=batch_size, shuffle=True, generator=generator, drop_last=drop_last)
+        s.loss.seen.clear()
+        fitter.fit_generator(PyTorchDataGenerator(loader, len(s.images), batch_size), nb_epochs=1)
+        record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(s.loss.seen))}
         s.scheduler.step()
         if val_split is not None and len(val_split):
             record.update(_validate(s.classifier, val_split, malignant))
@@ -220,7 +252,7 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = 
     # named before training: saving this checkpoint may overwrite that very file
     started = {"path": resolved(start.weights_path), "sha256": start.meta.weights_sha256} if start else start_weights(cfg.weights)
     fitter = trainer(s.classifier) if trainer else s.classifier
-    print(f"training {cfg.model} on {len(s.batches.dataset)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
+    print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
     history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
     s.net.load_state_dict(best_state)
     point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
