@@ -350,7 +350,7 @@ def defend(
 
 @one_line_errors
 def report(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="a folder written by `skinart run` (alone), or run "
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="a folder written by `skinart run` (alone), or run "
                                                "directories of train, import, evaluate, attack or defend: a checkpoint brings "
                                                "the runs made from it that lie beside it")],
     out: Annotated[Optional[Path], typer.Option(help="folder for report.md, report.html and report.json (required for run "

@@ -25,7 +25,7 @@ FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "co
 # with more columns than the width holds (a long ε grid) scrolls inside a box as wide as the page, not the page itself.
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
          ".table{max-width:100%;overflow-x:auto}table{border-collapse:collapse;margin:1em 0 .3em;font-size:13px}"
-         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;overflow-wrap:anywhere}td:first-child{text-align:left}"
+         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;overflow-wrap:anywhere}td:first-child,th:first-child{text-align:left}"
          "th{max-width:9em}.note{font-size:12px;color:#444;margin:0 0 1em}img{max-width:100%}figure{display:inline-block;margin:4px}")
 TOO_SMALL = "*"
 NO_PREDICTIONS = "†"
