@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, on one CUDA GPU in at most 8 minutes (each part has its own time limit), no downloads:
-#   1. the CUDA tests (pytest -m cuda: bf16/fp16 attack gradients, the pinned pipeline, deterministic reruns);
+#   1. the CUDA tests (pytest -m cuda: bf16/fp16 attack gradients, deterministic reruns);
 #   2. benchmarks/throughput.py with ResNet50 at 224 px (random weights, synthetic images): training, predict and PGD
 #      images per second at fp32, bf16 and fp16, each with its ratio to fp32;
 #   3. recipes/thesis-resnet50.yaml shortened (random start, 1 epoch, one flip share, one retraining round) at 224 px

@@ -1,5 +1,5 @@
 """On a CUDA GPU (benchmarks/gpu_check.sh runs these with `pytest -m cuda`): the attacks' gradients under bf16 and fp16,
-the pinned training pipeline, and deterministic reruns. Skipped, with the reason, where torch sees no GPU."""
+and deterministic reruns. Skipped, with the reason, where torch sees no GPU."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import torch
 
 from helpers import invoke
 
-from skinart.batches import AUGMENTATIONS, TrainBatches
 from skinart.checkpoints import Checkpoint
 from skinart.crafting import one_hot
-from skinart.data import load_dataset, to_model_input
+from skinart.data import to_model_input
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
                                                    reason="needs a CUDA GPU (torch sees none); run benchmarks/gpu_check.sh on one")]
@@ -28,18 +27,6 @@ def test_attack_gradients_are_finite_and_nonzero_at_low_precision(trained, derma
     x, y = to_model_input(test.images[:64]), one_hot(test.labels[:64], len(checkpoint.classes))
     gradients = checkpoint.classifier("cuda", precision=precision).loss_gradient(x, y)
     assert np.isfinite(gradients).all() and (np.abs(gradients).sum(axis=(1, 2, 3)) > 0).all()
-
-
-def test_the_pinned_pipeline_gives_augmented_batches_on_the_gpu(derma_subset):
-    train = load_dataset("dermamnist", derma_subset).splits["train"]
-    batches = TrainBatches(train, np.arange(len(train)), batch_size=64, n_classes=7, augmentation=AUGMENTATIONS["full"],
-                           seed=0, device="cuda")
-    assert batches.pin_memory and batches.num_workers > 0
-    seen = 0
-    for x, y in batches:
-        assert x.is_cuda and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and y.is_cuda
-        seen += len(x)
-    assert seen == len(train) // 64 * 64
 
 
 def _run(*args):
