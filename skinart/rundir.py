@@ -40,6 +40,8 @@ POISON_FILE = "poison.npz"  # poison: which training images were poisoned
 FLAGGED_FILE = "flagged.npz"  # detect-poison: the images the detector flagged
 # a recipe run
 PLAN_FILE = "plan.json"
+# a run's resume folder (`resume_folder`): a training's last finished epoch
+RESUME_FILE = "epoch.pt"
 
 
 def config_hash(config: dict) -> str:
@@ -62,6 +64,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def random_states() -> dict:
+    """The states `seed_everything` seeds (and CUDA's), as tensors and plain values: a resume file holding them loads
+    with torch.load(weights_only=True), unpickling no code."""
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+
+
+def set_random_states(states: dict) -> None:
+    import torch  # here: the CLI imports this module to parse a command, before anything runs
+
+    keys, pos, has_gauss, cached = states["numpy"]
+    random.setstate(states["python"])
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def needs_run(out: Path, config: dict, overwrite: bool) -> bool:
@@ -123,14 +146,25 @@ def check_writable(out: Path) -> None:
                                "an --out you can write to") from None
 
 
+def resume_folder(out: Path, config: dict) -> Path:
+    """Where a run of `config` into `out` keeps what lets it resume after a failure (a training's last finished epoch):
+    a sibling of `out`, named by the config, so only the same run resumes from it."""
+    return out.parent / f".{out.name}.resume-{config_hash(config)}"
+
+
 @contextmanager
 def staged(out: Path, config: dict) -> Iterator[Path]:
-    """Yield a temporary sibling of `out`; on success write config.json and swap it into place. On failure nothing
-    is left: neither the temporary directory nor the parent folders this run created."""
+    """Yield a temporary sibling of `out`; on success write config.json, swap it into place and drop the run's resume
+    folder. On failure nothing half-written is left: neither the temporary directory nor the parent folders this run
+    created, except a resume folder the run filled (and the folders holding it), from which the same run resumes."""
     created = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
+    resume = resume_folder(out, config)
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.resume-*"):  # another config's: never resumed
+        if leftover != resume:
+            shutil.rmtree(leftover, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
@@ -143,8 +177,9 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             tmp.rename(out)
+        shutil.rmtree(resume, ignore_errors=True)
     except BaseException:
-        if created is not None and created != out:
+        if created is not None and created != out and not any(resume.glob("*")):
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
@@ -201,6 +236,10 @@ class RunDir:
         check_writable(self.out)
         use_deterministic(self.deterministic)
         return False
+
+    @property
+    def resume_folder(self) -> Path:
+        return resume_folder(self.out, self.config)
 
     def staged(self):
         seed_everything(self.seed)

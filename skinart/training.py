@@ -7,17 +7,15 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
-from tqdm import tqdm
 
+from skinart.batches import AUGMENTATIONS, TrainBatches
 from skinart.checkpoints import Checkpoint, save_checkpoint
 from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
@@ -25,20 +23,9 @@ from skinart.metrics import choose_threshold, classification_metrics, p_malignan
 from skinart.models import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
-from skinart.rundir import HISTORY_FILE, resolved, seed_everything, write_json
-from skinart.toolbox import PyTorchDataGenerator
+from skinart.rundir import HISTORY_FILE, RESUME_FILE, random_states, resolved, seed_everything, set_random_states, write_json
 from skinart.weights import start_weights
 
-AUGMENTATIONS = {
-    "none": lambda size: [v2.Identity()],
-    "flip": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()],
-    # lesions have no canonical orientation: any rotation is a valid view
-    "rotate": lambda size: [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180)],
-    "full": lambda size: [
-        v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(180),
-        v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True), v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
-    ],
-}
 OPTIMIZERS = {
     "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
     "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
@@ -108,44 +95,29 @@ def retraining_config(checkpoint: Checkpoint, what: str) -> TrainConfig:
     return TrainConfig(**checkpoint.meta.train_config)
 
 
-class _Images(Dataset):
-    """uint8 NHWC images -> (float CHW in [0, 1], one-hot label), as ART's fit_generator expects."""
-
-    def __init__(self, split: Split, indices: np.ndarray, transform: v2.Compose, n_classes: int):
-        self.images, self.labels, self.indices = split.images, split.labels, indices
-        self.transform, self.eye = transform, torch.eye(n_classes)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        j = self.indices[i]
-        x = self.transform(torch.from_numpy(np.ascontiguousarray(self.images[j])).permute(2, 0, 1))
-        return x.float().div_(255), self.eye[self.labels[j]]
-
-
-class _ProgressLoader(DataLoader):
-    """A DataLoader (ART checks the type) whose iteration shows a progress bar on a terminal."""
-
-    def __iter__(self):
-        yield from tqdm(super().__iter__(), total=len(self), leave=False, file=sys.stderr, disable=None, desc="batches")
-
-
 class _LoggedLoss(nn.CrossEntropyLoss):
-    """Cross-entropy that keeps the training losses ART computes, so the epoch loss costs no extra pass. Only the
-    network's own training steps count (it is in train mode then): an adversarial trainer's attack also computes this
-    loss, with gradients, on the network in eval mode, once per attack iteration."""
+    """Cross-entropy that sums the training losses ART computes, so the epoch loss costs no extra pass. The sum stays
+    on the device and is read once an epoch (`epoch_mean`): a read every step would wait for the GPU each time. Only
+    the network's own training steps count (it is in train mode then): an adversarial trainer's attack also computes
+    this loss, with gradients, on the network in eval mode, once per attack iteration."""
 
     def __init__(self, net: nn.Module, **kwargs):
         super().__init__(**kwargs)
-        self.seen: list[float] = []
+        self.steps, self.total = 0, None
         self._training = lambda: net.training  # not the module itself: it would become a submodule of the loss
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = super().forward(logits, target)
         if torch.is_grad_enabled() and self._training():
-            self.seen.append(loss.item())
+            step = loss.detach().double()
+            self.steps, self.total = self.steps + 1, step if self.total is None else self.total + step
         return loss
+
+    def epoch_mean(self) -> float:
+        """The mean training loss since the last call, which starts the next epoch's sum."""
+        mean = float(self.total.item() / self.steps) if self.steps else float("nan")
+        self.steps, self.total = 0, None
+        return mean
 
 
 def _validate(classifier, split: Split, malignant: list[str]) -> dict:
@@ -192,7 +164,7 @@ class _Setup:
     loss: _LoggedLoss
     optimizer: torch.optim.Optimizer
     scheduler: object
-    images: _Images
+    batches: TrainBatches
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -209,52 +181,97 @@ def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpo
     loss = _LoggedLoss(net, weight=None if weights is None else torch.as_tensor(weights), label_smoothing=cfg.label_smoothing)
     classifier = wrap(net, dataset.img_size, mean, std, device, loss=loss, optimizer=optimizer, precision=cfg.precision)
     indices = oversample(train_split.labels, cfg.seed) if cfg.balance == "oversample" else np.arange(len(train_split))
-    images = _Images(train_split, indices, v2.Compose(AUGMENTATIONS[cfg.augment](dataset.img_size)), len(dataset.classes))
-    return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, images=images, mean=mean, std=std)
+    batches = TrainBatches(train_split, indices, cfg.augment, dataset.img_size, len(dataset.classes), batch_size=cfg.batch_size,
+                           seed=cfg.seed, device=classifier.device)
+    return _Setup(net=net, classifier=classifier, loss=loss, optimizer=optimizer, scheduler=scheduler, batches=batches, mean=mean, std=std)
 
 
-def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str]) -> tuple[list[dict], int, dict]:
-    """The epoch loop: one `fit_generator` epoch, the LR step, validation; returns (history, best epoch, its weights)."""
-    generator = torch.Generator().manual_seed(cfg.seed)
-    batch_size = min(cfg.batch_size, len(s.images))  # fewer images than a batch: one smaller batch (ART refuses a larger one)
-    drop_last = len(s.images) > batch_size  # a batch of one breaks BatchNorm
-    history, best, best_state, best_epoch = [], -1.0, None, 0
-    for epoch in range(1, cfg.epochs + 1):
+@dataclass
+class _Progress:
+    """Where the epoch loop stands: the epochs done, the best so far (by validation macro recall) and its weights."""
+
+    history: list = field(default_factory=list)
+    best: float = -1.0
+    best_epoch: int = 0
+    best_state: dict | None = None
+    stopped: bool = False  # early stop
+
+    def add(self, record: dict, net: nn.Module, patience: int) -> None:
+        self.history.append(record)
+        epoch = record["epoch"]
+        score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
+        if score > self.best:
+            self.best, self.best_epoch, self.best_state = score, epoch, copy.deepcopy(net.state_dict())
+        elif patience and epoch - self.best_epoch >= patience:
+            self.stopped = True
+            print(f"early stop: no better validation macro recall for {patience} epochs", file=sys.stderr)
+
+
+def _save_epoch(folder: Path, s: _Setup, progress: _Progress) -> None:
+    """Everything the next epoch starts from (weights, optimiser, schedule, the loop's progress, every random state),
+    written whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"progress": asdict(progress), "net": s.net.state_dict(), "optimizer": s.optimizer.state_dict(),
+             "scheduler": s.scheduler.state_dict(), "batches": s.batches.random_state(), "random": random_states()}
+    torch.save(state, folder / f"{RESUME_FILE}.partial")
+    (folder / f"{RESUME_FILE}.partial").replace(folder / RESUME_FILE)
+
+
+def _resumed(folder: Path, s: _Setup) -> _Progress:
+    """The progress of an interrupted training of the same run, its state restored; a fresh start without one."""
+    if not (folder / RESUME_FILE).is_file():
+        return _Progress()
+    state = torch.load(folder / RESUME_FILE, map_location="cpu", weights_only=True)  # tensors and plain values: no code
+    s.net.load_state_dict(state["net"])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    s.batches.restore(state["batches"])
+    set_random_states(state["random"])
+    progress = _Progress(**state["progress"])
+    print(f"resuming after epoch {len(progress.history)} (from {folder})", file=sys.stderr)
+    return progress
+
+
+def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malignant: list[str],
+            resume: Path | None) -> _Progress:
+    """The epoch loop: one `fit_generator` epoch, the LR step, validation; after each epoch its state is kept in
+    `resume` (if given), from which the same training continues after an interruption, to the same numbers."""
+    progress = _resumed(resume, s) if resume else _Progress()
+    for epoch in range(len(progress.history) + 1, cfg.epochs + 1):
+        if progress.stopped:
+            break
         start = time.perf_counter()
-        loader = _ProgressLoader(s.images, batch_size=batch_size, shuffle=True, generator=generator, drop_last=drop_last)
-        s.loss.seen.clear()
-        fitter.fit_generator(PyTorchDataGenerator(loader, len(s.images), batch_size), nb_epochs=1)
-        record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(s.loss.seen))}
+        fitter.fit_generator(s.batches.epoch(), nb_epochs=1)
+        record = {"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"], "train_loss": s.loss.epoch_mean()}
         s.scheduler.step()
         if val_split is not None and len(val_split):
             record.update(_validate(s.classifier, val_split, malignant))
         record["seconds"] = round(time.perf_counter() - start, 2)
-        history.append(record)
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), file=sys.stderr)
-        score = record.get("val_macro_recall", epoch)  # without a validation split, keep the last epoch
-        if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(s.net.state_dict())
-        elif cfg.patience and epoch - best_epoch >= cfg.patience:
-            print(f"early stop: no better validation macro recall for {cfg.patience} epochs", file=sys.stderr)
-            break
-    return history, best_epoch, best_state
+        progress.add(record, s.net, cfg.patience)
+        if resume:
+            _save_epoch(resume, s, progress)
+    return progress
 
 
 def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = "auto", malignant=DEFAULT_MALIGNANT,
-          trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None) -> dict:
+          trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None,
+          resume: Path | None = None) -> dict:
     """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`; its `history`,
     `best_epoch` and the `checkpoint` written. `trainer(classifier)` may return an ART trainer (e.g.
     `AdversarialTrainer`) whose `fit_generator` replaces the classifier's own for each epoch. `start`: continue from a
-    checkpoint's weights (retraining) instead of `cfg`'s model and first weights."""
+    checkpoint's weights (retraining) instead of `cfg`'s model and first weights. `resume`: a folder keeping the last
+    finished epoch's state, and continuing from it when it holds one."""
     cfg.check()
     seed_everything(cfg.seed)
     s = _setup(dataset, cfg, device, start)  # refuses a missing --weights file in its own words
     # named before training: saving this checkpoint may overwrite that very file
     started = {"path": resolved(start.weights_path), "sha256": start.meta.weights_sha256} if start else start_weights(cfg.weights)
     fitter = trainer(s.classifier) if trainer else s.classifier
-    print(f"training {cfg.model} on {len(s.images)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
-    history, best_epoch, best_state = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant))
-    s.net.load_state_dict(best_state)
+    print(f"training {cfg.model} on {len(s.batches.dataset)} images ({dataset.name} @ {dataset.img_size}px) on {s.classifier.device}", file=sys.stderr)
+    progress = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant), resume)
+    history, best_epoch = progress.history, progress.best_epoch
+    s.net.load_state_dict(progress.best_state)
     point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
     checkpoint = save_checkpoint(out, s.net, {
         "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),

@@ -22,4 +22,4 @@ def test_madry_train_loss_counts_training_steps_not_the_attack_s_loss_evaluation
     y = np.eye(7, dtype=np.float32)[np.arange(16) % 7]
     trainer = madry_trainer({"max_iter": 5, "eps": 2 / 255, "eps_step": 1 / 255})(classifier)
     trainer.fit(x, y, nb_epochs=1, batch_size=8)
-    assert len(loss.seen) == 2  # two batches of 8: two training steps
+    assert loss.steps == 2  # two batches of 8: two training steps

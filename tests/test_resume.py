@@ -1,0 +1,48 @@
+"""A training interrupted after an epoch resumes from the run's resume folder when the same command runs again, to the
+same numbers, bit for bit, as a training never interrupted (CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import skinart.batches
+from skinart.checkpoints import Checkpoint
+from skinart.rundir import RESUME_FILE, RunOptions
+from skinart.runs.train import train_run
+from skinart.training import TrainConfig
+
+CFG = dict(model="skin_cnn", epochs=3, batch_size=64, lr=3e-3, augment="full", balance="oversample", seed=1)
+
+
+def _numbers(out) -> tuple[list[dict], dict]:
+    history = [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((out / "history.json").read_text())]
+    return history, Checkpoint.load(out).network().state_dict()
+
+
+def test_a_training_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(derma_subset, tmp_path,
+                                                                                               monkeypatch):
+    options = RunOptions(data="dermamnist", data_root=str(derma_subset), device="cpu")
+    train_run(TrainConfig(**CFG), tmp_path / "whole", options)
+    started, whole_epoch = [], skinart.batches.TrainBatches.epoch
+
+    def counted(self):  # the first run's machine goes away as its epoch 3 starts
+        started.append(1)
+        if len(started) == 3:
+            raise RuntimeError("injected failure")
+        return whole_epoch(self)
+
+    monkeypatch.setattr(skinart.batches.TrainBatches, "epoch", counted)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)
+    kept = list((tmp_path / "runs").glob(".cut.resume-*"))
+    assert len(kept) == 1 and (kept[0] / RESUME_FILE).is_file() and not (tmp_path / "runs" / "cut").exists()
+    train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)  # the same command again
+    assert len(started) == 4  # the rerun trained epoch 3 only
+    history, weights = _numbers(tmp_path / "runs" / "cut")
+    whole_history, whole_weights = _numbers(tmp_path / "whole")
+    assert history == whole_history
+    assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
+    assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "cut"]  # the resume folder is gone once done
