@@ -13,6 +13,7 @@ from helpers import invoke
 
 from skinart.cli import app
 from skinart.metrics import p_malignant, threshold_metrics
+from skinart.rundir import RESUME_FILE
 
 
 def test_train_writes_a_checkpoint_run(trained):
@@ -63,7 +64,14 @@ def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
     out = tmp_path / "run"
     result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", out)
     assert result.exit_code != 0
-    assert list(tmp_path.iterdir()) == []
+    _only_the_finished_epochs_are_kept(tmp_path)
+
+
+def _only_the_finished_epochs_are_kept(folder):
+    """What a training that failed after its epochs leaves: its resume folder (one whole file), nothing else."""
+    left = list(folder.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(".run.resume-"), left
+    assert [p.name for p in left[0].iterdir()] == [RESUME_FILE]
 
 
 @pytest.mark.parametrize(
@@ -117,10 +125,16 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(derma_subset, tmp_path, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(skinart.training, "plot_training_curves", interrupted)
-    result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run")
+    command = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run")
+    result = invoke(*command)
     assert result.exit_code == 130
     assert result.stderr.strip().splitlines()[-1] == "error: interrupted; nothing half-written was left: run the same command again to resume"
-    assert list(tmp_path.iterdir()) == []
+    _only_the_finished_epochs_are_kept(tmp_path)
+    monkeypatch.undo()
+    result = invoke(*command)  # the same command again: no epoch trained twice, and the resume folder goes
+    assert result.exit_code == 0 and "resuming after epoch 1" in result.stderr
+    assert not re.search(r"^epoch 1 ", result.stderr, re.M), result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_version_and_a_usage_mistake_is_one_line():
