@@ -25,6 +25,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from helpers import invoke, write_dermamnist, write_ham10000, write_ham_subset  # noqa: E402
 
+from skinart.runs import threats  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _sanity_checks_run_afresh():
+    """Each test starts as a fresh process does: without the gradient checks other tests' evaluations ran."""
+    threats._SANITY_RUN.clear()
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _nothing_under_home():

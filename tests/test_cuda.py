@@ -11,9 +11,10 @@ import torch
 
 from helpers import invoke
 
+from skinart.batches import TrainBatches
 from skinart.checkpoints import Checkpoint
 from skinart.crafting import one_hot
-from skinart.data import to_model_input
+from skinart.data import Split, to_model_input
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
                                                    reason="needs a CUDA GPU (torch sees none); run benchmarks/gpu_check.sh on one")]
@@ -52,3 +53,16 @@ def test_deterministic_reruns_give_the_same_weights_and_adversarials(derma_subse
     assert all(np.array_equal(adversarial[0][k], adversarial[1][k]) for k in adversarial[0].files)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["deterministic"] and config["device"] == torch.cuda.get_device_name() and config["cudnn"]
+
+
+def test_training_batches_reach_the_gpu_as_float_from_pinned_uint8_and_workers():
+    rng = np.random.default_rng(0)
+    split = Split(images=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), labels=np.arange(64) % 7,
+                  groups=np.arange(64), ids=np.arange(64).astype(str))
+    batches = TrainBatches(split, np.arange(64), "rotate", 32, 7, batch_size=16, seed=0, device="cuda")
+    assert batches.num_workers > 0 and batches.pin_memory and batches.persistent_workers
+    for _ in range(2):  # the same loader, and its workers, serve every epoch
+        got = list(batches.epoch().iterator)
+        assert len(got) == 4
+        assert all(x.is_cuda and x.dtype == torch.float32 and y.is_cuda and y.shape == (16, 7) for x, y in got)
+        assert all(0 <= float(x.min()) and float(x.max()) <= 1 for x, _ in got)

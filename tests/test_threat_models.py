@@ -15,6 +15,7 @@ from skinart.models import wrap
 from skinart.preprocessing import PREPROCESSOR_DEFAULTS, EoTFlips, adaptive_chain
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE
 from skinart.runs import attack as attack_run_module
+from skinart.runs import threats
 
 from helpers import invoke
 
@@ -83,3 +84,23 @@ def test_threat_models_whose_attacker_is_the_same_craft_once(trained, derma_subs
     assert single["adversarial"] == runs["transfer"]["adversarial"] and single["linf_max"] == runs["transfer"]["linf_max"]
     assert np.array_equal(np.load(tmp_path / "transfer" / ADVERSARIAL_FILE)["adversarial"],
                           np.load(tmp_path / "threats" / "transfer" / ADVERSARIAL_FILE)["adversarial"])
+
+
+def test_the_same_gradient_checks_in_one_process_run_once(trained, derma_subset, tmp_path, monkeypatch):
+    """A recipe evaluates one model at one ε in several steps (the quickstart: the worst case over FGSM and PGD, then
+    with AutoAttack): the seeded gradient checks are the same numbers, so the second step reuses the first's and says
+    so; another ε runs its own."""
+    calls = []
+    checks = threats.gradient_checks
+    monkeypatch.setattr(threats, "gradient_checks", lambda *a, **k: calls.append(a[3]) or checks(*a, **k))
+    budget = ("--checkpoint", trained, "--threat", "white-box", "--max-iter", 2, "--max-samples", 16, "--data-root", derma_subset,
+              "--device", "cpu")
+    first = invoke("evaluate", "--attack", "fgsm,pgd", "--eps", "8/255", *budget, "--out", tmp_path / "worst")
+    second = invoke("evaluate", "--attack", "pgd", "--eps", "8/255", *budget, "--out", tmp_path / "pgd")
+    other = invoke("evaluate", "--attack", "pgd", "--eps", "4/255", *budget, "--out", tmp_path / "pgd4")
+    assert first.exit_code == second.exit_code == other.exit_code == 0, first.stderr + second.stderr + other.stderr
+    assert calls == [8 / 255, 4 / 255]
+    assert f"sanity checks: those run for {tmp_path / 'worst'} (the same deployed model" in second.stderr
+    sanity = {name: json.loads((tmp_path / name / METRICS_FILE).read_text())["sanity"] for name in ("worst", "pgd")}
+    gradient = ("unbounded", "more_steps", "noise", "eps_monotone")
+    assert all(sanity["pgd"][c] == sanity["worst"][c] for c in gradient), sanity

@@ -4,15 +4,17 @@ of Carlini et al. 2019 (`sanity.py`)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from skinart.attack_config import AttackConfig
-from skinart.runs.attack import THREATS, attack_run, transfer_source
+from skinart.runs.attack import THREATS, attack_run, crafting_identity, transfer_source
 from skinart.attacks import METHODS
 from skinart.checkpoints import Checkpoint
 from skinart.crafting import sample_indices
 from skinart.data import to_model_input
+from skinart.compute import environment
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
@@ -43,7 +45,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
                               threat=t, crafted=crafted) for t in threats}
         table = {t: table_row(m) for t, m in runs.items()}
         preprocessed = bool(checkpoint.meta.preprocessing)
-        checks = {**(sanity_gradients(cfg, checkpoint, options) if gradient_sanity else {}), **table_checks(table, preprocessed)}
+        checks = {**(sanity_gradients(cfg, checkpoint, options, out) if gradient_sanity else {}), **table_checks(table, preprocessed)}
         metrics = {"kind": "threats", **checkpoint.provenance(), "method": cfg.method, "threats": table, **robustness_flags(table, preprocessed),
                    "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)
@@ -51,17 +53,37 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     return metrics
 
 
-def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOptions) -> dict:
+# the gradient checks this process has run: what decides them (`_sanity_key`) -> (checks, the run they were run for)
+_SANITY_RUN: dict[str, tuple[dict, Path]] = {}
+
+
+def _sanity_key(checkpoint: Checkpoint, options: RunOptions, eps: float, seed: int) -> str:
+    """What decides the gradient checks: the deployed model (network and preprocessors, as the adaptive attacker sees
+    it), the test split, ε, the seed and how the run computes."""
+    return json.dumps([crafting_identity("adaptive", checkpoint, None, True), options.data_ref(checkpoint.data_name()),
+                       checkpoint.meta.data, eps, seed, environment(options.device), options.precision, options.deterministic],
+                      sort_keys=True)
+
+
+def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOptions, out: Path) -> dict:
     """The gradient checks on a seeded sample of the test split, attacked through the deployed (defended) model at the
-    evaluation's L∞ ε (PGD's default for an unbounded or L2 attack: the checks are L∞)."""
+    evaluation's L∞ ε (PGD's default for an unbounded or L2 attack: the checks are L∞). Seeded, so the same checks in
+    one process (a recipe's steps evaluating one model at one ε) run once and are reused, saying so."""
+    linf = cfg.params.get("norm", "inf") == "inf"
+    eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
+    key = _sanity_key(checkpoint, options, eps, cfg.seed)
+    if key in _SANITY_RUN:
+        checks, first = _SANITY_RUN[key]
+        print(f"sanity checks: those run for {first} (the same deployed model, test images, ε and seed)", file=sys.stderr)
+        return dict(checks)  # a copy: a caller adds its own checks
     test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed)
     classifier = checkpoint.classifier(options.device, precision=options.precision)
-    linf = cfg.params.get("norm", "inf") == "inf"
-    eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
     print(f"sanity checks: PGD on {len(keep)} test images through the deployed model", file=sys.stderr)
     seed_everything(cfg.seed)
-    return gradient_checks(classifier, to_model_input(test.images[keep]), test.labels[keep], eps, seed=cfg.seed)
+    checks = gradient_checks(classifier, to_model_input(test.images[keep]), test.labels[keep], eps, seed=cfg.seed)
+    _SANITY_RUN[key] = (dict(checks), out)
+    return checks
 
 
 def table_row(m: dict) -> dict:

@@ -35,7 +35,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
         runs = {c.method: threats_run(c, checkpoint, tmp / c.method, options, threats=threats, source_checkpoint=source_checkpoint,
                                       gradient_sanity=False) for c in cfgs}
         full = {t: _worst(tmp, [c.method for c in cfgs], t, checkpoint, malignant) for t in threats}
-        checks = sanity_gradients(cfgs[0], checkpoint, options)
+        checks = sanity_gradients(cfgs[0], checkpoint, options, out)
         for method, m in runs.items():
             checks.update({f"{name} ({method})": check for name, check in m["sanity"].items() if name != "fired"})
         metrics = {"kind": "worst_case", **checkpoint.provenance(), "methods": list(runs), "attacks": {method: m["threats"] for method, m in runs.items()},
