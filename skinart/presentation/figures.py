@@ -96,8 +96,10 @@ def plot_perturbations(clean: np.ndarray, adversarial: np.ndarray, *, clean_prob
             ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
             ax.set_title(caption, fontsize=8)
             ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=9, y=1 - 0.1 / (2.6 * rows))
+    # margins in inches, fixed: tight_layout measured every text and doubled this figure's cost (38 per quickstart)
+    height = 2.6 * rows
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / height, top=1 - 0.6 / height, hspace=0.2, wspace=0.06)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
