@@ -57,6 +57,13 @@ def test_report_of_a_missing_path_says_it_does_not_exist(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_a_finding_s_before_and_after_stand_on_the_same_images():
+    # the clean row (the whole test split) misses 50 % of cancers; the 50 images AutoAttack attacked, 20 % before it
+    rows = [_row("clean", 0.8, "—", images=2000),
+            {**_row("autoattack", 0.2, images=50), "metrics": {**_row("x", 0.2)["metrics"], "clean_fnr_at_threshold": 0.2}}]
+    assert "FNR@t 20.0% → 50.0%" in findings(rows)[1][0]
+
+
 def test_the_strongest_attack_is_autoattack_where_it_ran_alone():
     # `evaluate --attack autoattack` names its row by the method's lower-case name; PGD scored lower on more images
     rows = [_row("clean", 0.8, "—"), _row("pgd", 0.3, images=500), _row("autoattack", 0.35, images=50)]

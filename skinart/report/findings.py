@@ -42,9 +42,9 @@ def _model_findings(model: str, indexed: list[tuple[int, dict]]) -> list[tuple[s
                            f"{_few(r)}", i))
     if attacked:
         i, r = min(attacked, key=lambda ir: _strength(ir[1]))
-        m, before = r["metrics"], clean[0][1]["metrics"] if clean else {}
+        m = r["metrics"]  # before → after on the row's own images (the clean row's numbers stand on the whole split)
         found.append(_link(f"{model}: strongest attack {r['attack']} ({r['threat']}, {r['task']}) took accuracy "
-                           f"{_p(m['clean_accuracy'])} → {_p(m['accuracy'])} and FNR@t {_p(before.get('fnr_at_threshold'))} → "
+                           f"{_p(m['clean_accuracy'])} → {_p(m['accuracy'])} and FNR@t {_p(m.get('clean_fnr_at_threshold'))} → "
                            f"{_p(m['fnr_at_threshold'])}{_few(r)}", i))
     return found
 

@@ -78,7 +78,10 @@ def _row(task: dict, where: Path, metrics: dict, options: ReportOptions, *, mode
            "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked"),  # universal runs: where δ sends the images
            "training_data": metrics.get("training_data")}  # a model imported from outside skinart: unknown
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
-    row["metrics"]["clean_accuracy"] = metrics["clean"]["accuracy"] if "clean" in metrics else None
+    clean = metrics.get("clean") or {}
+    # the same images unattacked: an attacked row's "before" (the whole split's clean numbers stand on other images)
+    row["metrics"]["clean_accuracy"] = clean.get("accuracy")
+    row["metrics"]["clean_fnr_at_threshold"] = (clean.get("binary_at_threshold") or {}).get("fnr")
     classes = list(m["per_class"])
     malignant = [classes.index(c) for c in m.get("malignant", DEFAULT_MALIGNANT)]
     arrays = _predictions(where, kind, classes, malignant)
@@ -154,7 +157,8 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: ReportOptions) -
         label = f"robust accuracy (AutoAttack): {label}"
     eps = rows[0]["eps"] if rows else None
     for threat, worst in m["worst_case_metrics"].items():
-        row = _row(task, where / threat, {"adversarial": worst, "clean": {"accuracy": m["worst_case"][threat]["clean_accuracy"]}, "eps": eps,
+        clean = _read(where / m["methods"][0] / threat)["clean"]  # every attack scored the same images (checked when written)
+        row = _row(task, where / threat, {"adversarial": worst, "clean": clean, "eps": eps,
                                  "training_data": m.get("training_data"),
                                  "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
                    options, model=_model(task), attack=label, threat=threat, kind="worst_case")
