@@ -58,7 +58,8 @@ def run(
 ):
     """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""
     from skinart.recipes.executor import execute_recipe
-    from skinart.recipes.ray_executor import execute_on_ray, executor_options
+    from skinart.recipes.ray_executor import execute_on_ray
+    from skinart.recipes.ray_options import executor_options
 
     ray = executor_options(executor, address, cpus_per_step, gpus_per_step)
     run_dir = execute_recipe(recipe, out, set_ or [], resume) if ray is None else execute_on_ray(recipe, out, set_ or [], resume, ray)

@@ -10,7 +10,9 @@ import pytest
 from skinart.errors import EXIT_BAD_INPUT
 from skinart.recipes import ray_executor
 from skinart.recipes.plan import Task
-from skinart.recipes.ray_executor import step_gpus, step_on_worker
+from skinart.recipes.ray_executor import step_on_worker
+from skinart.recipes import ray_options
+from skinart.recipes.ray_options import step_gpus
 
 
 @pytest.mark.parametrize("given, cluster, device, expected", [
@@ -23,7 +25,7 @@ def test_a_step_holds_one_gpu_by_default_on_a_cluster_with_gpus_unless_it_runs_o
 
 
 def test_a_report_holds_no_gpu():
-    assert ray_executor.task_device(Task(name="report", step="report", command="report", params={})) == "cpu"
+    assert ray_options.task_device(Task(name="report", step="report", command="report", params={})) == "cpu"
 
 
 def test_a_cuda_step_given_no_gpu_by_ray_is_refused_in_one_line_and_not_run(tmp_path, monkeypatch, capsys):
