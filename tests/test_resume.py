@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 
+from helpers import invoke
+
 import skinart.batches
 from skinart.checkpoints import Checkpoint
 from skinart.rundir import RESUME_FILE, RunOptions
@@ -46,3 +48,33 @@ def test_a_training_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_nev
     assert history == whole_history
     assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
     assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "cut"]  # the resume folder is gone once done
+
+
+@pytest.mark.parametrize("command", [
+    ("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", "0.3"),
+    ("defend", "--method", "madry", "--eps", "2/255", "--max-iter", "2"),
+], ids=["poison", "madry"])
+def test_a_retraining_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(trained, derma_subset, tmp_path,
+                                                                                                 monkeypatch, command):
+    """Poisoning and Madry's adversarial training retrain for as many epochs as a training: they resume the same way."""
+    args = (*command, "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu")
+    assert invoke(*args, "--out", tmp_path / "whole").exit_code == 0
+    started, whole_epoch = [], skinart.batches.TrainBatches.epoch
+
+    def counted(self):  # the first run's machine goes away as its epoch 2 starts
+        started.append(1)
+        if len(started) == 2:
+            raise RuntimeError("injected failure")
+        return whole_epoch(self)
+
+    monkeypatch.setattr(skinart.batches.TrainBatches, "epoch", counted)
+    assert invoke(*args, "--out", tmp_path / "runs" / "cut").exit_code != 0
+    assert len(list((tmp_path / "runs").glob(".cut.resume-*"))) == 1
+    resumed = invoke(*args, "--out", tmp_path / "runs" / "cut")
+    assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stderr, resumed.stderr
+    assert len(started) == 3  # the rerun trained epoch 2 only
+    history, weights = _numbers(tmp_path / "runs" / "cut")
+    whole_history, whole_weights = _numbers(tmp_path / "whole")
+    assert history == whole_history
+    assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
+    assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "cut"]

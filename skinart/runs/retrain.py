@@ -91,7 +91,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
         if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition
             make = madry_trainer(cfg.options) if method == "madry" else online_trainer(cfg.attacks, cfg.options, cfg.ratio)
             retrained = train(dataset, train_cfg, tmp, device=options.device, malignant=malignant, trainer=make, extra_meta=defence,
-                              start=start)["checkpoint"]
+                              start=start, resume=run.resume_folder)["checkpoint"]
         else:
             retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, out=tmp, device=options.device, malignant=malignant,
                                        defence=defence, start=start)
