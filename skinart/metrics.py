@@ -243,19 +243,20 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int, mali
     if resamples < 1:
         return {}
     data = (y_true, y_pred, np.zeros(n) if scores is None else scores)
-    out = {}
+    out = dict.fromkeys(statistics)
+    named = [name for name, (behind, _) in statistics.items() if behind >= MIN_INTERVAL_IMAGES]
+    if not named:
+        return out
+    # one bootstrap for every statistic: the same resamples (what one seed drew for each apart), drawn once
+    together = lambda y, p, s, axis=-1: np.stack([statistics[name][1](y, p, s, axis=axis) for name in named])  # noqa: E731
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         # every resample giving one value (e.g. accuracy 0 under PGD) is a valid [v, v] percentile interval;
         # scipy's warning about it speaks of BCa, which is not used here
         warnings.simplefilter("ignore", DegenerateDataWarning)
-        for name, (behind, statistic) in statistics.items():
-            if behind < MIN_INTERVAL_IMAGES:
-                out[name] = None
-                continue
-            result = bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=resamples,
-                               confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
-            low, high = result.confidence_interval
-            out[name] = None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
+        result = bootstrap(data, together, paired=True, vectorized=True, n_resamples=resamples,
+                           confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+    for name, low, high in zip(named, *result.confidence_interval):
+        out[name] = None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
     return out
 
 
