@@ -24,30 +24,40 @@ def _numbers(out) -> tuple[list[dict], dict]:
     return history, Checkpoint.load(out).network().state_dict()
 
 
-def test_a_training_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(derma_subset, tmp_path,
-                                                                                               monkeypatch):
-    options = RunOptions(data="dermamnist", data_root=str(derma_subset), device="cpu")
-    train_run(TrainConfig(**CFG), tmp_path / "whole", options)
+def _machine_lost_at_epoch(monkeypatch, epoch: int) -> list:
+    """Every epoch started from now on, counted; the `epoch`-th fails (the machine goes away as it starts)."""
     started, whole_epoch = [], skinart.batches.TrainBatches.epoch
 
-    def counted(self):  # the first run's machine goes away as its epoch 3 starts
+    def counted(self):
         started.append(1)
-        if len(started) == 3:
+        if len(started) == epoch:
             raise RuntimeError("injected failure")
         return whole_epoch(self)
 
     monkeypatch.setattr(skinart.batches.TrainBatches, "epoch", counted)
+    return started
+
+
+def _same_as_uninterrupted(runs, whole) -> None:
+    history, weights = _numbers(runs / "cut")
+    whole_history, whole_weights = _numbers(whole)
+    assert history == whole_history
+    assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
+    assert list(runs.iterdir()) == [runs / "cut"]  # the resume folder is gone once done
+
+
+def test_a_training_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(derma_subset, tmp_path,
+                                                                                               monkeypatch):
+    options = RunOptions(data="dermamnist", data_root=str(derma_subset), device="cpu")
+    train_run(TrainConfig(**CFG), tmp_path / "whole", options)
+    started = _machine_lost_at_epoch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="injected failure"):
         train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)
     kept = list((tmp_path / "runs").glob(".cut.resume-*"))
     assert len(kept) == 1 and (kept[0] / RESUME_FILE).is_file() and not (tmp_path / "runs" / "cut").exists()
     train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)  # the same command again
     assert len(started) == 4  # the rerun trained epoch 3 only
-    history, weights = _numbers(tmp_path / "runs" / "cut")
-    whole_history, whole_weights = _numbers(tmp_path / "whole")
-    assert history == whole_history
-    assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
-    assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "cut"]  # the resume folder is gone once done
+    _same_as_uninterrupted(tmp_path / "runs", tmp_path / "whole")
 
 
 @pytest.mark.parametrize("command", [
@@ -59,22 +69,10 @@ def test_a_retraining_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_n
     """Poisoning and Madry's adversarial training retrain for as many epochs as a training: they resume the same way."""
     args = (*command, "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu")
     assert invoke(*args, "--out", tmp_path / "whole").exit_code == 0
-    started, whole_epoch = [], skinart.batches.TrainBatches.epoch
-
-    def counted(self):  # the first run's machine goes away as its epoch 2 starts
-        started.append(1)
-        if len(started) == 2:
-            raise RuntimeError("injected failure")
-        return whole_epoch(self)
-
-    monkeypatch.setattr(skinart.batches.TrainBatches, "epoch", counted)
+    started = _machine_lost_at_epoch(monkeypatch, 2)
     assert invoke(*args, "--out", tmp_path / "runs" / "cut").exit_code != 0
     assert len(list((tmp_path / "runs").glob(".cut.resume-*"))) == 1
     resumed = invoke(*args, "--out", tmp_path / "runs" / "cut")
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stderr, resumed.stderr
     assert len(started) == 3  # the rerun trained epoch 2 only
-    history, weights = _numbers(tmp_path / "runs" / "cut")
-    whole_history, whole_weights = _numbers(tmp_path / "whole")
-    assert history == whole_history
-    assert all(torch.equal(weights[k], whole_weights[k]) for k in whole_weights)
-    assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "cut"]
+    _same_as_uninterrupted(tmp_path / "runs", tmp_path / "whole")
