@@ -211,7 +211,8 @@ def _save_epoch(folder: Path, s: _Setup, progress: _Progress) -> None:
     """Everything the next epoch starts from (weights, optimiser, schedule, the loop's progress, every random state),
     written whole or not at all."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"progress": asdict(progress), "net": s.net.state_dict(), "optimizer": s.optimizer.state_dict(),
+    # vars, not asdict: asdict would deep-copy the best weights every epoch only to write them
+    state = {"progress": vars(progress), "net": s.net.state_dict(), "optimizer": s.optimizer.state_dict(),
              "scheduler": s.scheduler.state_dict(), "batches": s.batches.random_state(), "random": random_states()}
     torch.save(state, folder / f"{RESUME_FILE}.partial")
     (folder / f"{RESUME_FILE}.partial").replace(folder / RESUME_FILE)

@@ -13,10 +13,10 @@ import numpy as np
 from skinart.attack_config import AttackConfig
 from skinart.attacks import art_parameters, build
 from skinart.checkpoints import Checkpoint
+from skinart.compute import resolve_device
 from skinart.crafting import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
 from skinart.data import LesionDataset, to_model_input
 from skinart.errors import SkinartError
-from skinart.compute import resolve_device
 from skinart.options import choose
 from skinart.preprocessing import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 from skinart.attack_config import AttackConfig
-from skinart.runs.attack import THREATS, attack_run, crafting_identity, transfer_source
 from skinart.attacks import METHODS
 from skinart.checkpoints import Checkpoint
+from skinart.compute import environment
 from skinart.crafting import sample_indices
 from skinart.data import to_model_input
-from skinart.compute import environment
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
+from skinart.runs.attack import THREATS, attack_run, crafting_identity, transfer_source
 from skinart.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
 
 
