@@ -13,9 +13,9 @@ import time
 import numpy as np
 import torch
 
-from skinart.attacks import build
+from skinart.attacks.table import build
 from skinart.toolbox import ProjectedGradientDescent
-from skinart.models import create_model, data_config, wrap
+from skinart.models.networks import create_model, data_config, wrap
 
 
 def raw_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:

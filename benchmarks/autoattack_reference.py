@@ -18,12 +18,14 @@ import numpy as np
 import torch
 import torchattacks
 
-from skinart.attacks import build
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import one_hot, sample_indices
+from skinart.attacks.table import build
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import one_hot, sample_indices
 from skinart.data import to_model_input
 from skinart.options import parse_eps
 from skinart.rundir import seed_everything
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def line(text: str) -> None:
@@ -61,8 +63,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     eps = parse_eps(args.eps, "--eps")
     checkpoint = Checkpoint.load(args.checkpoint)
-    classifier = checkpoint.classifier("cpu")
-    test = checkpoint.dataset().splits["test"]
+    classifier = deployed(checkpoint, "cpu")
+    test = checkpoint_dataset(checkpoint).splits["test"]
     keep = sample_indices(len(test), args.images, 0)
     x, labels = to_model_input(test.images[keep]), test.labels[keep]
     print(f"{checkpoint.meta.model} @ {checkpoint.meta.img_size} px, {len(checkpoint.classes)} classes, {len(x)} test images, "

@@ -17,14 +17,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.rundir import RunOptions
 from skinart.runs.evaluate import evaluate_run
+from skinart.models.provenance import checkpoint_dataset
 
 
 def external_folder(checkpoint: Path, data: Path, folder: Path) -> int:
     """Copy the DermaMNIST JPEGs of the checkpoint's test-split images into folder/<class>/<image id>.jpg."""
-    test_ids = set(Checkpoint.load(checkpoint).dataset().splits["test"].ids)
+    test_ids = set(checkpoint_dataset(Checkpoint.load(checkpoint)).splits["test"].ids)
     count = 0
     with open(data / "dermamnist" / "dermamnist_split_to_ham10000.csv") as f:
         for row in csv.DictReader(f):

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from skinart.data import load_dataset, to_model_input
-from skinart.models import create_model, data_config, wrap
-from skinart.preprocessing import WebPFlip, webp_batch, webp_roundtrip
+from skinart.models.networks import create_model, data_config, wrap
+from skinart.defences.preprocessors import WebPFlip, webp_batch, webp_roundtrip
 
 
 def images(n: int, size: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from skinart.models import create_model
+from skinart.models.networks import create_model
 
 
 def seconds_per_batch(name: str, img_size: int, batch_size: int, steps: int, channels_last: bool) -> tuple[float, float]:

@@ -6,7 +6,7 @@ neither).
                                      --precisions fp32,bf16 --measure train,predict,pgd --pgd-steps 5]
     python benchmarks/throughput.py --model resnet50 --img-size 224 --device cuda --precisions fp32,bf16,fp16
 
-Training runs `skinart.training.train` (its whole input pipeline) for --epochs epochs and counts the epochs after the
+Training runs `skinart.training.loop.train` (its whole input pipeline) for --epochs epochs and counts the epochs after the
 first (warm-up: workers starting, cuDNN choosing its algorithms). PGD counts images x steps per second.
 """
 
@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skinart.attacks import build
-from skinart.crafting import craft_evasion, one_hot
+from skinart.attacks.table import build
+from skinart.attacks.loops import craft_evasion, one_hot
 from skinart.data import CLASSES, LesionDataset, Split, to_model_input
 from skinart.compute import resolve_device, use_deterministic
-from skinart.models import create_model, data_config, predict, wrap
-from skinart.training import TrainConfig, train
+from skinart.models.networks import create_model, data_config, predict, wrap
+from skinart.training.loop import TrainConfig, train
 
 PRECISIONS_BY_DEVICE = {"cpu": "fp32,bf16", "cuda": "fp32,bf16,fp16"}
 

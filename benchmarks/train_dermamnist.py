@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.runs.evaluate import evaluate_run
 from skinart.rundir import RunOptions
 from skinart.runs.train import train_run
-from skinart.training import TrainConfig
+from skinart.training.loop import TrainConfig
 
 
 def main() -> None:

@@ -16,13 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.runs.evaluate import evaluate_run
 from skinart.metrics import p_malignant, roc_points
-from skinart.models import predict
+from skinart.models.networks import predict
 from skinart.rundir import RunOptions
 from skinart.runs.train import train_run
-from skinart.training import TrainConfig
+from skinart.training.loop import TrainConfig
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 MIN_SPECIFICITY = 0.60
 
@@ -30,8 +32,8 @@ MIN_SPECIFICITY = 0.60
 def best_sensitivity(checkpoint: Path, device: str) -> float:
     """The highest test sensitivity of any threshold whose test specificity is at least MIN_SPECIFICITY."""
     loaded = Checkpoint.load(checkpoint)
-    test = loaded.dataset().splits["test"]
-    classifier = loaded.classifier(device)
+    test = checkpoint_dataset(loaded).splits["test"]
+    classifier = deployed(loaded, device)
     malignant = [loaded.classes.index(m) for m in loaded.meta.malignant]
     fpr, tpr, _ = roc_points(test.labels, p_malignant(predict(classifier, test.images), malignant), malignant)
     return float(tpr[1 - fpr >= MIN_SPECIFICITY].max())

@@ -20,14 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skinart.attack_config import AttackConfig
+from skinart.attacks.config import AttackConfig
 from skinart.runs.attack import attack_run
-from skinart.attacks import build
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import sample_indices, torch_threads
+from skinart.attacks.table import build
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import sample_indices, torch_threads
 from skinart.data import to_model_input
 from skinart.rundir import RunOptions, seed_everything
 from skinart.toolbox import UniversalPerturbation
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 METHODS = ("uap", "uap-sgd")
 
@@ -35,8 +37,8 @@ METHODS = ("uap", "uap-sgd")
 def fit_images(checkpoint: Path, n: int, seed: int = 0):
     """(classifier, n seeded train images as model input, test images as model input) of a checkpoint."""
     loaded = Checkpoint.load(checkpoint)
-    dataset = loaded.dataset()
-    classifier = loaded.classifier("cpu")
+    dataset = checkpoint_dataset(loaded)
+    classifier = deployed(loaded, "cpu")
     train, test = dataset.splits["train"], dataset.splits["test"]
     return classifier, to_model_input(train.images[sample_indices(len(train), n, seed)]), to_model_input(test.images)
 

@@ -1,4 +1,4 @@
-"""The `skinart` command: the six step commands (skinart.commands), recipes and data inspection."""
+"""The `skinart` command: the six step commands (skinart.commands.steps), recipes and data inspection."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from skinart import __version__
-from skinart.commands import Data, DataRoot, OneLineGroup, SplitRatios, add_step_commands, one_line_errors
+from skinart.commands.common import Data, DataRoot, OneLineGroup, SplitRatios, one_line_errors
+from skinart.commands.steps import add_step_commands
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
-from skinart.weights import LITE, convert
+from skinart.models.weights import LITE, convert
 
 # As in skinart.commands, each command imports what it runs (the recipes import every step's libraries) in its body.
 

@@ -44,6 +44,7 @@ from art.defences.preprocessor import FeatureSqueezing, JpegCompression, Spatial
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch  # noqa: E402
 from art.defences.trainer import AdversarialTrainer, AdversarialTrainerMadryPGD  # noqa: E402
 from art.estimators.classification import ClassifierMixin, PyTorchClassifier  # noqa: E402
+from art.exceptions import EstimatorError  # noqa: E402
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin  # noqa: E402
 from art.preprocessing.expectation_over_transformation.pytorch import EoTPyTorch  # noqa: E402
 from art.utils import check_and_transform_label_format, compute_success_array, get_labels_np_array, projection, random_sphere  # noqa: E402
@@ -53,7 +54,7 @@ ART_NUMPY_DTYPE = _config.ART_NUMPY_DTYPE  # the float type ART's attacks comput
 __all__ = [
     "ART_NUMPY_DTYPE", "ART_VERSION", "ActivationDefence", "AdversarialPatchPyTorch", "AdversarialTrainer", "AdversarialTrainerMadryPGD", "AutoAttack",
     "AutoProjectedGradientDescent", "BaseEstimator", "CarliniL2Method", "ClassifierMixin",
-    "CarliniLInfMethod", "EoTPyTorch", "EvasionAttack", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
+    "CarliniLInfMethod", "EoTPyTorch", "EstimatorError", "EvasionAttack", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
     "LossGradientsMixin", "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent",
     "ProjectedGradientDescentPyTorch", "PyTorchClassifier",
     "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",

@@ -44,8 +44,27 @@ def layers() -> dict[str, int]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports; importing `a.b.c` from outside package `a.b` also runs `a.b`'s __init__ (and
+    `a`'s), so those count as imported too: a cycle through a package's __init__ is a cycle."""
     known = modules()
-    return {name: imports(name, path, known) for name, path in known.items()}
+    edges = {name: imports(name, path, known) for name, path in known.items()}
+    for name, targets in edges.items():
+        for target in list(targets):
+            parent = target.rpartition(".")[0]
+            while parent and parent != "skinart" and not (name + ".").startswith(parent + "."):
+                if parent in known:
+                    targets.add(parent)
+                parent = parent.rpartition(".")[0]
+    return edges
+
+
+def summary() -> dict[str, int]:
+    """The summary table of ARCHITECTURE.md: each top-level module or package of skinart and its layer."""
+    found = {}
+    for layer, cell in re.findall(r"^\| (\d) [a-z ]+\| (.*?) \|", (ROOT / "ARCHITECTURE.md").read_text(), re.MULTILINE):
+        for name in re.findall(r"`(\w+)/?`", cell):
+            found[f"skinart.{name}"] = int(layer)
+    return found
 
 
 def test_no_import_cycles():
@@ -72,6 +91,35 @@ def test_every_module_has_a_layer_and_imports_only_downward():
     assert set(table) - set(edges) == set(), "ARCHITECTURE.md names modules that do not exist"
     upward = [f"{a} ({table[a]}) imports {b} ({table[b]})" for a, targets in edges.items() for b in targets if table[b] > table[a]]
     assert upward == []
+
+
+def test_the_summary_table_lists_every_top_level_module_at_its_layer():
+    table, top = layers(), {name for name in modules() if name.count(".") == 1}
+    listed = summary()
+    assert sorted(top - set(listed)) == [], "add these to ARCHITECTURE.md's summary table (layer, folder or module)"
+    assert sorted(set(listed) - top) == [], "ARCHITECTURE.md's summary table names modules that do not exist"
+    assert {name: layer for name, layer in listed.items() if table.get(name) != layer} == {}, "summary and module table disagree"
+
+
+def test_a_cycle_through_a_package_init_is_caught(tmp_path):
+    """`pkg/__init__` importing `low`, which imports `pkg.leaf`: loading `low` first runs `pkg/__init__` half-way."""
+    files = {"skinart.pkg": "__init__", "skinart.pkg.leaf": "leaf", "skinart.low": "low"}
+    paths = {}
+    for name, stem in files.items():
+        path = tmp_path / (name.replace(".", "/") + ("/__init__.py" if stem == "__init__" else ".py"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        paths[name] = path
+    paths["skinart.pkg"].write_text("from skinart.low import f\n")
+    paths["skinart.pkg.leaf"].write_text("x = 1\n")
+    paths["skinart.low"].write_text("from skinart.pkg.leaf import x\n")
+    edges = {name: imports(name, path, paths) for name, path in paths.items()}
+    assert "skinart.pkg" not in edges["skinart.low"]  # the plain import graph has no cycle
+    global modules
+    real, modules = modules, lambda: paths
+    try:
+        assert "skinart.pkg" in graph()["skinart.low"]  # with the __init__ edge it does
+    finally:
+        modules = real
 
 
 def test_no_package_spans_two_layers():

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from helpers import invoke
 
-from skinart.attacks import METHODS, build
-from skinart.checkpoints import Checkpoint
+from skinart.attacks.table import METHODS, build
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import CLASSES
 from skinart.errors import SkinartError
 from skinart.options import parse_eps, parse_params
-from skinart.poisons import poison_split
+from skinart.attacks.poisons import poison_split
 from skinart.toolbox import ProjectedGradientDescent
+from skinart.defences.deployed import deployed
 
 
 def attack(trained, derma_subset, out, *args):
@@ -76,9 +77,9 @@ def test_minimal_perturbation_attacks_report_their_measured_norms(trained, derma
 
 
 def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
-    """skinart's PGD (frozen weights, the clamp projection, no success log; skinart.crafting) gives ART's exact
+    """skinart's PGD (frozen weights, the clamp projection, no success log; skinart.attacks.fast.gradient) gives ART's exact
     adversarials on the trained skin_cnn, from the same random start (tests/test_crafting.py: every method, small model)."""
-    classifier = Checkpoint.load(trained).classifier("cpu")
+    classifier = deployed(Checkpoint.load(trained), "cpu")
     x = np.load(derma_subset)["test_images"][:32].transpose(0, 3, 1, 2).astype(np.float32) / 255
     y = np.eye(7, dtype=np.float32)[np.load(derma_subset)["test_labels"][:32].ravel()]
     params = {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 5, "num_random_init": 1}
@@ -91,7 +92,7 @@ def test_bypassing_art_slow_paths_changes_no_result(trained, derma_subset):
 
 
 def test_the_iterative_step_follows_eps_unless_given(trained):
-    classifier = Checkpoint.load(trained).classifier("cpu")
+    classifier = deployed(Checkpoint.load(trained), "cpu")
     assert build("pgd", classifier, {"eps": 4 / 255}, {}).eps_step == pytest.approx(1 / 255)
     assert build("mim", classifier, {"eps": 0.2}, {}).eps_step == pytest.approx(0.05)
     assert build("pgd", classifier, {"eps": 4 / 255, "eps_step": 3 / 255}, {}).eps_step == pytest.approx(3 / 255)

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from skinart.apgd import FastAutoProjectedGradientDescent, dlr, dlr_targeted
-from skinart.attacks import art_parameters, build
-from skinart.crafting import torch_threads
+from skinart.attacks.fast.apgd import FastAutoProjectedGradientDescent, dlr, dlr_targeted
+from skinart.attacks.table import art_parameters, build
+from skinart.attacks.loops import torch_threads
 from skinart.errors import SkinartError
-from skinart.models import wrap
-from skinart.square import FastSquareAttack
+from skinart.models.networks import wrap
+from skinart.attacks.fast.square import FastSquareAttack
 from skinart.toolbox import AutoAttack, AutoProjectedGradientDescent, EvasionAttack, SquareAttack
 
 SIZE = 16

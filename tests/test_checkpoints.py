@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.rundir import META_FILE, WEIGHTS_FILE
 
 from helpers import invoke

@@ -55,12 +55,12 @@ def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset, tmp_p
 
 
 def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
-    import skinart.training
+    import skinart.training.loop
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(skinart.training, "plot_training_curves", broken)
+    monkeypatch.setattr(skinart.training.loop, "plot_training_curves", broken)
     out = tmp_path / "run"
     result = invoke("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", out)
     assert result.exit_code != 0
@@ -119,12 +119,12 @@ def test_data_info(derma_subset):
 
 
 def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(derma_subset, tmp_path, monkeypatch):
-    import skinart.training
+    import skinart.training.loop
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(skinart.training, "plot_training_curves", interrupted)
+    monkeypatch.setattr(skinart.training.loop, "plot_training_curves", interrupted)
     command = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run")
     result = invoke(*command)
     assert result.exit_code == 130

@@ -1,4 +1,4 @@
-"""skinart's subclasses of ART's attacks (skinart.crafting) on a small torch model built here: the same adversarials as
+"""skinart's subclasses of ART's attacks (skinart.attacks.fast) on a small torch model built here: the same adversarials as
 ART's own classes, the weights frozen only inside `generate`, FGSM's random restarts kept (issue 24 item 1), and an
 ART that no longer has what a subclass overrides failing at import. Runs without the real data, in seconds."""
 
@@ -13,20 +13,20 @@ import pytest
 import torch
 from torch import nn
 
-from skinart import crafting
-from skinart.attacks import METHODS, build
-from skinart.crafting import (
+from skinart.attacks.table import METHODS, build
+from skinart.attacks.fast.gradient import (
     FastProjectedGradientDescentPyTorch, FrozenFastGradientMethod, FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent,
-    FrozenWeights, PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation, check_overrides, craft_evasion,
-    fit_universal,
 )
-from skinart.models import wrap
-from skinart.preprocessing import EoTFlips
+from skinart.attacks.fast.overrides import COPIED_FROM_ART, FrozenWeights, check_overrides
+from skinart.attacks.fast.uap import PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation
+from skinart.attacks.loops import craft_evasion, fit_universal
+from skinart.models.networks import wrap
+from skinart.defences.preprocessors import EoTFlips
 from skinart.toolbox import (
     AdversarialTrainerMadryPGD, EvasionAttack, FastGradientMethod, MomentumIterativeMethod, ProjectedGradientDescent,
     ProjectedGradientDescentPyTorch, TargetedUniversalPerturbation, UniversalPerturbation,
 )
-from skinart.universal import SGDUniversalPerturbation
+from skinart.attacks.universal import SGDUniversalPerturbation
 
 N_CLASSES, SIZE = 5, 16
 
@@ -256,7 +256,7 @@ def test_an_art_without_what_a_subclass_overrides_fails_at_import():
     with pytest.raises(ImportError, match="copies ProjectedGradientDescentPyTorch.generate from ART 1.20.1"):
         check_overrides(FastProjectedGradientDescentPyTorch, ProjectedGradientDescentPyTorch, "generate", copied=True, version="1.21.0")
     check_overrides(FastProjectedGradientDescentPyTorch, ProjectedGradientDescentPyTorch, "generate", "_projection", copied=True)
-    assert crafting.COPIED_FROM_ART == "1.20.1"
+    assert COPIED_FROM_ART == "1.20.1"
 
 
 def test_no_unittest_mock_in_skinart():

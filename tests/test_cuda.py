@@ -11,10 +11,13 @@ import torch
 
 from helpers import invoke
 
-from skinart.batches import TrainBatches
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import one_hot
+from skinart.training.batches import TrainBatches
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import one_hot
 from skinart.data import Split, to_model_input
+from skinart.models.provenance import checkpoint_dataset
+from skinart.models.build import network
+from skinart.defences.deployed import deployed
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
                                                    reason="needs a CUDA GPU (torch sees none); run benchmarks/gpu_check.sh on one")]
@@ -24,9 +27,9 @@ EPS = 4 / 255
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_attack_gradients_are_finite_and_nonzero_at_low_precision(trained, derma_subset, precision):
     checkpoint = Checkpoint.load(trained)
-    test = checkpoint.dataset(data_root=str(derma_subset)).splits["test"]
+    test = checkpoint_dataset(checkpoint, data_root=str(derma_subset)).splits["test"]
     x, y = to_model_input(test.images[:64]), one_hot(test.labels[:64], len(checkpoint.classes))
-    gradients = checkpoint.classifier("cuda", precision=precision).loss_gradient(x, y)
+    gradients = deployed(checkpoint, "cuda", precision=precision).loss_gradient(x, y)
     assert np.isfinite(gradients).all() and (np.abs(gradients).sum(axis=(1, 2, 3)) > 0).all()
 
 
@@ -47,7 +50,7 @@ def test_deterministic_reruns_give_the_same_weights_and_adversarials(derma_subse
              "--precision", "bf16", "--deterministic", "--device", "cuda", "--out", tmp_path / name)
         _run("attack", "--method", "pgd", "--checkpoint", tmp_path / name, "--data-root", derma_subset, "--max-samples", 64,
              "--deterministic", "--device", "cuda", "--out", tmp_path / f"{name}-pgd")
-    a, b = (Checkpoint.load(tmp_path / name).network().state_dict() for name in ("a", "b"))
+    a, b = (network(Checkpoint.load(tmp_path / name)).state_dict() for name in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     adversarial = [np.load(tmp_path / f"{name}-pgd" / "adversarial.npz") for name in ("a", "b")]
     assert all(np.array_equal(adversarial[0][k], adversarial[1][k]) for k in adversarial[0].files)

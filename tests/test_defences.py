@@ -9,10 +9,11 @@ import pytest
 import torch
 from helpers import invoke
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import from_model_input
 from skinart.errors import SkinartError
-from skinart.preprocessing import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
+from skinart.defences.preprocessors import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
+from skinart.defences.deployed import deployed
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,8 @@ def test_eot_flips_expands_each_image_into_flipped_copies(real_images):
 def test_eot_predicts_one_row_per_image_and_still_differentiates(trained, real_images):
     """Attacks that predict as well as differentiate (APGD, Square, AutoAttack) need one prediction per image."""
     x = real_images[:5].transpose(0, 3, 1, 2).astype(np.float32) / 255
-    plain = Checkpoint.load(trained).classifier("cpu")
-    eot = Checkpoint.load(trained).classifier("cpu", preprocessing_defences=[EoTFlips(nb_samples=4)])
+    plain = deployed(Checkpoint.load(trained), "cpu")
+    eot = deployed(Checkpoint.load(trained), "cpu", preprocessing_defences=[EoTFlips(nb_samples=4)])
     np.testing.assert_allclose(eot.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
     assert eot.loss_gradient(x, np.eye(7, dtype=np.float32)[[0] * 5]).shape == x.shape
 
@@ -133,13 +134,13 @@ def test_bad_defence_input_is_one_line_and_writes_nothing(trained, derma_subset,
 
 
 def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subset):
-    from skinart.attacks import build
+    from skinart.attacks.table import build
     from skinart.data import load_dataset
-    from skinart.checkpoints import Checkpoint
+    from skinart.models.checkpoint import Checkpoint
     from skinart.runs.retrain import with_adversarial_copies
 
     train = load_dataset("dermamnist", derma_subset).splits["train"]
-    classifier = Checkpoint.load(trained).classifier("cpu")
+    classifier = deployed(Checkpoint.load(trained), "cpu")
     augmented = with_adversarial_copies(train, [build("fgsm", classifier, {"eps": 2 / 255}, {})], classifier, 0.25, seed=0)
     n, extra = len(train), round(0.25 * len(train))
     assert len(augmented) == n + extra and np.array_equal(augmented.images[:n], train.images)

@@ -18,10 +18,12 @@ import yaml
 from safetensors.torch import save_file
 from torch import nn
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import CLASSES
-from skinart.models import predict
+from skinart.models.networks import predict
 from skinart.rundir import EXPORTED_FILE, METRICS_FILE, SCRIPTED_FILE, WEIGHTS_FILE
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 from helpers import invoke
 
@@ -122,12 +124,12 @@ def _numbers(metrics: dict) -> dict:
 def test_clean_predictions_are_the_teams_own_in_every_format(foreign, imported):
     net = foreign[0]
     first = Checkpoint.load(imported["state-dict"])
-    test = first.dataset(split="test").splits["test"]
+    test = checkpoint_dataset(first, split="test").splits["test"]
     with torch.no_grad():
         theirs = torch.softmax(net(_normalise(_as_input(test.images))), 1).numpy()[:, [ORDER.index(c) for c in CLASSES]]
     for fmt, out in imported.items():
         checkpoint = Checkpoint.load(out)
-        ours = predict(checkpoint.classifier("cpu"), test.images)
+        ours = predict(deployed(checkpoint, "cpu"), test.images)
         assert np.array_equal(ours.argmax(1), theirs.argmax(1)), fmt
         np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=fmt)
         meta = json.loads((out / "skinart.json").read_text())
@@ -187,7 +189,7 @@ def test_pgd_on_the_imported_model_agrees_with_a_plain_pytorch_reference(foreign
                     "--max-iter", 10, "--out", tmp_path / "pgd", "--device", "cpu")
     assert result.exit_code == 0, result.output
     ours = json.loads((tmp_path / "pgd" / METRICS_FILE).read_text())
-    test = Checkpoint.load(imported["state-dict"]).dataset(split="test").splits["test"]
+    test = checkpoint_dataset(Checkpoint.load(imported["state-dict"]), split="test").splits["test"]
     x, y = _as_input(test.images), torch.tensor([ORDER.index(CLASSES[label]) for label in test.labels])
     adv = _plain_pgd(net, x, y, 2 / 255, 0.5 / 255, 10)
     with torch.no_grad():
@@ -217,12 +219,12 @@ def test_binary_models_are_attacked_by_fgsm_pgd_and_autoattack(classes, derma_su
     assert result.exit_code == 0, result.output
     checkpoint = Checkpoint.load(tmp_path / "binary")
     assert checkpoint.classes == ("benign", "malignant") and checkpoint.meta.malignant == ("malignant",)
-    test = checkpoint.dataset(split="test").splits["test"]
+    test = checkpoint_dataset(checkpoint, split="test").splits["test"]
     assert np.array_equal(test.labels, np.isin(np.load(derma_subset)["test_labels"].ravel(), [0, 1, 4]).astype(int))
     with torch.no_grad():
         z = net(_normalise(_as_input(test.images)))
     theirs = torch.sigmoid(z[:, 0]) if len(classes) == 1 else torch.softmax(z, 1)[:, 0]
-    np.testing.assert_allclose(predict(checkpoint.classifier("cpu"), test.images)[:, 1], theirs.numpy(), atol=1e-5)
+    np.testing.assert_allclose(predict(deployed(checkpoint, "cpu"), test.images)[:, 1], theirs.numpy(), atol=1e-5)
     for method, extra in (("fgsm", ()), ("pgd", ("--max-iter", 5)), ("autoattack", ("--param", "max_iter=5", "--param", "square_max_iter=20", "--max-samples", 20))):
         result = invoke("attack", "--checkpoint", tmp_path / "binary", "--method", method, "--eps", "8/255", *extra,
                         "--malignant", ",".join(MALIGNANT), "--out", tmp_path / method, "--device", "cpu")

@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skinart.checkpoints import Checkpoint, save_checkpoint
+from skinart.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
 from skinart.errors import SkinartError
-from skinart.models import check_input_size, create_model, data_config, wrap
+from skinart.models.networks import check_input_size, create_model, data_config, wrap
+from skinart.models.build import network
+from skinart.defences.deployed import deployed
 
 
 def test_skin_cnn_is_registered_in_timm():
@@ -59,16 +61,15 @@ def test_wrapped_classifier_normalises_inside_and_casts_to_float32():
 def _checkpoint(tmp_path, name="skin_cnn"):
     net = create_model(name).eval()
     mean, std = data_config(net)
-    save_checkpoint(tmp_path, net, {"model": name, "classes": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
-                                    "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["mel"],
-                                    "data": {"name": "dermamnist"}})
+    save_checkpoint(tmp_path, net, CheckpointMeta(model=name, classes=("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"),
+                                                  img_size=28, mean=mean, std=std, malignant=("mel",), data={"name": "dermamnist"}))
     return net
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     net = _checkpoint(tmp_path)
     checkpoint = Checkpoint.load(tmp_path)
-    classifier = checkpoint.classifier("cpu")
+    classifier = deployed(checkpoint, "cpu")
     x = np.random.default_rng(1).random((3, 3, 28, 28)).astype(np.float32)
     mean, std = data_config(net)
     assert np.allclose(classifier.predict(x), wrap(net, 28, mean, std, "cpu").predict(x), atol=1e-6)
@@ -93,12 +94,12 @@ def test_channels_last_weights_save_the_same_checkpoint_as_nchw(tmp_path):
     mean, std = data_config(net)
     classifier = wrap(net, 28, mean, std, "cpu")
     assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-    meta = {"model": "skin_cnn", "classes": list("abcdefg"), "img_size": 28, "mean": list(mean), "std": list(std), "malignant": ["a"],
-            "data": {"name": "dermamnist"}}
+    meta = CheckpointMeta(model="skin_cnn", classes=tuple("abcdefg"), img_size=28, mean=mean, std=std, malignant=("a",),
+                          data={"name": "dermamnist"})
     saved = save_checkpoint(tmp_path / "nhwc", net, meta)
     assert saved.meta.weights_sha256 == save_checkpoint(tmp_path / "nchw", nchw, meta).meta.weights_sha256
     x = np.random.default_rng(2).random((3, 3, 28, 28)).astype(np.float32)
-    assert np.allclose(Checkpoint.load(tmp_path / "nhwc").classifier("cpu").predict(x), classifier.predict(x), atol=1e-5)
+    assert np.allclose(deployed(Checkpoint.load(tmp_path / "nhwc"), "cpu").predict(x), classifier.predict(x), atol=1e-5)
 
 
 def test_checkpoint_errors(tmp_path):
@@ -115,7 +116,7 @@ def test_checkpoint_errors(tmp_path):
     meta = (other / "skinart.json").read_text().replace('"skin_cnn"', '"resnet10t"')
     (other / "skinart.json").write_text(meta)
     with pytest.raises(SkinartError, match="does not fit model resnet10t"):
-        Checkpoint.load(other).network()
+        network(Checkpoint.load(other))
 
 
 def test_weights_file_loads_and_keeps_fresh_head_for_other_class_count(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from helpers import invoke
 
 from skinart.rundir import PER_IMAGE_FILE
-from skinart.scoring import PER_IMAGE_COLUMNS, per_image_rows
+from skinart.runs.scoring import PER_IMAGE_COLUMNS, per_image_rows
 
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 

@@ -9,27 +9,29 @@ import torch
 
 from helpers import invoke
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
-from skinart.models import predict
-from skinart.sanity import gradient_checks
+from skinart.models.networks import predict
+from skinart.attacks.sanity import gradient_checks
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 EPS = 4 / 255
 
 
 @pytest.fixture(scope="module")
 def test_split(trained, derma_subset):
-    test = Checkpoint.load(trained).dataset(data_root=str(derma_subset)).splits["test"]
+    test = checkpoint_dataset(Checkpoint.load(trained), data_root=str(derma_subset)).splits["test"]
     return to_model_input(test.images), test.labels
 
 
 def checks(trained, test_split, precision: str) -> dict:
-    return gradient_checks(Checkpoint.load(trained).classifier("cpu", precision=precision), *test_split, EPS, steps=2)
+    return gradient_checks(deployed(Checkpoint.load(trained), "cpu", precision=precision), *test_split, EPS, steps=2)
 
 
 def test_bf16_predicts_as_fp32_and_pgd_accuracy_stays_within_two_points(trained, test_split):
-    fp32, bf16 = (predict(Checkpoint.load(trained).classifier("cpu", precision=p), test_split[0]) for p in ("fp32", "bf16"))
+    fp32, bf16 = (predict(deployed(Checkpoint.load(trained), "cpu", precision=p), test_split[0]) for p in ("fp32", "bf16"))
     assert not np.array_equal(fp32, bf16)  # bf16 really ran: its probabilities differ in the last digits
     assert np.mean(fp32.argmax(1) == bf16.argmax(1)) >= 0.99
     pgd = {p: checks(trained, test_split, p)["values"]["sweep"][str(EPS)] for p in ("fp32", "bf16")}
@@ -44,11 +46,11 @@ def test_the_sanity_checks_pass_under_bf16(trained, test_split):
 
 def test_an_unknown_precision_is_refused_in_one_line(trained):
     with pytest.raises(SkinartError, match=r"unknown --precision 'fp8'; choose one of fp32, bf16, fp16"):
-        Checkpoint.load(trained).classifier("cpu", precision="fp8")
+        deployed(Checkpoint.load(trained), "cpu", precision="fp8")
 
 
 def test_logits_come_back_as_fp32(trained, test_split):
-    model = Checkpoint.load(trained).classifier("cpu", precision="bf16").model
+    model = deployed(Checkpoint.load(trained), "cpu", precision="bf16").model
     assert model(torch.from_numpy(test_split[0][:4])).dtype == torch.float32
 
 

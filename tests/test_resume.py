@@ -10,23 +10,24 @@ import torch
 
 from helpers import invoke
 
-import skinart.batches
-from skinart.checkpoints import Checkpoint
+import skinart.training.batches
+from skinart.models.checkpoint import Checkpoint
 from skinart.rundir import RESUME_FILE, RunOptions
 from skinart.runs.train import train_run
-from skinart.training import TrainConfig
+from skinart.training.loop import TrainConfig
+from skinart.models.build import network
 
 CFG = dict(model="skin_cnn", epochs=3, batch_size=64, lr=3e-3, augment="full", balance="oversample", seed=1)
 
 
 def _numbers(out) -> tuple[list[dict], dict]:
     history = [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((out / "history.json").read_text())]
-    return history, Checkpoint.load(out).network().state_dict()
+    return history, network(Checkpoint.load(out)).state_dict()
 
 
 def _machine_lost_at_epoch(monkeypatch, epoch: int) -> list:
     """Every epoch started from now on, counted; the `epoch`-th fails (the machine goes away as it starts)."""
-    started, whole_epoch = [], skinart.batches.TrainBatches.epoch
+    started, whole_epoch = [], skinart.training.batches.TrainBatches.epoch
 
     def counted(self):
         started.append(1)
@@ -34,7 +35,7 @@ def _machine_lost_at_epoch(monkeypatch, epoch: int) -> list:
             raise RuntimeError("injected failure")
         return whole_epoch(self)
 
-    monkeypatch.setattr(skinart.batches.TrainBatches, "epoch", counted)
+    monkeypatch.setattr(skinart.training.batches.TrainBatches, "epoch", counted)
     return started
 
 

@@ -10,14 +10,16 @@ import torch
 from helpers import invoke
 from torch import nn
 
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import sample_indices
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import sample_indices
 from skinart.data import to_model_input
 from skinart.metrics import worst_case_metrics
-from skinart.models import wrap
+from skinart.models.networks import wrap
 from skinart.report.rows import ROWS_BY_KIND, ReportOptions
 from skinart.presentation.tables import _sanity_lines
-from skinart.sanity import gradient_checks, sanity_label, table_checks
+from skinart.attacks.sanity import gradient_checks, sanity_label, table_checks
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 EPS = 16 / 255
 
@@ -31,7 +33,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def sample(trained, derma_subset):
     """40 seeded test images of the trained fixture's own split, as model input, with their labels."""
-    test = Checkpoint.load(trained).dataset(data_root=str(derma_subset)).splits["test"]
+    test = checkpoint_dataset(Checkpoint.load(trained), data_root=str(derma_subset)).splits["test"]
     keep = sample_indices(len(test), 40, 0)
     return to_model_input(test.images[keep]), test.labels[keep]
 
@@ -61,7 +63,7 @@ class Masked(nn.Module):
 
 
 def classifier(trained, how: str | None = None):
-    plain = Checkpoint.load(trained).classifier("cpu")
+    plain = deployed(Checkpoint.load(trained), "cpu")
     if how is None:
         return plain
     return wrap(Masked(plain.model, how), 28, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "cpu")  # plain.model normalises already
@@ -132,7 +134,7 @@ def test_autoattack_l2_stays_in_its_ball(trained, derma_subset, tmp_path):
     run("attack", "--method", "autoattack", "--checkpoint", trained, "--data-root", derma_subset, "--out", out,
         "--max-samples", 10, "--eps", 0.5, "--param", "max_iter=3", "--param", "norm=2", "--param", "square_max_iter=10")
     adv = np.load(out / "adversarial.npz")["adversarial"]
-    test = Checkpoint.load(trained).dataset(data_root=str(derma_subset)).splits["test"]
+    test = checkpoint_dataset(Checkpoint.load(trained), data_root=str(derma_subset)).splits["test"]
     x = to_model_input(test.images[sample_indices(len(test), 10, 0)])
     assert np.linalg.norm((adv - x).reshape(10, -1), axis=1).max() <= 0.5 + 1e-4
     assert json.loads((out / "metrics.json").read_text())["art_params"]["norm"] == 2
@@ -170,7 +172,7 @@ def test_reference_plain_pytorch_pgd_matches_skinarts_art_path(trained, derma_su
     run("attack", "--method", "pgd", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--max-samples", 100,
         "--eps", "8/255", "--eps-step", "2/255", "--max-iter", 10, "--random-init", 0)
     ours = json.loads((out / "metrics.json").read_text())["adversarial"]["accuracy"]
-    test = Checkpoint.load(trained).dataset(data_root=str(derma_subset)).splits["test"]
+    test = checkpoint_dataset(Checkpoint.load(trained), data_root=str(derma_subset)).splits["test"]
     keep = sample_indices(len(test), 100, 0)
     model = classifier(trained).model.eval()
     x = torch.from_numpy(test.images[keep]).permute(0, 3, 1, 2).float() / 255

@@ -8,11 +8,11 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from skinart.batches import AUGMENTATIONS, TrainBatches
+from skinart.training.batches import AUGMENTATIONS, TrainBatches
 from skinart.data import Split
-from skinart.models import create_model, data_config, wrap
+from skinart.models.networks import create_model, data_config, wrap
 from skinart.runs.retrain import madry_trainer
-from skinart.training import _LoggedLoss
+from skinart.training.loop import _LoggedLoss
 
 
 def test_madry_train_loss_counts_training_steps_not_the_attack_s_loss_evaluations():

@@ -9,10 +9,11 @@ import pytest
 import torch
 from helpers import class_labels, invoke, lesion_images
 
-from skinart.attacks import build
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import fit_universal
+from skinart.attacks.table import build
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import fit_universal
 from skinart.data import to_model_input
+from skinart.defences.deployed import deployed
 
 
 def attack(trained, derma_subset, out, *args):
@@ -43,7 +44,7 @@ def test_uap_sgd_fools_as_much_as_art_uap_within_noise_of_the_model(both, traine
     # So: uap-sgd within 0.05 of ART, never far below.
     rng = np.random.default_rng(2)
     x = to_model_input(lesion_images(class_labels(2000, rng), 28, 28, rng))
-    classifier = Checkpoint.load(trained).classifier("cpu")
+    classifier = deployed(Checkpoint.load(trained), "cpu")
     clean = classifier.predict(x).argmax(1)
     fooling = {method: np.mean(classifier.predict(np.clip(x + np.load(out / "noise.npz")["noise"], 0, 1)).argmax(1) != clean)
                for method, (_, out) in both.items()}
@@ -76,7 +77,7 @@ def test_the_fit_stops_once_its_fooling_goal_is_reached(trained, derma_subset, t
 
 
 def test_art_uap_runs_on_one_thread_and_restores_the_count(trained, derma_subset):
-    classifier = Checkpoint.load(trained).classifier("cpu")
+    classifier = deployed(Checkpoint.load(trained), "cpu")
     x = np.load(derma_subset)["train_images"][:40].transpose(0, 3, 1, 2).astype(np.float32) / 255
     seen, gradient = [], classifier.loss_gradient
 

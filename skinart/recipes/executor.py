@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from skinart.commands import step_group
+from skinart.commands.steps import step_group
 from skinart.errors import EXIT_INTERRUPTED, SkinartError
 from skinart.recipes.plan import Task, load_recipe, plan
 from skinart.rundir import CONFIG_FILE, PLAN_FILE, read_plan, write_json

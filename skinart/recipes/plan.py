@@ -14,13 +14,13 @@ from pathlib import Path
 
 import typer
 
-from skinart.attacks import check_method
-from skinart.commands import STEP_COMMANDS, step_group
-from skinart.defences import check_defence
+from skinart.attacks.table import check_method
+from skinart.commands.steps import STEP_COMMANDS, step_group
+from skinart.defences.table import check_defence
 from skinart.errors import SkinartError
 from skinart.recipes.file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
 from skinart.report.rows import ROW_METRICS
-from skinart.step_checks import check_step
+from skinart.commands.checks import check_step
 
 # Options naming another run directory: a step name there means that step's output.
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
@@ -95,7 +95,7 @@ def _parse(path: str, command, task: Task, grid: dict):
 
 
 def _check_task(path: str, command, task: Task, step: dict) -> None:
-    """Build the task's whole configuration as its command will (step_checks), naming the key an error comes from."""
+    """Build the task's whole configuration as its command will (commands.checks), naming the key an error comes from."""
     ctx = _parse(path, command, task, step.get("grid", {}))  # its errors name their key path already
     try:
         _check_parsed(task, ctx)

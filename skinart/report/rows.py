@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attacks import METHODS
+from skinart.attacks.table import METHODS
 from skinart.data import DEFAULT_MALIGNANT
 from skinart.errors import SkinartError
 from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.presentation.tables import threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PER_IMAGE_FILE, PREDICTIONS_FILE
-from skinart.sanity import sanity_label
+from skinart.attacks.sanity import sanity_label
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
                "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",

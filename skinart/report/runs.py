@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.errors import SkinartError
 from skinart.report.rows import ROWS_BY_KIND, SCORES_NOTHING, ReportOptions, run_rows
 from skinart.rundir import CONFIG_FILE, META_FILE, PLAN_FILE, check_out

@@ -10,17 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attack_config import AttackConfig
-from skinart.attacks import art_parameters, build
-from skinart.checkpoints import Checkpoint
+from skinart.attacks.config import AttackConfig
+from skinart.attacks.table import art_parameters, build
+from skinart.models.checkpoint import Checkpoint
 from skinart.compute import resolve_device
-from skinart.crafting import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
+from skinart.attacks.loops import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
 from skinart.data import LesionDataset, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
-from skinart.preprocessing import adaptive_chain
+from skinart.defences.preprocessors import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything
-from skinart.scoring import AttackOutcome, write_attack
+from skinart.runs.scoring import AttackOutcome, write_attack
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 THREATS = ("white-box", "transfer", "adaptive")
 
@@ -42,11 +44,11 @@ def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | Non
     is PyTorch and the method's row allows it). Each computes at the run's precision."""
     device, precision = options.device, options.precision
     if threat == "transfer":
-        return source.classifier(device, defended=False, precision=precision)
+        return deployed(source, device, defended=False, precision=precision)
     if threat == "white-box" or not checkpoint.meta.preprocessing:
-        return checkpoint.classifier(device, defended=False, precision=precision)
+        return deployed(checkpoint, device, defended=False, precision=precision)
     chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
-    return checkpoint.classifier(device, preprocessing_defences=chain, precision=precision)
+    return deployed(checkpoint, device, preprocessing_defences=chain, precision=precision)
 
 
 def crafting_identity(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, eot: bool) -> str:
@@ -78,7 +80,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     if run.done:
         return None
     crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot)
-    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
@@ -97,7 +99,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
                                                labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),
-                            checkpoint.classifier(options.device, precision=options.precision), checkpoint, malignant)
+                            deployed(checkpoint, options.device, precision=options.precision), checkpoint, malignant)
 
 
 def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.ndarray, labels: np.ndarray,

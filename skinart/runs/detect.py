@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import one_hot
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import one_hot
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
-from skinart.models import PreLogits, wrap
+from skinart.models.networks import PreLogits, wrap
 from skinart.options import choose
-from skinart.poisons import poison_split
+from skinart.attacks.poisons import poison_split
 from skinart.rundir import CONFIG_FILE, FLAGGED_FILE, METRICS_FILE, POISON_FILE, RunDir, RunOptions, write_json
 from skinart.toolbox import ActivationDefence, SpectralSignatureDefense
+from skinart.models.provenance import checkpoint_dataset
+from skinart.models.build import network
 
 
 def _pca_dims(y: np.ndarray) -> int:
@@ -45,12 +47,12 @@ def detect_run(poisoned: Checkpoint, out: Path, options: RunOptions, *, detector
                  poisoned_run=poisoned.ref())
     if run.done:
         return None
-    dataset = poisoned.dataset(data=options.data, data_root=options.data_root)
+    dataset = checkpoint_dataset(poisoned, data=options.data, data_root=options.data_root)
     poison = np.load(poison_file)
     n_classes = len(poisoned.classes)
     train_split = poison_split(dataset.splits["train"], attack["method"], poison["indices"], int(poison["target"]), n_classes)
     meta = poisoned.meta
-    features = wrap(PreLogits(poisoned.network().eval()), meta.img_size, meta.mean, meta.std, options.device)
+    features = wrap(PreLogits(network(poisoned).eval()), meta.img_size, meta.mean, meta.std, options.device)
     x, y = to_model_input(train_split.images), one_hot(train_split.labels, n_classes)
     _, is_clean = DETECTORS[detector](features, x, y)
     flagged, is_poisoned = np.asarray(is_clean) == 0, np.isin(np.arange(len(train_split)), poison["indices"])

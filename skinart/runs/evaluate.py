@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.rundir import RunDir, RunOptions
-from skinart.scoring import evaluate
+from skinart.runs.scoring import evaluate
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, split: str = "test",
@@ -20,9 +22,9 @@ def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, spli
                  data=options.data_ref(checkpoint.data_name(), **which), malignant=malignant)
     if run.done:
         return None
-    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root, split=split, external=external)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root, split=split, external=external)
     images = dataset.splits[split]
-    classifier = checkpoint.classifier(options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
         return evaluate(classifier, images, checkpoint, malignant=malignant, out=tmp,

@@ -5,23 +5,23 @@ and the validation split scored at once so a wrong import (class order, normalis
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from skinart.checkpoints import save_checkpoint
+from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
 from skinart.data import DEFAULT_MALIGNANT, CLASSES, RESIZE_METHODS, LesionDataset, load_dataset
 from skinart.errors import SkinartError
-from skinart.foreign import (
+from skinart.models.foreign import (
     TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, detect_format, parse_channels, parse_outputs, read_network,
 )
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
-from skinart.models import data_config, predict, wrap
+from skinart.models.networks import data_config, predict, wrap
 from skinart.options import choose, parse_malignant
 from skinart.rundir import METRICS_FILE, RunDir, RunOptions, resolved, write_json
-from skinart.weights import file_sha256
+from skinart.models.weights import file_sha256
 
 DOMINANT_SHARE = 0.9  # one class taking more of the predictions than this makes the import suspect
 
@@ -133,31 +133,31 @@ def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None
     dataset = dataset.relabelled(classes, labels) if labels else dataset
     net = ForeignNet(inner, outputs, classes)
     malignant = ["malignant"] if labels else parse_malignant(options.malignant or ",".join(DEFAULT_MALIGNANT), classes)
-    return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta={
-        "model": cfg.model or getattr(inner, "pretrained_cfg", {}).get("architecture") or f"{fmt}:{Path(cfg.weights).name}",
-        "classes": list(classes), "img_size": cfg.img_size, "mean": list(mean), "std": list(std), "malignant": malignant,
-        "data": dataset.settings(), "labels": labels,
-        "imported": {"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
-                     "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN}})
+    meta = CheckpointMeta(
+        model=cfg.model or getattr(inner, "pretrained_cfg", {}).get("architecture") or f"{fmt}:{Path(cfg.weights).name}",
+        classes=classes, img_size=cfg.img_size, mean=mean, std=std, malignant=malignant, data=dataset.settings(), labels=labels,
+        imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
+                  "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN})
+    return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta=meta)
 
 
 def _write(cfg: ImportConfig, *, out: Path, run: RunDir, net: ForeignNet, dataset: LesionDataset, options: RunOptions,
-           malignant: list[str], meta: dict) -> dict:
+           malignant: list[str], meta: CheckpointMeta) -> dict:
     """Score the validation split, choose the operating point and write the checkpoint with the validation metrics."""
     val = dataset.splits.get("val")
     if val is None or not len(val):
         raise SkinartError(f"{dataset.name} has no validation split to check the import on; give data with one (--data)")
-    classifier = wrap(net.eval(), cfg.img_size, tuple(meta["mean"]), tuple(meta["std"]), options.device)
+    classifier = wrap(net.eval(), cfg.img_size, meta.mean, meta.std, options.device)
     probs = predict(classifier, val.images)
     point = _operating_point(cfg, val, probs, dataset.classes, malignant)
     metrics = classification_metrics(val.labels, probs.argmax(1), classes=dataset.classes, malignant=malignant, probs=probs,
                                      threshold=None if point is None else point["threshold"])
     shares = prediction_shares(probs.argmax(1), dataset.classes)
     warning = import_warning(metrics, val.labels, shares)
-    kept = None if meta["imported"]["format"] in TRAINABLE else Path(cfg.weights)
+    kept = None if meta.imported["format"] in TRAINABLE else Path(cfg.weights)
     with run.staged() as tmp:
-        checkpoint = save_checkpoint(tmp, net, {**meta, "operating_point": point}, kept=kept)
-        result = {"kind": "import", **checkpoint.provenance(), "format": meta["imported"]["format"], "split": "val",
+        checkpoint = save_checkpoint(tmp, net, replace(meta, operating_point=point), kept=kept)
+        result = {"kind": "import", **checkpoint.provenance(), "format": meta.imported["format"], "split": "val",
                   "images": len(val), "predicted_shares": shares, "warning": warning, "operating_point": point, **metrics}
         write_json(tmp / METRICS_FILE, result)
     if warning:

@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attack_config import AttackConfig
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import sample_indices
+from skinart.attacks.config import AttackConfig
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.loops import sample_indices
 from skinart.data import Split, to_model_input
 from skinart.metrics import classification_metrics
-from skinart.models import predict
-from skinart.poisons import candidates, perturb, poison_split
+from skinart.models.networks import predict
+from skinart.attacks.poisons import candidates, perturb, poison_split
 from skinart.presentation.figures import plot_confusion, plot_perturbations
 from skinart.errors import SkinartError
 from skinart.rundir import METRICS_FILE, POISON_FILE, RunDir, RunOptions, write_json
-from skinart.training import TrainConfig, train
+from skinart.training.loop import TrainConfig, train
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 MODELS = ("clean_model", "poisoned_model")
 
@@ -38,7 +40,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
                  attack=cfg.__dict__, retrain=train_cfg.__dict__, malignant=malignant, seed=cfg.seed)
     if run.done:
         return None
-    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     train_split, test = dataset.splits["train"], dataset.splits["test"]
     allowed = candidates(cfg.method, train_split.labels, source, target)
     indices = sample_indices(len(train_split), max(1, round(cfg.fraction * allowed.sum())), cfg.seed, allowed)
@@ -49,7 +51,7 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     with run.staged() as tmp:
         retrained = train(poisoned, train_cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder)["checkpoint"]
         checkpoints = dict(zip(MODELS, (checkpoint, retrained)))
-        models = {name: c.classifier(options.device, precision=options.precision) for name, c in checkpoints.items()}
+        models = {name: deployed(c, options.device, precision=options.precision) for name, c in checkpoints.items()}
         # each model at its own operating point: the poisoned one chose its threshold on val after retraining
         thresholds = {name: c.threshold(malignant) for name, c in checkpoints.items()}
         metrics = {"kind": "poison", **_compare(cfg, test, models, thresholds=thresholds, classes=classes, malignant=malignant,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skinart.checkpoints import Checkpoint
-from skinart.defences import DEFENCES
+from skinart.models.checkpoint import Checkpoint
+from skinart.defences.table import DEFENCES
 from skinart.errors import SkinartError
-from skinart.preprocessing import PREPROCESSOR_DEFAULTS, check_quality, preprocessors
+from skinart.defences.preprocessors import PREPROCESSOR_DEFAULTS, check_quality, preprocessors
 from skinart.rundir import RunDir, RunOptions, resolved
-from skinart.scoring import evaluate
+from skinart.runs.scoring import evaluate
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunOptions, *, settings: dict,
@@ -27,14 +29,14 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
                  method=label or method, preprocessing=[entry])
     if run.done:
         return None
-    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     # transfer attacks craft on the undefended model: the retrained model's own source, if it has one
     source = checkpoint.source or resolved(checkpoint.path)
     with run.staged() as tmp:
         # the source's operating point is kept: a defence that moves the scores is judged at the same threshold
         defended = checkpoint.derive(tmp, preprocessing=(entry,),
                                      defence={**(checkpoint.meta.defence or {}), "method": label or method, "source": source})
-        return evaluate(defended.classifier(options.device, precision=options.precision), dataset.splits["test"], defended,
+        return evaluate(deployed(defended, options.device, precision=options.precision), dataset.splits["test"], defended,
                         malignant=list(checkpoint.meta.malignant), out=tmp, title=f"{checkpoint.meta.model} + {label or method} on {dataset.name} test", kind="defend")
 
 

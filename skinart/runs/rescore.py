@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attack_config import AttackConfig
-from skinart.attacks import flag
-from skinart.checkpoints import Checkpoint
+from skinart.attacks.config import AttackConfig
+from skinart.attacks.table import flag
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.rundir import ADVERSARIAL_FILE, CONFIG_FILE, METRICS_FILE, RunDir, RunOptions
-from skinart.scoring import AttackOutcome, write_attack
+from skinart.runs.scoring import AttackOutcome, write_attack
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def _saved_run(run: Path) -> tuple[dict, dict, AttackConfig, dict]:
@@ -49,7 +51,7 @@ def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path,
                  adversarial_run={"path": str(run.resolve()), "config_hash": run_config.get("config_hash")})
     if job.done:
         return None
-    test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
+    test = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root).splits["test"]
     position = {image_id: i for i, image_id in enumerate(test.ids)}
     keep = np.array([position.get(image_id, -1) for image_id in saved["ids"]])
     x = to_model_input(test.images[keep[keep >= 0]])
@@ -60,4 +62,4 @@ def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path,
     outcome = AttackOutcome(cfg=crafted, art_params=art_params, threat="transfer", target=target, x=x, adversarial=saved["adversarial"],
                             labels=saved["labels"], ids=saved["ids"], start=time.perf_counter())
     with job.staged() as tmp:
-        return write_attack(tmp, outcome, checkpoint.classifier(options.device, precision=options.precision), checkpoint, malignant)
+        return write_attack(tmp, outcome, deployed(checkpoint, options.device, precision=options.precision), checkpoint, malignant)

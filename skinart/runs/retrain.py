@@ -10,16 +10,19 @@ from typing import Callable
 
 import numpy as np
 
-from skinart.attacks import METHODS, build
-from skinart.checkpoints import Checkpoint
-from skinart.crafting import FrozenProjectedGradientDescent, craft_evasion, one_hot
+from skinart.attacks.table import METHODS, build
+from skinart.models.checkpoint import Checkpoint
+from skinart.attacks.fast.gradient import FrozenProjectedGradientDescent
+from skinart.attacks.loops import craft_evasion, one_hot
 from skinart.data import Split, from_model_input, to_model_input
-from skinart.defences import DEFENCES, RetrainConfig
+from skinart.defences.table import DEFENCES, RetrainConfig
 from skinart.errors import SkinartError
 from skinart.rundir import RunDir, RunOptions, resolved
-from skinart.scoring import evaluate
+from skinart.runs.scoring import evaluate
 from skinart.toolbox import AdversarialTrainer
-from skinart.training import TrainConfig, retraining_config, train
+from skinart.training.loop import TrainConfig, retraining_config, train
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def _attacks(names: tuple[str, ...], classifier, options: dict) -> list:
@@ -84,7 +87,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
                  method=method, retrain=asdict(cfg), train=asdict(train_cfg), seed=train_cfg.seed)
     if run.done:
         return None
-    dataset = checkpoint.dataset(data=options.data, data_root=options.data_root)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}, **checkpoint.lineage()}
     malignant = list(checkpoint.meta.malignant)
     with run.staged() as tmp:
@@ -96,7 +99,7 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
             retrained = _static_rounds(cfg, checkpoint, dataset, train_cfg, out=tmp, device=options.device, malignant=malignant,
                                        defence=defence, start=start)
         # its own operating point, chosen for the new weights
-        return evaluate(retrained.classifier(options.device, precision=options.precision), dataset.splits["test"], retrained,
+        return evaluate(deployed(retrained, options.device, precision=options.precision), dataset.splits["test"], retrained,
                         malignant=malignant, out=tmp, title=f"{checkpoint.meta.model} + {method} on {dataset.name} test", kind="defend")
 
 
@@ -104,12 +107,12 @@ def _static_rounds(cfg: RetrainConfig, checkpoint: Checkpoint, dataset, train_cf
                    malignant: list[str], defence: dict, start: Checkpoint | None) -> Checkpoint:
     """`cfg.rounds` times: craft adversarial copies on the current model, then train on the split plus the copies;
     each round after the first continues from the one before. Returns the last round's checkpoint."""
-    crafter = checkpoint.classifier(device)
+    crafter = deployed(checkpoint, device)
     for round_ in range(cfg.rounds):
         print(f"round {round_ + 1}/{cfg.rounds}: crafting {cfg.ratio:.0%} adversarial copies with {'+'.join(cfg.attacks)}", file=sys.stderr)
         train_split = with_adversarial_copies(dataset.splits["train"], _attacks(cfg.attacks, crafter, cfg.options), crafter,
                                               cfg.ratio, train_cfg.seed + round_)
         start = train(replace(dataset, splits={**dataset.splits, "train": train_split}), train_cfg, out, device=device,
                       malignant=malignant, extra_meta=defence, start=start)["checkpoint"]
-        crafter = start.classifier(device)
+        crafter = deployed(start, device)
     return start

@@ -8,18 +8,20 @@ import json
 import sys
 from pathlib import Path
 
-from skinart.attack_config import AttackConfig
-from skinart.attacks import METHODS
-from skinart.checkpoints import Checkpoint
+from skinart.attacks.config import AttackConfig
+from skinart.attacks.table import METHODS
+from skinart.models.checkpoint import Checkpoint
 from skinart.compute import environment
-from skinart.crafting import sample_indices
+from skinart.attacks.loops import sample_indices
 from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
 from skinart.runs.attack import THREATS, attack_run, crafting_identity, transfer_source
-from skinart.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
+from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
+from skinart.models.provenance import checkpoint_dataset
+from skinart.defences.deployed import deployed
 
 
 def check_threats(checkpoint: Checkpoint, threats: tuple[str, ...], source_checkpoint: Path | None) -> None:
@@ -76,9 +78,9 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
         checks, first = _SANITY_RUN[key]
         print(f"sanity checks: those run for {first} (the same deployed model, test images, ε and seed)", file=sys.stderr)
         return dict(checks)  # a copy: a caller adds its own checks
-    test = checkpoint.dataset(data=options.data, data_root=options.data_root).splits["test"]
+    test = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root).splits["test"]
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed)
-    classifier = checkpoint.classifier(options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision)
     print(f"sanity checks: PGD on {len(keep)} test images through the deployed model", file=sys.stderr)
     seed_everything(cfg.seed)
     checks = gradient_checks(classifier, to_model_input(test.images[keep]), test.labels[keep], eps, seed=cfg.seed)

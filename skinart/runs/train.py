@@ -6,11 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from skinart.data import CLASSES, DEFAULT_MALIGNANT, load_dataset, parse_ratios
-from skinart.models import check_model
+from skinart.models.networks import check_model
 from skinart.options import parse_malignant
 from skinart.rundir import RunDir, RunOptions
-from skinart.training import TrainConfig, train
-from skinart.weights import start_weights
+from skinart.training.loop import TrainConfig, train
+from skinart.models.weights import start_weights
 
 
 def train_run(cfg: TrainConfig, out: Path, options: RunOptions, *, img_size: int | None = None, resize: str = "crop",

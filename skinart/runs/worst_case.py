@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attack_config import AttackConfig
+from skinart.attacks.config import AttackConfig
 from skinart.runs.attack import THREATS
-from skinart.checkpoints import Checkpoint
+from skinart.models.checkpoint import Checkpoint
 from skinart.errors import SkinartError
 from skinart.metrics import worst_case_choice, worst_case_metrics
 from skinart.presentation.tables import worst_case_markdown
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, write_json
-from skinart.sanity import summary
-from skinart.scoring import write_per_image
+from skinart.attacks.sanity import summary
+from skinart.runs.scoring import write_per_image
 from skinart.runs.threats import table_row, check_threats, sanity_gradients, threats_run
 
 

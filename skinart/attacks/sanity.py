@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from skinart.attacks import build
-from skinart.crafting import craft_evasion, one_hot
+from skinart.attacks.table import build
+from skinart.attacks.loops import craft_evasion, one_hot
 from skinart.metrics import MASKING_GAP, robustness_flags
-from skinart.models import predict
+from skinart.models.networks import predict
 
 SANITY_SAMPLES = 64  # test images the gradient checks attack (seeded): enough to see 0 % vs 30 %, cheap on 2 cores
 SANITY_STEPS = 10  # k: PGD steps of the gradient checks (check 2 runs 5k)

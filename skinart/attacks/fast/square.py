@@ -10,10 +10,10 @@ import math
 import numpy as np
 import torch
 
-from skinart.apgd import TorchModel, where_rows
-from skinart.crafting import FrozenWeights, check_overrides
-from skinart.progress import Announced, bar, terminal
-from skinart.toolbox import ART_NUMPY_DTYPE, SquareAttack, check_and_transform_label_format
+from skinart.attacks.fast.apgd import TorchModel, where_rows
+from skinart.attacks.fast.overrides import FrozenWeights, check_overrides
+from skinart.attacks.progress import Announced, bar, terminal
+from skinart.toolbox import ART_NUMPY_DTYPE, PyTorchClassifier, SquareAttack, check_and_transform_label_format
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,7 @@ class FastSquareAttack(SquareAttack):
     default when stderr is a terminal)."""
 
     attack_params = SquareAttack.attack_params + ["name"]
+    _estimator_requirements = (PyTorchClassifier,)  # its fast path reads the classifier's internals (TorchModel)
     name = "Square"
 
     def __init__(self, estimator, norm="inf", adv_criterion=None, loss=None, max_iter: int = 100, eps: float = 0.3,
@@ -98,7 +99,7 @@ class FastSquareAttack(SquareAttack):
 
 
 class FrozenSquareAttack(FrozenWeights, Announced, FastSquareAttack):
-    """The `square` row: `FastSquareAttack`, weights frozen (skinart.crafting), announced (skinart.progress)."""
+    """The `square` row: `FastSquareAttack`, weights frozen (skinart.attacks.fast.overrides), announced (skinart.attacks.progress)."""
 
     announced_as = "square"
 

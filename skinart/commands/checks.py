@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from skinart.attack_config import AttackConfig
+from skinart.attacks.config import AttackConfig
 from skinart.runs.attack import THREATS
-from skinart.attacks import check_method, flag
+from skinart.attacks.table import check_method, flag
 from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
-from skinart.defences import RetrainConfig, check_defence
+from skinart.defences.table import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
 from skinart.errors import SkinartError
 from skinart.compute import DEVICES
-from skinart.models import PRECISIONS, check_model
-from skinart.options import choose, parse_eps, parse_malignant, parse_params
-from skinart.preprocessing import check_quality, preprocessors
-from skinart.training import TrainConfig
+from skinart.models.networks import PRECISIONS, check_model
+from skinart.options import choose, parse_malignant, parse_params
+from skinart.defences.preprocessors import check_quality, preprocessors
+from skinart.training.loop import TrainConfig
 
 # evaluate's options that configure its attack
 _EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint")
@@ -145,8 +145,7 @@ def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, Retrain
     if given[defence.needs] is None:
         raise SkinartError(f"{p['method']} needs --{defence.needs.replace('_', '-')} ({defence.help})")
     settings = {"quality": p["quality"], "window": p["window"], "bits": p["bits"]}
-    options = {"eps": p["eps"] and parse_eps(p["eps"]), "eps_step": p["eps_step"] and parse_eps(p["eps_step"], "--eps-step"),
-               "max_iter": p["max_iter"]}
+    options = {"eps": p["eps"], "eps_step": p["eps_step"], "max_iter": p["max_iter"]}  # RetrainConfig.check parses them
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in p["attacks"].split(",") if a.strip()), ratio=p["ratio"],
                             mode=p["mode"], rounds=p["rounds"], epochs=p["retrain_epochs"], init=p["init"], options=options)
     _DEFENCE_CHECKS[defence.kind](p, settings, retrain)

@@ -29,11 +29,20 @@ COUNTER = "num_batches_tracked"
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, hashed once per process while the file stays the same (device, inode, size, modification
+    time in ns): one attack run verifies the same weights at load and at every network it builds."""
+    stat = os.stat(path)
+    identity = (os.path.realpath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if identity not in _HASHED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHED[identity] = digest.hexdigest()
+    return _HASHED[identity]
+
+
+_HASHED: dict[tuple, str] = {}
 
 
 def check_weights(spec: str | Path | None) -> None:

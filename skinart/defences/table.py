@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skinart.attacks import METHODS
+from skinart.attacks.table import METHODS
 from skinart.errors import SkinartError
-from skinart.options import choose
-from skinart.preprocessing import PREPROCESSORS
+from skinart.options import choose, parse_eps
+from skinart.defences.preprocessors import PREPROCESSORS
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ class RetrainConfig:
         choose(self.init, INITS, "--init")
         if self.rounds < 1 or (self.epochs is not None and self.epochs < 1):
             raise SkinartError("--rounds and --retrain-epochs must be at least 1")
+        for option in ("eps", "eps_step"):  # parsed here, as AttackConfig parses an attack's: "8/255" or 0.03
+            if self.options.get(option) is not None:
+                self.options[option] = parse_eps(self.options[option], "--" + option.replace("_", "-"))
         for option, value in self.options.items():  # an attack setting no chosen attack takes would be dropped silently
             if method == "retrain" and value is not None and not any(option in METHODS[a].options for a in self.attacks):
                 raise SkinartError(f"--{option.replace('_', '-')} applies to none of --attacks {','.join(self.attacks)}; drop it")

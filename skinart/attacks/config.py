@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skinart.attacks import Method, check_method, check_patch_size, check_uap_attacker, flag
+from skinart.attacks.table import Method, check_method, check_patch_size, check_uap_attacker, flag
 from skinart.errors import SkinartError
 from skinart.options import parse_class, parse_eps
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attack_config import AttackConfig
-from skinart.checkpoints import Checkpoint
+from skinart.attacks.config import AttackConfig
+from skinart.models.checkpoint import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
 from skinart.metrics import (
     attack_metrics, classification_metrics, p_malignant, per_image_norms, perturbation_norms, prediction_shares, roc_points,
 )
-from skinart.models import predict
+from skinart.models.networks import predict
 from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
 from skinart.presentation.tables import attack_markdown, metrics_markdown, threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, PREDICTIONS_FILE, write_json

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from skinart.crafting import one_hot
+from skinart.attacks.loops import one_hot
 from skinart.data import Split, from_model_input, to_model_input
 from skinart.toolbox import PoisoningAttackBackdoor, add_pattern_bd
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from skinart.crafting import frozen_weights
+from skinart.attacks.fast.overrides import frozen_weights
 from skinart.toolbox import BaseEstimator, ClassifierMixin, EvasionAttack, LossGradientsMixin
 
 

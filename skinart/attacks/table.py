@@ -1,6 +1,6 @@
 """Attacks: one table from method name to the ART attack that runs it, its defaults (ε in [0, 1] pixel units),
 the options it takes and what the attacker reads of the model. `build` turns a row into an ART attack: skinart's
-subclass of the ART class (skinart.crafting: weights frozen inside `generate`, ART's slow paths replaced)."""
+subclass of the ART class (skinart.attacks.fast: weights frozen inside `generate`, ART's slow paths replaced)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from skinart.autoattack import StandardAutoAttack
-from skinart.crafting import (
-    FrozenAdversarialPatchPyTorch, FrozenCarliniL2Method, FrozenCarliniLInfMethod, FrozenFastGradientMethod, FrozenHopSkipJump,
-    FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent, PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation,
-)
+from skinart.attacks.fast.autoattack import StandardAutoAttack
+from skinart.attacks.fast.gradient import FrozenAdversarialPatchPyTorch, FrozenCarliniL2Method, FrozenCarliniLInfMethod, FrozenFastGradientMethod, FrozenHopSkipJump, FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent
+from skinart.attacks.fast.uap import PassScoredTargetedUniversalPerturbation, PassScoredUniversalPerturbation
 from skinart.errors import SkinartError
 from skinart.options import choose
-from skinart.preprocessing import eot_samples
-from skinart.square import FrozenSquareAttack
-from skinart.toolbox import AdversarialPatchPyTorch, UniversalPerturbation
-from skinart.universal import SGDUniversalPerturbation
+from skinart.defences.preprocessors import eot_samples
+from skinart.attacks.fast.square import FrozenSquareAttack
+from skinart.toolbox import AdversarialPatchPyTorch, EstimatorError, UniversalPerturbation
+from skinart.attacks.universal import SGDUniversalPerturbation
 
 
 def check_uap_attacker(attacker: str, targeted: bool) -> None:
@@ -71,7 +69,7 @@ def _patch(classifier, patch_size: float = 0.2, **kwargs):
 def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 100, nb_random_init: int = 1,
                 square_max_iter: int = 5000, batch_size: int = 128, verbose: bool | None = None):
     r"""AutoAttack (Croce & Hein, ICML 2020), version "standard" counted as the original counts it: skinart's
-    `StandardAutoAttack` (skinart.autoattack), a subclass of ART's `AutoAttack`, documented there.
+    `StandardAutoAttack` (skinart.attacks.fast.autoattack), a subclass of ART's `AutoAttack`, documented there.
 
     Distance: L∞ (default) or L2 (`--param norm=2`); ε in [0, 1] pixel units.
     Arguments: eps (8/255), norm ("inf"), max_iter (APGD iterations, 100), nb_random_init (APGD starts, 1),
@@ -79,8 +77,8 @@ def _autoattack(classifier, eps: float = 8 / 255, norm="inf", max_iter: int = 10
     What runs, each on the images still classified correctly, any misclassification within ε counted and kept:
     APGD-CE, APGD-T (targeted DLR towards the min(9, classes − 1) classes of highest logit in turn; 3 classes:
     untargeted APGD-DLR instead; 2 classes: none), Square (p_init 0.8). FAB-T is not in ART 1.20.1 and does not run.
-    APGD starts with step 2ε as in the paper; APGD and Square run on skinart's fast paths (skinart.apgd,
-    skinart.square), with ART's answers."""
+    APGD starts with step 2ε as in the paper; APGD and Square run on skinart's fast paths (skinart.attacks.fast.apgd,
+    skinart.attacks.fast.square), with ART's answers."""
     return StandardAutoAttack(classifier, eps=eps, norm=norm, max_iter=max_iter, nb_random_init=nb_random_init,
                               square_max_iter=square_max_iter, batch_size=batch_size, verbose=verbose)
 
@@ -99,7 +97,7 @@ class Method:
     """One attack: `factory(classifier, **ART keyword arguments)` builds it from `defaults` < options < --param."""
 
     kind: str  # evasion | universal | patch | poison
-    factory: Callable | None  # skinart's subclass of the ART class (skinart.crafting), or a function that builds one
+    factory: Callable | None  # skinart's subclass of the ART class (skinart.attacks.fast), or a function that builds one
     defaults: dict = field(default_factory=dict)  # ART keyword arguments, epsilons in [0, 1] pixel units
     options: tuple[str, ...] = ()  # skinart options the method takes (their ART names match)
     bounded: bool = False  # L∞ ≤ eps holds by construction
@@ -172,7 +170,7 @@ METHODS: dict[str, Method] = {
                   defaults={"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 10, "delta": 0.2, "attacker": "fgsm"},
                   options=_ITERATIVE + ("attacker",), bounded=True, takes=_FITTED, art_class=UniversalPerturbation,
                   help="Universal Adversarial Perturbation (Moosavi-Dezfooli et al. 2017), fitted on train images"),
-    # documented in skinart.universal.SGDUniversalPerturbation
+    # documented in skinart.attacks.universal.SGDUniversalPerturbation
     "uap-sgd": Method(kind="universal", factory=SGDUniversalPerturbation,
                       defaults={"eps": 8 / 255, "eps_step": 1 / 255, "max_iter": 20, "delta": 0.1, "batch_size": 32, "patience": 5},
                       options=_ITERATIVE, bounded=True, takes=_FITTED,
@@ -181,12 +179,12 @@ METHODS: dict[str, Method] = {
                     defaults={"patch_size": 0.2, "max_iter": 100, "learning_rate": 0.05, "batch_size": 32},
                     options=("max_iter", "patch_size"), bounded=False, takes=_FITTED, art_class=AdversarialPatchPyTorch,
                     help="universal adversarial patch (Brown et al. 2017), EOT over rotation/scale/place"),
-    # Poisoning by label flipping: relabel a `fraction` of the source class as the target, retrain (skinart.poisons).
+    # Poisoning by label flipping: relabel a `fraction` of the source class as the target, retrain (skinart.attacks.poisons).
     "poison-flip": Method(kind="poison", factory=None, takes=_POISON + ("source_class",),
                           requires=("source_class", "target_class", "fraction"),
                           help="label flip source→target on a share of the training set, then retrain"),
     # Backdoor, 'BadNets' [https://arxiv.org/abs/1708.06733] (Gu et al. 2017): ART's add_pattern_bd trigger on a
-    # `fraction` of the training set, relabelled as the target, then retrain (skinart.poisons).
+    # `fraction` of the training set, relabelled as the target, then retrain (skinart.attacks.poisons).
     "poison-backdoor": Method(kind="poison", factory=None, takes=_POISON, requires=("target_class", "fraction"),
                               help="backdoor trigger (ART add_pattern_bd) labelled as the target on a share "
                               "of the training set, then retrain"),
@@ -225,6 +223,9 @@ def build(name: str, classifier, options: dict, extra: dict, target: int | None 
         kwargs["targeted"] = False  # ART's patch defaults to targeted: untargeted must be said
     try:
         return method.factory(classifier, **kwargs)
+    except EstimatorError as e:  # (a TypeError) skinart's fast paths read a PyTorchClassifier's internals
+        raise SkinartError(f"{name} needs an ART PyTorchClassifier (skinart's fast path reads its internals), not a "
+                           f"{type(classifier).__name__}; wrap the model with skinart.models.networks.wrap") from e
     except TypeError as e:  # an ART keyword this attack does not have
         valid = ", ".join(p for p in getattr(method.art_class or method.factory, "attack_params", []) if p != "estimator")
         raise SkinartError(f"{name}: {e}; valid ART parameters are {valid}") from None

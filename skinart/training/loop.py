@@ -15,16 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from skinart.batches import AUGMENTATIONS, TrainBatches
-from skinart.checkpoints import Checkpoint, save_checkpoint
+from skinart.training.batches import AUGMENTATIONS, TrainBatches
+from skinart.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
 from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.errors import SkinartError
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
-from skinart.models import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
+from skinart.models.networks import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
 from skinart.options import choose
 from skinart.presentation.figures import plot_training_curves
 from skinart.rundir import HISTORY_FILE, RESUME_FILE, random_states, resolved, seed_everything, set_random_states, write_json
-from skinart.weights import start_weights
+from skinart.models.weights import start_weights
+from skinart.models.build import network
 
 OPTIMIZERS = {
     "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
@@ -171,7 +172,7 @@ class _Setup:
 
 def _setup(dataset: LesionDataset, cfg: TrainConfig, device: str, start: Checkpoint | None) -> _Setup:
     train_split = dataset.splits["train"]
-    net = start.network() if start else create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
+    net = network(start) if start else create_model(cfg.model, len(dataset.classes), cfg.pretrained, cfg.weights)
     check_input_size(net, cfg.model, dataset.img_size)
     mean, std = (start.meta.mean, start.meta.std) if start else data_config(net)  # an imported model's own, not timm's
     power = CLASS_WEIGHT_POWERS.get(cfg.balance)
@@ -274,11 +275,10 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = 
     history, best_epoch = progress.history, progress.best_epoch
     s.net.load_state_dict(progress.best_state)
     point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
-    checkpoint = save_checkpoint(out, s.net, {
-        "model": cfg.model, "classes": list(dataset.classes), "img_size": dataset.img_size, "mean": list(s.mean),
-        "std": list(s.std), "malignant": list(malignant), "best_epoch": best_epoch, "train_config": asdict(cfg),
-        "start_weights": started, "data": dataset.settings(), "operating_point": point, **(extra_meta or {}),
-    }, train_ids=dataset.splits["train"].ids)
+    meta = CheckpointMeta(model=cfg.model, classes=dataset.classes, img_size=dataset.img_size, mean=s.mean, std=s.std,
+                          malignant=malignant, best_epoch=best_epoch, train_config=asdict(cfg), start_weights=started,
+                          data=dataset.settings(), operating_point=point, **(extra_meta or {}))
+    checkpoint = save_checkpoint(out, s.net, meta, train_ids=dataset.splits["train"].ids)
     write_json(out / HISTORY_FILE, history)
     plot_training_curves(history, out / "training_curves.png")
     return {"history": history, "best_epoch": best_epoch, "checkpoint": checkpoint}

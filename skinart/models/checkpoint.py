@@ -1,8 +1,8 @@
 """Checkpoints: a directory of model.safetensors + skinart.json + train_ids.json (never pickle), read once into a
-`Checkpoint`: its metadata as typed fields, its weights verified against the recorded sha256 whenever they are
-loaded, its classifier (with the preprocessing defences its metadata names) and its data: the data it was trained on
-(recorded loader, root and fingerprint, verified) with the same split settings, or an explicitly external test set.
-An imported model (`imported`: its file kept as given, or as safetensors for a state dict) is the same object, the data's
+`Checkpoint`: its metadata as `CheckpointMeta` (pure data, typed when written as well as read), its weights verified
+against the recorded sha256 whenever they are loaded. What is built from it lives elsewhere, as timm keeps
+`PretrainedCfg` apart from `create_model`: its network (`models.build`), its data, checked (`models.provenance`), its
+classifier behind its defences (`defences.deployed`). An imported model (`imported`: its file kept as given, or as safetensors for a state dict) is the same object, the data's
 labels mapped to its classes by name where they differ (`labels`: benign/malignant). No other module reads skinart.json."""
 
 from __future__ import annotations
@@ -10,29 +10,27 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 
 from skinart import __version__
-from skinart.data import LesionDataset, Source, Split, dataset_of, read_data
 from skinart.errors import SkinartError
-from skinart.foreign import FILES, TRAINABLE, TRAINING_DATA_UNKNOWN, binary_malignant, stored_network
 from skinart.metrics import operating_threshold
-from skinart.compute import resolve_device
-from skinart.models import create_model, wrap
+from skinart.models.foreign import FILES, TRAINABLE, TRAINING_DATA_UNKNOWN, binary_malignant
+from skinart.models.weights import file_sha256
 from skinart.options import parse_malignant
-from skinart.preprocessing import preprocessors
 from skinart.rundir import META_FILE, TRAIN_IDS_FILE, WEIGHTS_FILE, resolved
-from skinart.weights import file_sha256
 
 CHECKPOINT_FORMAT = "skinart-checkpoint/1"
 _REQUIRED = ("model", "classes", "img_size", "mean", "std", "malignant", "weights_sha256", "data")
+_SEQUENCES = ("classes", "mean", "std", "malignant", "preprocessing")
+_TYPES = {"model": str, "img_size": int, "data": dict, "weights_sha256": str, "operating_point": (dict, type(None)),
+          "imported": (dict, type(None)), "labels": (dict, type(None)), "train_config": (dict, type(None))}
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,6 @@ class CheckpointMeta:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     malignant: tuple[str, ...]
-    weights_sha256: str
     data: dict  # what reproduces its splits: data.LesionDataset.settings()
     operating_point: dict | None = None
     preprocessing: tuple[dict, ...] = ()
@@ -58,9 +55,23 @@ class CheckpointMeta:
     train_ids: str | None = None  # the file of the training split's image ids, when recorded
     imported: dict | None = None  # a model trained outside skinart: its file, sha256, format and outputs (foreign.py)
     labels: dict | None = None  # the data's classes -> these classes, when they differ (a binary model)
+    weights_sha256: str = ""  # set by save_checkpoint from the file it writes; required in every skinart.json
     format: str = CHECKPOINT_FORMAT
     skinart_version: str = __version__
     extra: dict = field(default_factory=dict)  # keys this skinart does not know, kept as written
+
+    def __post_init__(self):
+        """Typed when written as well as read: sequences become tuples, and a field of the wrong type is refused here,
+        not where a later command reads it."""
+        for name in _SEQUENCES:
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        wrong = [name for name, kind in _TYPES.items() if not isinstance(getattr(self, name), kind)]
+        wrong += [name for name in ("classes", "malignant") if not all(isinstance(c, str) for c in getattr(self, name))]
+        wrong += [name for name in ("mean", "std") if len(getattr(self, name)) != 3
+                  or not all(isinstance(v, (int, float)) for v in getattr(self, name))]
+        if wrong:
+            raise SkinartError(f"checkpoint metadata has a wrong {', '.join(wrong)} ({', '.join(repr(getattr(self, n)) for n in wrong)}); "
+                               "write the checkpoint again with `skinart train` (or `skinart import`)")
 
     @classmethod
     def from_json(cls, raw: dict, where: Path) -> CheckpointMeta:
@@ -69,11 +80,10 @@ class CheckpointMeta:
         if missing:
             raise SkinartError(f"{where} lacks {', '.join(missing)}; it was not written by skinart: write the checkpoint "
                                "again with `skinart train` (or `skinart import`)")
-        values = {k: v for k, v in raw.items() if k in known}
-        for name in ("classes", "mean", "std", "malignant", "preprocessing"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in known}, extra={k: v for k, v in raw.items() if k not in known})
+        except SkinartError as e:
+            raise SkinartError(f"{where}: {e}") from None
 
     def to_json(self) -> dict:
         values = asdict(self)
@@ -180,29 +190,6 @@ class Checkpoint:
                                f"{self.path / META_FILE}: the weights changed after they were written; copy the file with "
                                "that sha256 again (or write the checkpoint again with `skinart train`)")
 
-    def network(self) -> nn.Module:
-        """The timm network with the saved weights, verified against the recorded sha256; never unpickles."""
-        self.verify_weights()  # again: the file may have changed since `load`
-        weights = self.weights_path
-        if self.meta.imported:  # its outputs in this checkpoint's class order
-            return stored_network(weights, self.meta.imported, model=self.meta.model, classes=self.classes)
-        net = create_model(self.meta.model, num_classes=len(self.classes))
-        try:
-            load_model(net, str(weights))
-        except Exception as e:
-            raise SkinartError(f"{weights} does not fit model {self.meta.model} ({str(e).splitlines()[0]}); "
-                               "write the checkpoint again") from e
-        return net
-
-    def classifier(self, device: str = "auto", *, defended: bool = True, preprocessing_defences: list | None = None,
-                   precision: str = "fp32"):
-        """The checkpoint as an ART classifier in eval mode computing at `precision`, with the preprocessing defences its
-        metadata names (unless `defended` is False or `preprocessing_defences` replaces them)."""
-        if preprocessing_defences is None and defended and self.meta.preprocessing:
-            preprocessing_defences = preprocessors(list(self.meta.preprocessing), resolve_device(device))
-        return wrap(self.network().eval(), self.meta.img_size, self.meta.mean, self.meta.std, device,
-                    preprocessing_defences=preprocessing_defences, precision=precision)
-
     # its data
     @cached_property
     def train_ids(self) -> np.ndarray | None:
@@ -218,64 +205,8 @@ class Checkpoint:
             raise SkinartError(f"{path}, the image ids the checkpoint trained on, is missing or not a JSON list; restore it or retrain")
         return np.array(ids, dtype=str)
 
-    def dataset(self, *, data: str | None = None, data_root: str | None = None, split: str = "test",
-                external: bool = False) -> LesionDataset:
-        """The data the checkpoint was trained on (its recorded loader and root unless `data`/`data_root` name others,
-        which must then hold the same data), split with its own settings (ratios, seed, resize), so its test images are
-        never ones it trained on. With `external`: a whole other dataset, every image of it test."""
-        trained_on, img_size = self.meta.data, self.meta.img_size
-        source = read_data(*self._data_location(data, data_root), img_size)
-        self._check_provenance(source, external)
-        ratios = None if external else tuple(trained_on["split_ratios"])
-        dataset = dataset_of(source, img_size=img_size, resize=trained_on["resize"], split_ratios=ratios, seed=trained_on["seed"])
-        if self.meta.labels:
-            dataset = dataset.relabelled(self.classes, self.meta.labels)
-        if split not in dataset.splits:
-            raise SkinartError(f"split '{split}' does not exist for {source.name} with these ratios; choose one of {', '.join(dataset.splits)}")
-        self._check_disjoint(dataset.splits["test"])
-        return dataset
-
     def data_name(self, data: str | None = None) -> str:
         return data or self.meta.data["name"]
-
-    def _data_location(self, data: str | None, data_root: str | None) -> tuple[str, str | None]:
-        """(loader, root) as given, else the checkpoint's recorded ones, not $SKINART_DATA's default (a checkpoint
-        written before roots were recorded gets that default, as it always did)."""
-        trained_on = self.meta.data
-        name = self.data_name(data)
-        recorded = trained_on.get("root") if name == trained_on["name"] else None
-        if data_root or recorded is None:
-            return name, data_root
-        if not Path(recorded).exists():
-            raise SkinartError(f"the {name} data {self} was trained on are no longer at {recorded}; "
-                               "pass --data-root where they are now (their fingerprint is checked)")
-        return name, recorded
-
-    def _check_provenance(self, source: Source, external: bool) -> None:
-        """The data must be the checkpoint's own (same loader, same fingerprint), or, for an external evaluation, not."""
-        trained_on = self.meta.data
-        recorded = trained_on.get("source_fingerprint")
-        if recorded is None:
-            print(f"note: {self} predates recorded data provenance, so its data cannot be verified; retrain it to "
-                  "record them", file=sys.stderr)
-            return
-        same = source.name == trained_on["name"] and source.fingerprint == recorded
-        if same and external:
-            raise SkinartError(f"--external scores other data, but these are the {source.name} data {self} was trained on "
-                               "(its test split is the in-distribution evaluation); drop --external, or name another dataset")
-        if not same and not external:
-            raise SkinartError(f"the {source.name} data at {source.root} are not the {trained_on['name']} data {self} was "
-                               f"trained on (at {trained_on['root']}); drop --data/--data-root to use those, or pass --external "
-                               "(`skinart evaluate`) to score these as an external test set")
-
-    def _check_disjoint(self, test: Split) -> None:
-        """No image scored as test may be one the checkpoint trained on (none recorded: nothing to check)."""
-        if self.train_ids is None:
-            return
-        shared = np.intersect1d(test.ids.astype(str), self.train_ids)
-        if shared.size:
-            raise SkinartError(f"{len(shared)} of the {len(test)} test images (first: {shared[0]}) are training images of "
-                               f"{self} (its {TRAIN_IDS_FILE}); score images it did not train on, or retrain it")
 
     # new checkpoints from this one
     def derive(self, directory: Path, **changes) -> Checkpoint:
@@ -289,12 +220,12 @@ class Checkpoint:
         return Checkpoint(directory, meta)
 
 
-def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.ndarray | None = None, *,
+def save_checkpoint(directory: Path, net: nn.Module, meta: CheckpointMeta, train_ids: np.ndarray | None = None, *,
                     kept: Path | None = None) -> Checkpoint:
-    """Write model.safetensors (or copy the imported file `kept` under its format's name) + skinart.json (+ the training
-    split's image ids) into `directory` (a run's temporary directory)."""
+    """Write model.safetensors (or copy the imported file `kept` under its format's name) + skinart.json (`meta` with the
+    sha256 of the weights written) (+ the training split's image ids) into `directory` (a run's temporary directory)."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / (FILES[meta["imported"]["format"]] if meta.get("imported") else WEIGHTS_FILE)
+    weights = directory / (FILES[meta.imported["format"]] if meta.imported else WEIGHTS_FILE)
     if kept is not None:
         shutil.copyfile(kept, weights)
     else:
@@ -302,8 +233,8 @@ def save_checkpoint(directory: Path, net: nn.Module, meta: dict, train_ids: np.n
     if train_ids is not None:
         # unique ids: adversarial copies repeat the ids of their originals
         (directory / TRAIN_IDS_FILE).write_text(json.dumps(np.unique(train_ids.astype(str)).tolist()))
-        meta = {**meta, "train_ids": TRAIN_IDS_FILE}
-    checkpoint = Checkpoint(directory, CheckpointMeta.from_json({**meta, "weights_sha256": file_sha256(weights)}, directory / META_FILE))
+        meta = replace(meta, train_ids=TRAIN_IDS_FILE)
+    checkpoint = Checkpoint(directory, replace(meta, weights_sha256=file_sha256(weights)))
     (directory / META_FILE).write_text(json.dumps(checkpoint.meta.to_json(), indent=2))
     # safetensors writes 0600; the weights get the mode of every other file (others on a shared filesystem read them)
     weights.chmod(stat.S_IMODE((directory / META_FILE).stat().st_mode))

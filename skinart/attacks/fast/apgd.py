@@ -1,6 +1,6 @@
 """APGD on a fast path: ART's `AutoProjectedGradientDescent` step by step, with the images kept as float32 torch
 tensors on the model's device between the model's passes, and `TorchModel`, the estimator's logits and input gradients
-on such tensors (Square uses it too, skinart.square).
+on such tensors (Square uses it too, skinart.attacks.fast.square).
 
 What differs from ART's loop: one forward-backward pass per iteration where ART makes a gradient pass and a separate
 loss pass (the gradient at the next point comes with its loss; a checkpoint's return to the best point takes the
@@ -12,13 +12,14 @@ gives ART's adversarial decisions on a small model from the same seed (and, run 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skinart.crafting import check_overrides
-from skinart.progress import bar, terminal
+from skinart.attacks.fast.overrides import check_attributes, check_overrides
+from skinart.attacks.progress import bar, terminal
 from skinart.toolbox import (
     ART_NUMPY_DTYPE, AutoProjectedGradientDescent, EvasionAttack, PyTorchClassifier, check_and_transform_label_format,
     projection, random_sphere,
@@ -84,8 +85,35 @@ def apgd_checkpoints(max_iter: int) -> list[int]:
     return [math.ceil(p * max_iter) for p in w]
 
 
-def keep_rows(state: dict, rows: torch.Tensor) -> dict:
-    return {k: v[rows] if isinstance(v, torch.Tensor) and v.ndim else v for k, v in state.items()}
+@dataclass(frozen=True)
+class APGDState:
+    """The images of one APGD batch still running, row by row: their index in the batch (`rows`), start, labels or
+    targets, APGD-T group, and the iteration's variables of Croce & Hein's Algorithm 1: the point x_k and the one
+    before it, the step size η (per image), the loss and gradient at x_k, the best point so far with its loss, gradient
+    and predecessor, the count of improving steps, and η and the best loss at the last checkpoint."""
+
+    rows: torch.Tensor
+    x_init: torch.Tensor
+    labels: torch.Tensor | None
+    targets: torch.Tensor | None
+    group: torch.Tensor | None
+    x_k: torch.Tensor
+    eta: torch.Tensor
+    f_0: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
+    f_max: torch.Tensor | None = None
+    x_max: torch.Tensor | None = None
+    grad_max: torch.Tensor | None = None
+    x_max_prev: torch.Tensor | None = None
+    count: torch.Tensor | None = None
+    eta_w: torch.Tensor | None = None
+    f_max_w: torch.Tensor | None = None
+    x_prev: torch.Tensor | None = None
+
+    def kept(self, keep: torch.Tensor) -> APGDState:
+        """The state of the rows where `keep` holds."""
+        return replace(self, **{f.name: getattr(self, f.name)[keep] for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor) and getattr(self, f.name).ndim})
 
 
 def where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -103,6 +131,7 @@ class FastAutoProjectedGradientDescent(AutoProjectedGradientDescent):
     The estimator's own loss is not offered (ART's loss_type None)."""
 
     attack_params = AutoProjectedGradientDescent.attack_params + ["n_target_classes", "name"]
+    _estimator_requirements = (PyTorchClassifier,)  # TorchModel reads its internals
 
     def __init__(self, estimator, norm="inf", eps: float = 0.3, eps_step: float = 0.1, max_iter: int = 100,
                  targeted: bool = False, nb_random_init: int = 5, batch_size: int = 32, loss_type: str = "cross_entropy",
@@ -208,73 +237,72 @@ class FastAutoProjectedGradientDescent(AutoProjectedGradientDescent):
         norms = grad.flatten(1).norm(p=float(self.norm), dim=1).view(-1, *[1] * (grad.ndim - 1))
         return grad / (norms + 10e-8)
 
-    def _evaluate(self, model: TorchModel, x: torch.Tensor, s: dict):
-        return model.loss_gradient(x, lambda logits: self._loss(logits, s["labels"], s["targets"]))
+    def _evaluate(self, model: TorchModel, x: torch.Tensor, s: APGDState):
+        return model.loss_gradient(x, lambda logits: self._loss(logits, s.labels, s.targets))
 
     def _run(self, model: TorchModel, x_k: torch.Tensor, x_init: torch.Tensor, labels, targets, groups=None):
         """ART's APGD iterations on one batch from its starts `x_k`: (points, fooled). Fooled images keep their first
         fooling point (`stop_early`; else their last point, if it fools, as ART), the others their start."""
         n, device = len(x_k), x_k.device
         out, fooled = x_k.clone(), torch.zeros(n, dtype=torch.bool, device=device)
-        s = {"rows": torch.arange(n, device=device), "x_init": x_init, "labels": labels, "targets": targets, "group": groups,
-             "x_k": x_k, "eta": torch.full((n, *[1] * (x_k.ndim - 1)), self.eps_step, dtype=x_k.dtype, device=device)}
-        logits, s["f_0"], s["grad"] = self._evaluate(model, x_k, s)
-        s = self._settle(s, logits, x_k, out, fooled)
-        x_1 = self._project(self._clip(s["x_k"] + s["eta"] * self._direction(s["grad"])), s["x_init"])
+        s = APGDState(rows=torch.arange(n, device=device), x_init=x_init, labels=labels, targets=targets, group=groups,
+                      x_k=x_k, eta=torch.full((n, *[1] * (x_k.ndim - 1)), self.eps_step, dtype=x_k.dtype, device=device))
+        logits, f_0, grad = self._evaluate(model, x_k, s)
+        s = self._settle(replace(s, f_0=f_0, grad=grad), logits, x_k, out, fooled)
+        x_1 = self._project(self._clip(s.x_k + s.eta * self._direction(s.grad)), s.x_init)
         logits, f_1, grad_1 = self._evaluate(model, x_1, s)
-        better = f_1 >= s["f_0"]  # ART compares ≥ at the first step of targeted runs too
-        s.update(f_max=torch.where(better, f_1, s["f_0"]), x_max=where_rows(better, x_1, s["x_k"]),
-                 grad_max=where_rows(better, grad_1, s["grad"]), x_max_prev=s["x_init"], count=better.int(),
-                 eta_w=s["eta"].clone(), f_max_w=s["f_0"], x_prev=s["x_k"], x_k=x_1, grad=grad_1)
+        better = f_1 >= s.f_0  # ART compares ≥ at the first step of targeted runs too
+        s = replace(s, f_max=torch.where(better, f_1, s.f_0), x_max=where_rows(better, x_1, s.x_k),
+                    grad_max=where_rows(better, grad_1, s.grad), x_max_prev=s.x_init, count=better.int(),
+                    eta_w=s.eta.clone(), f_max_w=s.f_0, x_prev=s.x_k, x_k=x_1, grad=grad_1)
         s = self._settle(s, logits, x_1, out, fooled)
         checkpoints = apgd_checkpoints(self.max_iter)
         with bar(self.max_iter, self.name, self.verbose) as progress:
             progress.update(1)
             for k in range(1, self.max_iter):
-                if not len(s["rows"]):
+                if not len(s.rows):
                     break
                 s, stop = self._iterate(model, s, out, fooled, k, checkpoints)
                 progress.update(1)
                 if stop:
                     break
-        if not self.stop_early and len(s["rows"]):
-            self._settle(s, model.logits(s["x_k"]), s["x_k"], out, fooled, final=True)
+        if not self.stop_early and len(s.rows):
+            self._settle(s, model.logits(s.x_k), s.x_k, out, fooled, final=True)
         return out, fooled
 
-    def _iterate(self, model: TorchModel, s: dict, out, fooled, k: int, checkpoints: list[int]) -> tuple[dict, bool]:
+    def _iterate(self, model: TorchModel, s: APGDState, out, fooled, k: int, checkpoints: list[int]) -> tuple[APGDState, bool]:
         """One APGD iteration k ≥ 1 (ART's else-branch, in the same float32 operations), then a checkpoint's step-size
         halving and return to the best point. (state, stop: ART's break when every loss is exactly 0)."""
-        z = self._project(self._clip(s["x_k"] + s["eta"] * self._direction(s["grad"])), s["x_init"])
-        x_k = s["x_k"]
-        x_next = self._project(self._clip(x_k + 0.75 * (z - x_k) + (1 - 0.75) * (x_k - s["x_prev"])), s["x_init"])
+        z = self._project(self._clip(s.x_k + s.eta * self._direction(s.grad)), s.x_init)
+        x_k = s.x_k
+        x_next = self._project(self._clip(x_k + 0.75 * (z - x_k) + (1 - 0.75) * (x_k - s.x_prev)), s.x_init)
         logits, f, grad = self._evaluate(model, x_next, s)
         if (f == 0.0).all():
-            s.update(x_k=x_next)
-            return self._settle(s, logits, x_next, out, fooled), True
-        better = f < s["f_max"] if self.targeted else f > s["f_max"]
-        s.update(count=s["count"] + better.int(), x_max=where_rows(better, x_next, s["x_max"]),
-                 x_max_prev=where_rows(better, x_k, s["x_max_prev"]), f_max=torch.where(better, f, s["f_max"]),
-                 grad_max=where_rows(better, grad, s["grad_max"]), x_prev=x_k, x_k=x_next, grad=grad)
+            return self._settle(replace(s, x_k=x_next), logits, x_next, out, fooled), True
+        better = f < s.f_max if self.targeted else f > s.f_max
+        s = replace(s, count=s.count + better.int(), x_max=where_rows(better, x_next, s.x_max),
+                    x_max_prev=where_rows(better, x_k, s.x_max_prev), f_max=torch.where(better, f, s.f_max),
+                    grad_max=where_rows(better, grad, s.grad_max), x_prev=x_k, x_k=x_next, grad=grad)
         if k in checkpoints:
             since = k - checkpoints[checkpoints.index(k) - 1]
-            halve = (s["count"] < 0.75 * since) | ((s["eta_w"] == s["eta"]).flatten() & (s["f_max_w"] == s["f_max"]))
-            s.update(eta=where_rows(halve, s["eta"] / 2, s["eta"]), x_k=where_rows(halve, s["x_max"], s["x_k"]),
-                     x_prev=where_rows(halve, s["x_max_prev"], s["x_prev"]), grad=where_rows(halve, s["grad_max"], s["grad"]),
-                     count=torch.zeros_like(s["count"]))
-            s.update(eta_w=s["eta"].clone(), f_max_w=s["f_max"].clone())
+            halve = (s.count < 0.75 * since) | ((s.eta_w == s.eta).flatten() & (s.f_max_w == s.f_max))
+            eta = where_rows(halve, s.eta / 2, s.eta)
+            s = replace(s, eta=eta, x_k=where_rows(halve, s.x_max, s.x_k), x_prev=where_rows(halve, s.x_max_prev, s.x_prev),
+                        grad=where_rows(halve, s.grad_max, s.grad), count=torch.zeros_like(s.count),
+                        eta_w=eta.clone(), f_max_w=s.f_max.clone())
         return self._settle(s, logits, x_next, out, fooled), False
 
-    def _settle(self, s: dict, logits: torch.Tensor, point: torch.Tensor, out, fooled, final: bool = False) -> dict:
+    def _settle(self, s: APGDState, logits: torch.Tensor, point: torch.Tensor, out, fooled, final: bool = False) -> APGDState:
         """Record the images `point` fools (its logits given) into `out`/`fooled` and drop them from the state
         (`stop_early`); at the `final` check, every image's last point."""
         if not (self.stop_early or final):
             return s
-        hit = self._fooled(logits, s["labels"], s["targets"])
-        out[s["rows"][hit]], fooled[s["rows"][hit]] = point[hit], True
-        return keep_rows(s, ~(hit if s["group"] is None else torch.isin(s["group"], s["group"][hit])))
-
+        hit = self._fooled(logits, s.labels, s.targets)
+        out[s.rows[hit]], fooled[s.rows[hit]] = point[hit], True
+        return s.kept(~(hit if s.group is None else torch.isin(s.group, s.group[hit])))
 
 
 check_overrides(TorchModel, PyTorchClassifier, "_apply_preprocessing", "_apply_preprocessing_gradient")
-check_overrides(FastAutoProjectedGradientDescent, AutoProjectedGradientDescent, "_check_params")
-check_overrides(FastAutoProjectedGradientDescent, AutoProjectedGradientDescent, "generate", copied=True)
+check_attributes(TorchModel, PyTorchClassifier, "_device", "_model", "all_framework_preprocessing")
+# a rewrite of ART's loop, not a copy (tests/test_autoattack.py compares the answers): only the names are checked
+check_overrides(FastAutoProjectedGradientDescent, AutoProjectedGradientDescent, "_check_params", "generate")

@@ -20,7 +20,7 @@ from skinart.data import CLASSES, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.toolbox import PyTorchClassifier
-from skinart.weights import check_weights, weights_file
+from skinart.models.weights import check_weights, weights_file
 
 class SkinCNN(nn.Module):
     """The small CNN of Purohit et al.: five conv layers with batch-norm, max-pooling, dropout, one FC layer."""

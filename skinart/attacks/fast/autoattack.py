@@ -4,7 +4,7 @@ classified correctly, any misclassification within ε a success in every pass, i
 ART's `AutoAttack` differs in what it counts: its targeted pass counts an image only when it reaches that pass's
 target (an image pushed into a third class stays "robust" and its adversarial is thrown away), and it attacks the same
 images again for every target and every loss. skinart keeps ART's class (its parameters, its checks) and replaces
-`generate`; the sub-attacks are skinart's fast APGD and Square (skinart.apgd, skinart.square)."""
+`generate`; the sub-attacks are skinart's fast APGD and Square (skinart.attacks.fast.apgd, skinart.attacks.fast.square)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import time
 
 import numpy as np
 
-from skinart.crafting import check_overrides, frozen_weights, one_hot
+from skinart.attacks.fast.overrides import check_overrides, frozen_weights
+from skinart.attacks.loops import one_hot
 from skinart.errors import SkinartError
-from skinart.apgd import FastAutoProjectedGradientDescent
-from skinart.progress import say
-from skinart.square import FastSquareAttack
+from skinart.attacks.fast.apgd import FastAutoProjectedGradientDescent
+from skinart.attacks.progress import say
+from skinart.attacks.fast.square import FastSquareAttack
 from skinart.toolbox import ART_NUMPY_DTYPE, AutoAttack
 
 FAB_T = "not in ART 1.20.1"

@@ -18,10 +18,10 @@ from torch import nn
 
 from skinart.data import CLASSES
 from skinart.errors import SkinartError
-from skinart.models import check_model_name, hub_unreachable
+from skinart.models.networks import check_model_name, hub_unreachable
 from skinart.options import parse_malignant
 from skinart.rundir import EXPORTED_FILE, SCRIPTED_FILE, WEIGHTS_FILE
-from skinart.weights import COUNTER
+from skinart.models.weights import COUNTER
 
 TRAINED_BY = "outside skinart"
 TRAINING_DATA_UNKNOWN = "training data unknown: overlap with the evaluation images not checked"

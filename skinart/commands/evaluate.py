@@ -1,0 +1,134 @@
+"""`skinart evaluate` and `skinart attack`: a checkpoint scored clean, under an attack's threat models, or attacked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from skinart.commands.common import (
+    CheckpointData, CheckpointDir, DataRoot, Deterministic, Device, Malignant, Out, Overwrite, Precision, one_line_errors, skipped,
+)
+
+if TYPE_CHECKING:
+    from skinart.attacks.config import AttackConfig
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.rundir import RunOptions
+
+
+@one_line_errors
+def evaluate(
+    checkpoint: CheckpointDir,
+    out: Out,
+    data: CheckpointData = None,
+    data_root: DataRoot = None,
+    split: Annotated[Optional[str], typer.Option(help="without --attack: train, val or test (default test)")] = None,
+    external: Annotated[bool, typer.Option(help="score every image of other data than the checkpoint's (--data/--data-root) "
+                                           "as an external test set")] = False,
+    malignant: Malignant = None,
+    attack: Annotated[Optional[str], typer.Option(help="evaluate under this attack (see `skinart attack --method`) "
+                                                  "on the test split, under the threat models side by side; several, "
+                                                  "comma-separated (e.g. fgsm,pgd,autoattack): each and the per-image worst case")] = None,
+    threat: Annotated[Optional[str], typer.Option(help="with --attack: white-box, transfer, adaptive or all (default all)")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
+    max_samples: Annotated[Optional[int], typer.Option(help="with --attack: a seeded sample of this many test images")] = None,
+    source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
+                                                              "(default: the defended checkpoint's source)")] = None,
+    precision: Precision = "fp32",
+    deterministic: Deterministic = False,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+):
+    """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
+    matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
+    under each threat model side by side, flagging likely gradient masking."""
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.presentation.tables import metrics_markdown, threats_markdown, worst_case_markdown
+    from skinart.rundir import RunOptions
+    from skinart.runs.evaluate import evaluate_run
+    from skinart.runs.threats import threats_run
+    from skinart.runs.worst_case import worst_case_run
+    from skinart.commands.checks import evaluate_config
+
+    cfgs, threats = evaluate_config(locals())
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision, deterministic=deterministic)
+    loaded = Checkpoint.load(checkpoint)
+    if not cfgs:
+        metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
+        scored = "external data" if external else split or "test"
+        return skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
+    if len(cfgs) > 1:
+        metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
+        return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case"))
+    metrics = threats_run(cfgs[0], loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
+    return skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
+
+
+def _attack(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, source_checkpoint: Path | None,
+            threat: str | None, adversarial_run: Path | None) -> dict | None:
+    """The run an attack command is: a rescoring of saved images, a poisoning, or crafting under a threat model."""
+    from skinart.runs.attack import attack_run
+    from skinart.runs.poison import poison_run
+    from skinart.runs.rescore import rescore_run
+
+    if adversarial_run is not None:
+        return rescore_run(cfg, checkpoint, adversarial_run, out, options)
+    if cfg.row.kind == "poison":
+        return poison_run(cfg, checkpoint, out, options)
+    return attack_run(cfg, checkpoint, out, options, source_checkpoint=source_checkpoint, threat=threat)
+
+
+@one_line_errors
+def attack(
+    method: Annotated[str, typer.Option(help="fgsm, pgd, mim, cw, cw-linf, square, autoattack, hopskipjump, uap, uap-sgd, patch, poison-flip or poison-backdoor")],
+    checkpoint: CheckpointDir,
+    out: Out,
+    data: CheckpointData = None,
+    data_root: DataRoot = None,
+    eps: Annotated[Optional[str], typer.Option(help="L∞ budget in [0, 1] pixel units: 2/255 or 0.2 (default per method)")] = None,
+    eps_step: Annotated[Optional[str], typer.Option(help="step size per iteration (pgd, mim; uap: the sub-attacker's step; uap-sgd: δ's step)")] = None,
+    max_iter: Annotated[Optional[int], typer.Option(help="iterations (uap, uap-sgd: most passes over the fit sample, ending once its fooling rate reaches 1 − delta; patch: epochs)")] = None,
+    random_init: Annotated[Optional[int], typer.Option(help="random starts (fgsm, pgd)")] = None,
+    attacker: Annotated[Optional[str], typer.Option(help="uap sub-attacker: fgsm or pgd")] = None,
+    target_class: Annotated[Optional[str], typer.Option(help="targeted attack towards this class (uap, patch, fgsm, pgd, poison-*)")] = None,
+    source_class: Annotated[Optional[str], typer.Option(help="poison-flip: the class whose labels are flipped")] = None,
+    fraction: Annotated[Optional[float], typer.Option(help="poison-*: share of the candidate training images to poison, in (0, 1)")] = None,
+    patch_size: Annotated[Optional[float], typer.Option(help="patch side as a share of the image side, in (0, 1]")] = None,
+    fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
+    max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
+    retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", help="further ART parameter, e.g. decay=0.9 (repeatable)")] = None,
+    source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
+    threat: Annotated[Optional[str], typer.Option(help="white-box (oblivious of preprocessing defences), transfer or adaptive (through them: BPDA + EOT)")] = None,
+    adversarial_run: Annotated[Optional[Path], typer.Option(help="score the adversarial images an earlier attack run saved instead of crafting (transfer from its model, one fixed adversarial test set)")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the test sample, random starts and fit sample")] = 0,
+    malignant: Malignant = None,
+    precision: Precision = "fp32",
+    deterministic: Deterministic = False,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+):
+    """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
+    measured L∞/L2), adversarial.npz and figures."""
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.presentation.tables import attack_markdown
+    from skinart.rundir import RunOptions
+    from skinart.commands.checks import attack_config
+
+    cfg = attack_config(locals())
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision, deterministic=deterministic)
+    metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
+                      adversarial_run=adversarial_run)
+    if metrics is None:
+        return skipped(out)
+    if metrics["kind"] == "attack":
+        typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}"))
+    else:
+        typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
+
+

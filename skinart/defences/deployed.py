@@ -1,0 +1,21 @@
+"""A checkpoint as deployed: its network in eval mode as an ART classifier, behind the preprocessing defences its
+metadata names. What every run scores and attacks (white-box)."""
+
+from __future__ import annotations
+
+from skinart.compute import resolve_device
+from skinart.defences.preprocessors import preprocessors
+from skinart.models.build import network
+from skinart.models.checkpoint import Checkpoint
+from skinart.models.networks import wrap
+
+
+def deployed(checkpoint: Checkpoint, device: str = "auto", *, defended: bool = True,
+             preprocessing_defences: list | None = None, precision: str = "fp32"):
+    """The checkpoint as an ART classifier in eval mode computing at `precision`, with the preprocessing defences its
+    metadata names (unless `defended` is False or `preprocessing_defences` replaces them)."""
+    meta = checkpoint.meta
+    if preprocessing_defences is None and defended and meta.preprocessing:
+        preprocessing_defences = preprocessors(list(meta.preprocessing), resolve_device(device))
+    return wrap(network(checkpoint).eval(), meta.img_size, meta.mean, meta.std, device,
+                preprocessing_defences=preprocessing_defences, precision=precision)
