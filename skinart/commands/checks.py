@@ -19,6 +19,7 @@ from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratio
 from skinart.defences.table import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
+from skinart.runs.shift import ShiftConfig
 from skinart.errors import SkinartError
 from skinart.compute import DEVICES
 from skinart.models.networks import PRECISIONS, check_model
@@ -54,10 +55,14 @@ def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
     return cfg
 
 
-def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[AttackConfig], tuple[str, ...]]:
-    """`skinart evaluate`: ([], ()) for a clean evaluation (of the checkpoint's split, or --external of every image of
-    other data); with --attack, the attacks (one, or several for a worst case) and their threat models."""
+def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[AttackConfig], tuple[str, ...], ShiftConfig | None]:
+    """`skinart evaluate`: ([], (), None) for a clean evaluation (of the checkpoint's split, or --external of every image
+    of other data); with --attack, the attacks (one, or several for a worst case) and their threat models; with --shift,
+    the shifts and severities."""
     _common(p)
+    shift = _shift_config(p)
+    if shift is not None:
+        return [], (), shift
     if p["external"] and (p["split"] is not None or p["attack"]):
         drop = "--split" if p["split"] is not None else "--attack"
         raise SkinartError(f"--external scores every image of another dataset, clean and unsplit: drop {drop}")
@@ -67,11 +72,25 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
             raise SkinartError(f"{given[0]} applies only with --attack; add --attack METHOD or drop {given[0]}")
         if p["split"] is not None and p["split"] not in SPLIT_NAMES:
             raise SkinartError(f"split '{p['split']}' does not exist; choose one of {', '.join(SPLIT_NAMES)}")
-        return [], ()
+        return [], (), None
     if p["split"] is not None:
         raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
     threat = choose(p["threat"] or "all", ("all",) + THREATS, "--threat")
-    return _attack_configs(p), THREATS if threat == "all" else (threat,)
+    return _attack_configs(p), THREATS if threat == "all" else (threat,), None
+
+
+def _shift_config(p: dict) -> ShiftConfig | None:
+    """--shift with its severities and seed (which apply only with it), on the test split or --external data."""
+    if p["shift"] is None:
+        for option, default in (("severity", "all"), ("seed", 0)):
+            if p[option] != default:
+                raise SkinartError(f"{flag(option)} applies only with --shift; add --shift NAME[,NAME...]|all or drop it")
+        return None
+    for option in ("attack", "split") + tuple(o for o in _EVALUATE_ATTACK if o != "max_samples"):
+        if p[option] is not None:
+            raise SkinartError(f"{flag(option)} does not combine with --shift (shifts score the test split, or every image "
+                               f"with --external, clean); drop {flag(option)} or run it as another evaluate")
+    return ShiftConfig.parse(p["shift"], p["severity"], seed=p["seed"], max_samples=p["max_samples"])
 
 
 def _attack_configs(p: dict) -> list[AttackConfig]:

@@ -34,9 +34,13 @@ def evaluate(
     eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
     eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
     max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
-    max_samples: Annotated[Optional[int], typer.Option(help="with --attack: a seeded sample of this many test images")] = None,
+    max_samples: Annotated[Optional[int], typer.Option(help="with --attack or --shift: a seeded sample of this many test images")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
                                                               "(default: the defended checkpoint's source)")] = None,
+    shift: Annotated[Optional[str], typer.Option(help="natural shifts (corruptions, dermoscopy artefacts), comma-separated, "
+                                                 "or all: every metric at the stored threshold under each (`skinart shifts` lists them)")] = None,
+    severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all")] = "all",
+    seed: Annotated[int, typer.Option(min=0, help="with --shift: seed of the corruptions (and of --max-samples' sample)")] = 0,
     precision: Precision = "fp32",
     deterministic: Deterministic = False,
     device: Device = "auto",
@@ -44,19 +48,24 @@ def evaluate(
 ):
     """Evaluate a checkpoint. Without --attack: its clean metrics on one split (metrics.json, metrics.md, confusion
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
-    under each threat model side by side, flagging likely gradient masking."""
+    under each threat model side by side, flagging likely gradient masking. With --shift: every metric at the stored
+    threshold under natural shifts, severity by severity, and the threshold that would restore the target sensitivity."""
     from skinart.models.checkpoint import Checkpoint
     from skinart.presentation.tables import metrics_markdown, threats_markdown, worst_case_markdown
     from skinart.rundir import RunOptions
     from skinart.runs.evaluate import evaluate_run
+    from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
     from skinart.runs.worst_case import worst_case_run
     from skinart.commands.checks import evaluate_config
 
-    cfgs, threats = evaluate_config(locals())
+    cfgs, threats, shifts = evaluate_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
                          precision=precision, deterministic=deterministic)
     loaded = Checkpoint.load(checkpoint)
+    if shifts is not None:
+        metrics = shift_run(shifts, loaded, out, options, external=external)
+        return skipped(out) if metrics is None else typer.echo(shift_markdown(metrics, f"{checkpoint} under natural shift"))
     if not cfgs:
         metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
         scored = "external data" if external else split or "test"
