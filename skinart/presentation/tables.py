@@ -59,7 +59,19 @@ def metrics_markdown(metrics: dict, title: str) -> str:
              "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
     for name, c in metrics["per_class"].items():
         lines.append(f"| {name} | {pct(c['recall'])} | {pct(c['specificity'])} | {pct(c['precision'])} | {c['support']} |")
-    return "\n".join(lines) + FOOTER
+    return "\n".join(lines + operating_point_lines(metrics.get("operating_point_here"))) + FOOTER
+
+
+def operating_point_lines(here: dict | None) -> list[str]:
+    """Whether the stored threshold keeps its promise on these images, and what would restore it (never used)."""
+    if not here or here["sensitivity"] is None:
+        return []
+    ci = here["restoring_threshold_ci"]
+    restore = "" if here["restoring_threshold"] is None else (
+        f"; t = {here['restoring_threshold']:.4g}" + (f" (95 % CI {ci[0]:.4g}–{ci[1]:.4g})" if ci else "") +
+        f" would restore {pct(here['target_sensitivity'])} here (reported, not used)")
+    return ["", f"Operating point: the stored t = {here['threshold']:.4g} was chosen for sensitivity "
+                f"{pct(here['target_sensitivity'])} on validation data; here it gives {pct(here['sensitivity'])}{restore}."]
 
 
 def shares_table(shares: dict[str, dict | None]) -> list[str]:

@@ -166,7 +166,24 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: ReportOptions) -
     return rows
 
 
-# run kind -> (task, its directory, its metrics, options) -> (rows, poison detections)
+def _shift_entries(task: dict, m: dict) -> list[dict]:
+    """A natural-shift run's lines (its clean row first), for the report's Natural shift section: every number at the
+    checkpoint's stored threshold, as the run computed it (its own bootstrap intervals over the same images)."""
+    entries = []
+    for row in [m["clean"], *m["rows"]]:
+        at = row["metrics"]["binary_at_threshold"]
+        entries.append({"section": "shift", "task": task["name"], "model": _model(task), "shift": row["shift"],
+                        "severity": row["severity"], "shift_kind": row["kind"], "images": m["images"],
+                        "data": _data_label(m) if m["external"] else "test split", "threshold": m["threshold"], "target": m["target_sensitivity"],
+                        "sensitivity_at_threshold": at["sensitivity"], "specificity_at_threshold": at["specificity"],
+                        "sensitivity_ci": row["ci"].get("sensitivity_at_threshold"),
+                        "balanced_accuracy": row["metrics"]["macro_recall"], "auroc": row["metrics"]["auroc"],
+                        "relative_balanced_error": row.get("relative_balanced_error"),
+                        "restoring_threshold": row["restoring_threshold"], "clean_floor": m["clean_sensitivity_floor"]})
+    return entries
+
+
+# run kind -> (task, its directory, its metrics, options) -> (rows, section entries: poison detections, shift lines)
 ROWS_BY_KIND = {
     "threats": lambda task, where, m, options: (_threat_rows(task, where, m, options, m.get("sanity")), []),
     "worst_case": lambda task, where, m, options: (_worst_case_rows(task, where, m, options), []),
@@ -174,7 +191,8 @@ ROWS_BY_KIND = {
     "poison": lambda task, where, m, options: ([
         _row(task, where, m["poisoned_model"], options, model=task["name"], attack=m["method"], threat="poisoned training", kind="poison")], []),
     "detect-poison": lambda task, where, m, options: ([], [
-        {"task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
+        {"section": "poison", "task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
+    "shift": lambda task, where, m, options: ([], _shift_entries(task, m)),
     "evaluate": lambda task, where, m, options: ([_row(task, where, m, options, model=_model(task), attack="clean", threat=_data_label(m), kind="evaluate")], []),
     # a defended checkpoint's clean test metrics: the row is the defended model itself
     "defend": lambda task, where, m, options: ([_row(task, where, m, options, model=task["name"], attack="clean", threat="—", kind="defend")], []),

@@ -16,11 +16,13 @@ from skinart.presentation.tables import pct
 from skinart.report.charts import study_figures
 from skinart.report.findings import findings, row_anchor
 from skinart.report.rows import ReportOptions, collect_rows, pivot, threat_suffix
+from skinart.report.shifts import shift_findings, shift_tables
 from skinart.report.runs import Labels, check_report_out, collect_run_rows, find_runs
 from skinart.rundir import PLAN_FILE, read_plan
 
 FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "confusion_matrix_adversarial",
-           "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "roc", "noise", "patch")
+           "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "roc", "noise", "patch",
+           "severity_curves")
 # At 1280 px a table fits the page: long cells (run names, sanity verdicts) wrap instead of widening it, and a table
 # with more columns than the width holds (a long ε grid) scrolls inside a box as wide as the page, not the page itself.
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
@@ -143,11 +145,13 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, options: Rep
         lines, marks = _references(rows, recipe["reference"])
         tables.append(Table("Published numbers beside ours", ["run", "metric", "published", "ours [95% CI]", "Δ (points)"], lines,
                             notes=tuple(NOTES[m] for m in sorted(marks))))
-    if detections:
+    poison = [d for d in detections if d["section"] == "poison"]
+    if poison:
         tables.append(Table("Poison detection", ["run", "detector", "precision", "recall", "F1", "flagged", "poisoned"],
                             [[d["task"], str(d["detector"]), pct(d["precision"]), pct(d["recall"]), pct(d["f1"]), str(d["flagged"]),
-                              str(d["poisoned"])] for d in detections]))
-    return tables
+                              str(d["poisoned"])] for d in poison]))
+    return tables + [Table(title, header, lines, notes=notes)
+                     for title, header, lines, notes in shift_tables([d for d in detections if d["section"] == "shift"])]
 
 
 def _table_md(header: list[str], lines: list[list[str]]) -> str:
@@ -165,12 +169,15 @@ def _inline(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _findings(found: list[tuple[str, int]]) -> tuple[list[str], list[str]]:
-    """The Findings section first, in markdown and HTML, each finding naming (linking, in HTML) its table row."""
+def _findings(found: list[tuple[str, int | None]]) -> tuple[list[str], list[str]]:
+    """The Findings section first, in markdown and HTML, each finding naming (linking, in HTML) its table row (a shift
+    finding, None, names the Natural shift tables)."""
     if not found:
         return [], []
-    md = ["## Findings", ""] + [f"- {text} (multi-class table, row {i + 1})" for text, i in found] + [""]
-    html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li><a href='#{row_anchor(i)}'>{escape(text)}</a></li>" for text, i in found] + ["</ul>"]
+    md = ["## Findings", ""] + [f"- {text} " + ("(Natural shift tables)" if i is None else f"(multi-class table, row {i + 1})")
+                                for text, i in found] + [""]
+    html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li>{escape(text)}</li>" if i is None else
+                                                     f"<li><a href='#{row_anchor(i)}'>{escape(text)}</a></li>" for text, i in found] + ["</ul>"]
     return md, html
 
 
@@ -227,7 +234,8 @@ def _write(out: Path, title: str, intro: list[str], rows: list[dict], detections
            images: list, options: ReportOptions, extra: dict) -> dict:
     """Figures, then report.md, report.html and report.json into `out`, each under a temporary name then renamed."""
     figures = study_figures(rows, tasks, out / "report_figures")
-    md, html = _documents(out, title, intro=intro, found=findings(rows), figures=figures, images=images,
+    found = findings(rows) + [(text, None) for text in shift_findings([d for d in detections if d["section"] == "shift"])]
+    md, html = _documents(out, title, intro=intro, found=found, figures=figures, images=images,
                           tables=_tables(rows, detections, recipe, options))
     result = {"rows": rows, "detections": detections, **extra}
     for name, text in (("report.md", md), ("report.html", html), ("report.json", json.dumps(result, indent=2, default=str))):
@@ -278,5 +286,7 @@ def write_any_report(paths: list[Path], out: Path | None, options: ReportOptions
 
 def summary(out: Path, result: dict) -> str:
     """The line `skinart report` prints: where the report is and how much it holds."""
+    shift_lines = sum(d["section"] == "shift" for d in result["detections"])
     return f"{out}/report.md, report.html: {count(len(result['rows']), 'row')}" + (
+        f", {count(shift_lines, 'natural-shift line')}" if shift_lines else "") + (
         f"; not run yet: {', '.join(result['missing'])}" if result.get("missing") else "")

@@ -16,7 +16,8 @@ from skinart.models.checkpoint import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
 from skinart.metrics import (
-    attack_metrics, classification_metrics, p_malignant, per_image_norms, perturbation_norms, prediction_shares, roc_points,
+    attack_metrics, classification_metrics, p_malignant, per_image_norms, perturbation_norms, prediction_shares,
+    restoring_threshold, roc_points, threshold_interval,
 )
 from skinart.models.networks import predict
 from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
@@ -32,6 +33,7 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
     metrics = {"kind": kind, **(about or {}), **checkpoint.provenance(),
                **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
                                                   threshold=checkpoint.threshold(malignant))}
+    metrics["operating_point_here"] = operating_point_here(checkpoint, split.labels, probs, malignant)
     np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
     write_per_image(out, ids=split.ids, labels=split.labels, classes=classes, malignant=malignant, clean_probs=probs)
     write_json(out / METRICS_FILE, metrics)
@@ -39,6 +41,23 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
     plot_confusions(metrics, classes, out, title)
     _plot_roc({"clean": (metrics, probs)}, split.labels, classes, out / "roc.png", title)
     return metrics
+
+
+def operating_point_here(checkpoint: Checkpoint, labels: np.ndarray, probs: np.ndarray, malignant: list[str]) -> dict | None:
+    """Whether the stored operating point holds on these images: the target it was chosen for, the sensitivity it
+    gives here, and the threshold that would restore the target here (with its bootstrap interval), reported and never
+    used (re-choosing it is an explicit step). None without a stored threshold for this malignant set."""
+    threshold = checkpoint.threshold(malignant)
+    if threshold is None:
+        return None
+    target = checkpoint.meta.operating_point["target_sensitivity"]
+    malignant_idx = [checkpoint.classes.index(m) for m in malignant]
+    scores = p_malignant(probs, malignant_idx)
+    positive = scores[np.isin(labels, malignant_idx)]
+    return {"threshold": threshold, "target_sensitivity": target,
+            "sensitivity": float(np.mean(positive >= threshold)) if len(positive) else None,
+            "restoring_threshold": restoring_threshold(positive, target),
+            "restoring_threshold_ci": threshold_interval(labels, scores, malignant_idx, target)}
 
 
 def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str],
