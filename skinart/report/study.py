@@ -22,7 +22,7 @@ from skinart.rundir import PLAN_FILE, read_plan
 
 FIGURES = ("training_curves", "confusion_matrix", "confusion_matrix_binary", "confusion_matrix_adversarial",
            "confusion_matrix_adversarial_binary", "confusion_matrix_poisoned", "perturbations", "roc", "noise", "patch",
-           "severity_curves")
+           "severity_curves", "shift_gallery")
 # At 1280 px a table fits the page: long cells (run names, sanity verdicts) wrap instead of widening it, and a table
 # with more columns than the width holds (a long ε grid) scrolls inside a box as wide as the page, not the page itself.
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"

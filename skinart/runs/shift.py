@@ -25,9 +25,11 @@ from skinart.models.provenance import checkpoint_dataset
 from skinart.presentation.figures import plot_lines
 from skinart.presentation.tables import pct
 from skinart.rundir import METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, RunDir, RunOptions, write_json
+from skinart.shifts.gallery import plot_shift_gallery
 from skinart.shifts.table import SHIFTS, apply_shift, parse_severities, parse_shifts
 
-SEVERITY_CURVES = "severity_curves.png"
+SEVERITY_CURVES, GALLERY = "severity_curves.png", "shift_gallery.png"
+GALLERY_IMAGES = 3  # test images the gallery shows under every shift and severity
 PER_IMAGE_COLUMNS = ("index", "id", "true_class", "shift", "severity", "predicted_class", "p_malignant",
                      "malignant_at_threshold", "correct")
 
@@ -77,6 +79,8 @@ def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunO
         (tmp / METRICS_MD).write_text(shift_markdown(metrics, f"{checkpoint.meta.model} under natural shift"))
         _write_per_image(tmp, scored, test, keep, checkpoint.classes, malignant, threshold)
         plot_severity_curves(metrics, tmp / SEVERITY_CURVES)
+        few = keep[:GALLERY_IMAGES]
+        plot_shift_gallery(test.images[few], cfg.shifts, cfg.severities, tmp / GALLERY, seed=cfg.seed, ids=test.ids[few])
     return metrics
 
 
