@@ -7,7 +7,11 @@ Targets (issue 24): skinart's robust accuracy ≤ torchattacks' + 1 point; skina
 100 images on a 4-epoch resnet18 at 28 px. torchattacks: `pip install --no-deps torchattacks==3.5.1`
 (the `reference` extra names it; its requests pin clashes with huggingface_hub's, see pyproject.toml).
 
-    python benchmarks/autoattack_reference.py --checkpoint CKPT [--images 100 --eps 8/255 --threads N]
+    python benchmarks/autoattack_reference.py --checkpoint CKPT [--images 100 --eps 8/255 --threads N] [--load]
+
+--load runs both beside a fixed CPU load: a second process training a small CNN on random images with torch's
+default threads for as long as the benchmark runs (issue 35: on a shared machine skinart slowed 10-20x where
+torchattacks slowed ~3x). Compare each one's seconds with and without it.
 """
 
 import argparse
@@ -17,6 +21,7 @@ import time
 import numpy as np
 import torch
 import torchattacks
+from threads_under_load import cpu_load  # a second process training a CNN
 
 from skinart.attacks.table import build
 from skinart.models.checkpoint import Checkpoint
@@ -58,6 +63,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--eps", default="8/255")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
+    parser.add_argument("--load", action="store_true", help="beside a second process training a CNN")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,13 +76,15 @@ def main() -> None:
     print(f"{checkpoint.meta.model} @ {checkpoint.meta.img_size} px, {len(checkpoint.classes)} classes, {len(x)} test images, "
           f"ε {eps * 255:.3g}/255, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores")
     line(f"clean accuracy: {robust_accuracy(classifier, x, labels):.3f}")
-    ours, our_seconds, report = skinart_autoattack(classifier, x, labels, eps)
+    with cpu_load(args.load):
+        ours, our_seconds, report = skinart_autoattack(classifier, x, labels, eps)
     for p in report["passes"]:
         print(f"  skinart {p['attack']} ({p['budget']}): {p['attacked']} attacked, {p['standing']} standing, "
               f"{p['seconds']:.1f} s")
     line(f"skinart robust accuracy: {robust_accuracy(classifier, ours, labels):.3f}")
     line(f"skinart seconds: {our_seconds:.1f}")
-    theirs, their_seconds = torchattacks_autoattack(classifier, x, labels, eps)
+    with cpu_load(args.load):
+        theirs, their_seconds = torchattacks_autoattack(classifier, x, labels, eps)
     line(f"torchattacks robust accuracy: {robust_accuracy(classifier, theirs, labels):.3f}")
     line(f"torchattacks seconds: {their_seconds:.1f}")
     line(f"ratio of seconds skinart/torchattacks: {our_seconds / their_seconds:.3f}")

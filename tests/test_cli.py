@@ -192,6 +192,17 @@ def test_importing_the_cli_loads_no_heavy_library():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(given, expected):
+    """Spinning OpenMP threads made attacks 10-20x slower beside another job (benchmarks/threads_under_load.py): skinart
+    asks libgomp to wait passively, before torch loads it (a fresh interpreter: libgomp reads it once)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    code = "import sys, skinart.cli; assert 'torch' not in sys.modules; import os; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == expected, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "import", "evaluate", "attack", "defend", "report", "run", "recipes validate",
                                      "data info"])
 def test_help_fits_80_columns_with_every_option_name_whole(command, monkeypatch):
