@@ -16,6 +16,7 @@ from skinart.metrics import choose_threshold, classification_metrics, p_malignan
 from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
+from skinart.report.shifts import shift_findings
 from skinart.shifts.table import apply_shift
 
 SHIFTS = ("gaussian_noise", "ink_marking")
@@ -108,3 +109,30 @@ def test_a_bad_shift_option_is_one_line_and_writes_nothing(trained, tmp_path, ar
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_report_of_a_shift_run_has_its_section_and_names_the_shifts_that_break_t(shifted, tmp_path):
+    out, metrics = shifted
+    result = invoke("report", out, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Natural shift: the operating point over the severities (per shift)" in md
+    assert "## Model performance" not in md  # no attack rows: no empty table
+    lines = [line for line in md.splitlines() if line.startswith("| run ") or line.startswith(f"| {out.name} |")]
+    assert len([line for line in lines if "| gaussian_noise | 5 |" in line]) == 1
+    broken = {name for name, s in metrics["by_shift"].items() if s["below_clean_floor"]}
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert {name for name in SHIFTS if f"under {name} sensitivity" in findings} == broken
+
+
+def test_a_shift_finding_names_the_severities_below_the_clean_floor_and_the_restoring_threshold():
+    base = {"section": "shift", "task": "m", "model": "m", "shift_kind": "corruption", "images": 500, "data": "test split",
+            "threshold": 0.2, "target": 0.9, "specificity_at_threshold": 0.5, "sensitivity_ci": None, "balanced_accuracy": 0.5,
+            "auroc": 0.8, "relative_balanced_error": 0.1, "clean_floor": 0.85}
+    entries = [{**base, "shift": "clean", "severity": 0, "sensitivity_at_threshold": 0.92, "restoring_threshold": 0.2},
+               *({**base, "shift": "jpeg_compression", "severity": s, "sensitivity_at_threshold": v, "restoring_threshold": r}
+                 for s, v, r in ((1, 0.90, 0.19), (3, 0.80, 0.1), (5, 0.60, 0.05))),
+               {**base, "shift": "hair", "severity": 5, "sensitivity_at_threshold": 0.95, "restoring_threshold": 0.3}]
+    (finding,) = shift_findings(entries)
+    assert "under jpeg_compression" in finding and "from 92.0 to 60.0 at severity 5" in finding
+    assert "at severities 3, 5" in finding and "t = 0.05 would restore it" in finding

@@ -150,8 +150,9 @@ def _tables(rows: list[dict], detections: list[dict], recipe: dict, options: Rep
         tables.append(Table("Poison detection", ["run", "detector", "precision", "recall", "F1", "flagged", "poisoned"],
                             [[d["task"], str(d["detector"]), pct(d["precision"]), pct(d["recall"]), pct(d["f1"]), str(d["flagged"]),
                               str(d["poisoned"])] for d in poison]))
-    return tables + [Table(title, header, lines, notes=notes)
-                     for title, header, lines, notes in shift_tables([d for d in detections if d["section"] == "shift"])]
+    tables += [Table(title, header, lines, notes=notes)
+               for title, header, lines, notes in shift_tables([d for d in detections if d["section"] == "shift"])]
+    return [table for table in tables if table.lines]  # a report of shift runs alone has no attack rows: no empty tables
 
 
 def _table_md(header: list[str], lines: list[list[str]]) -> str:
