@@ -126,7 +126,7 @@ def classification_metrics(
         "accuracy": _ratio(tp.sum(), cm.sum()),
         # classes absent from y_true have no recall; the macro mean is over present classes (= balanced accuracy)
         "macro_recall": float(np.mean([v["recall"] for v in present])) if present else None,
-        "macro_specificity": float(np.mean([v["specificity"] for v in present])) if present else None,
+        "macro_specificity": float(np.mean(known)) if (known := [v["specificity"] for v in present if v["specificity"] is not None]) else None,
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).round(4).tolist(),

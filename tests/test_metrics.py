@@ -178,7 +178,7 @@ def test_bootstrap_accuracy_interval_covers_the_true_accuracy_about_95_times_in_
 def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from skinart import training
+    from skinart.training import loop as training
 
     monkeypatch.setattr(training, "predict", lambda classifier, images: images)  # the "images" are the probabilities
     split = type("Split", (SimpleNamespace,), {"__len__": lambda self: len(self.labels)})(labels=LABELS, images=PROBS)

@@ -15,7 +15,7 @@ from dataclasses import fields
 from skinart.attacks.config import AttackConfig
 from skinart.runs.attack import THREATS
 from skinart.attacks.table import check_method, flag
-from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, check_data, parse_ratios
+from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
 from skinart.defences.table import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
@@ -60,6 +60,7 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     of other data); with --attack, the attacks (one, or several for a worst case) and their threat models; with --shift,
     the shifts and severities."""
     _common(p)
+    _check_by(p)
     shift = _shift_config(p)
     if shift is not None:
         return [], (), shift
@@ -79,6 +80,16 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     return _attack_configs(p), THREATS if threat == "all" else (threat,), None
 
 
+def _check_by(p: dict) -> None:
+    """--by: a subgroup the data's metadata name (whether the data carry them is known once the run reads them), on a
+    clean or a shift evaluation."""
+    if p["by"] is None:
+        return
+    choose(p["by"], SUBGROUPS, "--by")
+    if p["attack"] is not None:
+        raise SkinartError("--by applies to clean and --shift evaluations; drop --by or --attack")
+
+
 def _shift_config(p: dict) -> ShiftConfig | None:
     """--shift with its severities and seed (which apply only with it), on the test split or --external data."""
     if p["shift"] is None:
@@ -90,7 +101,7 @@ def _shift_config(p: dict) -> ShiftConfig | None:
         if p[option] is not None:
             raise SkinartError(f"{flag(option)} does not combine with --shift (shifts score the test split, or every image "
                                f"with --external, clean); drop {flag(option)} or run it as another evaluate")
-    return ShiftConfig.parse(p["shift"], p["severity"], seed=p["seed"], max_samples=p["max_samples"])
+    return ShiftConfig.parse(p["shift"], p["severity"], seed=p["seed"], max_samples=p["max_samples"], by=p["by"])
 
 
 def _attack_configs(p: dict) -> list[AttackConfig]:

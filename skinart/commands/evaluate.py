@@ -41,6 +41,8 @@ def evaluate(
                                                  "or all: every metric at the stored threshold under each (`skinart shifts` lists them)")] = None,
     severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all")] = "all",
     seed: Annotated[int, typer.Option(min=0, help="with --shift: seed of the corruptions (and of --max-samples' sample)")] = 0,
+    by: Annotated[Optional[str], typer.Option(help="clean or --shift (a split or --external): every metric per subgroup of the images, with bootstrap "
+                                              "CIs and the largest gap: sex, age or site (data with metadata: HAM10000)")] = None,
     precision: Precision = "fp32",
     deterministic: Deterministic = False,
     device: Device = "auto",
@@ -51,9 +53,10 @@ def evaluate(
     under each threat model side by side, flagging likely gradient masking. With --shift: every metric at the stored
     threshold under natural shifts, severity by severity, and the threshold that would restore the target sensitivity."""
     from skinart.models.checkpoint import Checkpoint
-    from skinart.presentation.tables import metrics_markdown, threats_markdown, worst_case_markdown
+    from skinart.presentation.tables import threats_markdown, worst_case_markdown
     from skinart.rundir import RunOptions
     from skinart.runs.evaluate import evaluate_run
+    from skinart.runs.scoring import evaluation_markdown
     from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
     from skinart.runs.worst_case import worst_case_run
@@ -67,9 +70,9 @@ def evaluate(
         metrics = shift_run(shifts, loaded, out, options, external=external)
         return skipped(out) if metrics is None else typer.echo(shift_markdown(metrics, f"{checkpoint} under natural shift"))
     if not cfgs:
-        metrics = evaluate_run(loaded, out, options, split=split or "test", external=external)
+        metrics = evaluate_run(loaded, out, options, split=split or "test", external=external, by=by)
         scored = "external data" if external else split or "test"
-        return skipped(out) if metrics is None else typer.echo(metrics_markdown(metrics, f"{checkpoint} on {scored}"))
+        return skipped(out) if metrics is None else typer.echo(evaluation_markdown(metrics, f"{checkpoint} on {scored}"))
     if len(cfgs) > 1:
         metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
         return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case"))

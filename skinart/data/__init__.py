@@ -17,6 +17,7 @@ from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.d
     BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
     SPLIT_NAMES,
 )
+from skinart.data.metadata import SMALL_GROUP, SUBGROUPS, UNKNOWN, group_order, subgroups  # noqa: F401
 from skinart.data.pixels import check_pixels, from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
 from skinart.data.sources import Source, is_present, read_source  # noqa: F401
 from skinart.data.splits import parse_ratios, source_splits, split_indices  # noqa: F401
@@ -29,6 +30,7 @@ class Split:
     labels: np.ndarray  # int64, index into CLASSES
     groups: np.ndarray
     ids: np.ndarray
+    metadata: dict[str, np.ndarray] | None = None  # per image: sex, age, site, dx_type where the source has them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -77,7 +79,8 @@ def dataset_of(source: Source, *, img_size: int | None = None, resize: str = "cr
     pixels = load_pixels(source, img_size, resize, use_cache)
     parts = {"test": np.arange(len(source.ids))} if split_ratios is None else source_splits(source, split_ratios, seed, use_cache)
     splits = {
-        s: Split(images=np.ascontiguousarray(pixels[idx]), labels=source.labels[idx], groups=source.groups[idx], ids=source.ids[idx])
+        s: Split(images=np.ascontiguousarray(pixels[idx]), labels=source.labels[idx], groups=source.groups[idx], ids=source.ids[idx],
+                 metadata=None if source.metadata is None else {k: v[idx] for k, v in source.metadata.items()})
         for s, idx in parts.items()
     }
     return LesionDataset(name=source.name, img_size=img_size, splits=splits, root=str(Path(source.root).resolve()),

@@ -18,6 +18,7 @@ from skinart import cache_root
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.data.catalog import CLASS_DESCRIPTIONS, CLASSES, DATASETS, SPLIT_NAMES, IMAGE_SUFFIXES, default_root
+from skinart.data.metadata import MAP_FILE, metadata_columns
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Source:
     npz: Path | None = None  # a MedMNIST npz holding the pixels
     official_split: np.ndarray | None = None  # 'train'/'val'/'test' per sample
     native_size: int | None = None  # image side when the source stores pixels at one size
+    metadata: dict[str, np.ndarray] | None = None  # per sample: sex, age, site, dx_type where the source has them
     notes: list[str] = field(default_factory=list)
     fingerprint: str = field(init=False)
 
@@ -102,7 +104,7 @@ def _read_ham10000(root: Path, spec: dict) -> Source:
     meta = found[0]
     rows = _read_csv(meta, spec["columns"], "expected the HAM10000 metadata (lesion_id,image_id,dx,...)")
     images = _index_images(root, spec["image_glob"])
-    labels, ids, groups, paths, absent = [], [], [], [], []
+    labels, ids, groups, paths, kept, absent = [], [], [], [], [], []
     for line, row in enumerate(rows, start=2):
         dx = row["dx"].strip().lower()
         if dx not in CLASSES:
@@ -115,6 +117,7 @@ def _read_ham10000(root: Path, spec: dict) -> Source:
         ids.append(row["image_id"].strip())
         groups.append(row["lesion_id"].strip())
         paths.append(path)
+        kept.append(row)
     if absent:
         raise SkinartError(
             f"{len(absent)} image(s) listed in {meta.name} are missing under {root} (first: {absent[0]}.jpg); "
@@ -122,7 +125,7 @@ def _read_ham10000(root: Path, spec: dict) -> Source:
         )
     return Source(
         name="ham10000", root=root, ids=np.array(ids), labels=np.array(labels, dtype=np.int64),
-        groups=np.array(groups), paths=paths,
+        groups=np.array(groups), paths=paths, metadata=metadata_columns(kept, rows[0].keys()),
     )
 
 
@@ -277,10 +280,37 @@ def _read_dermamnist(root: Path | None, spec: dict, img_size: int | None = None)
         read = {(1, 0): np.lib.format.read_array_header_1_0}.get(np.lib.format.read_magic(member), np.lib.format.read_array_header_2_0)
         shape = read(member)[0]
     ids_arr = np.array(ids)
-    return Source(
+    source = Source(
         name="dermamnist", root=path, ids=ids_arr, labels=np.concatenate(labels), groups=ids_arr,
         npz=path, official_split=np.array(split), native_size=shape[1],
     )
+    source.metadata = _dermamnist_metadata(source)
+    return source
+
+
+def _dermamnist_metadata(source: Source) -> dict[str, np.ndarray] | None:
+    """HAM10000's metadata of each DermaMNIST image, through MAP_FILE beside the npz (each split and index to its
+    HAM10000 image_id) and a HAM10000 metadata CSV beside the npz or in ../ham10000/; None without either, or (with a
+    note) when the map sends an image to a HAM10000 image of another class: a map of another npz."""
+    folder, name = source.npz.parent, DATASETS["ham10000"]["metadata"]
+    found = [folder / name] if (folder / name).is_file() else _walk(folder.parent / "ham10000", name)
+    if not (folder / MAP_FILE).is_file() or not found:
+        return None
+    fix = f"expected columns split,index,image_id; remove {MAP_FILE} to use DermaMNIST without metadata"
+    try:
+        image_of = {f"{r['split'].strip()}_{int(r['index']):05d}": r["image_id"].strip()
+                    for r in _read_csv(folder / MAP_FILE, ("split", "index", "image_id"), fix)}
+    except ValueError as e:
+        raise SkinartError(f"{folder / MAP_FILE}: an index is not a whole number ({e}); {fix}") from None
+    ham = _read_csv(found[0], ("image_id", "dx"), "expected the HAM10000 metadata (lesion_id,image_id,dx,...)")
+    by_image = {r["image_id"].strip(): r for r in ham}
+    rows = [by_image.get(image_of.get(i, ""), {}) for i in source.ids]
+    other = sum(bool(r) and (r["dx"] or "").strip().lower() != CLASSES[label] for r, label in zip(rows, source.labels))
+    if other:
+        source.notes.append(f"{MAP_FILE} sends {other} image(s) to HAM10000 images of another class: it is not this npz's "
+                            "map, so these data carry no metadata (--by is refused)")
+        return None
+    return metadata_columns(rows, ham[0].keys())
 
 
 def _code_of(description: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from skinart.metrics import MASKING_GAP
+from skinart.data import SMALL_GROUP
+from skinart.metrics import MASKING_GAP, MIN_INTERVAL_IMAGES
 
 FOOTER = "\n\n(all values in %; binary: malignant = positive)\n"
 
@@ -72,6 +73,40 @@ def operating_point_lines(here: dict | None) -> list[str]:
         f" would restore {pct(here['target_sensitivity'])} here (reported, not used)")
     return ["", f"Operating point: the stored t = {here['threshold']:.4g} was chosen for sensitivity "
                 f"{pct(here['target_sensitivity'])} on validation data; here it gives {pct(here['sensitivity'])}{restore}."]
+
+
+_GAP_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "sensitivity_at_threshold": "sensitivity @ t",
+              "specificity_at_threshold": "specificity @ t"}
+
+
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    return pct(value) + (f" ({pct(ci[0])}–{pct(ci[1])})" if ci else "")
+
+
+def subgroup_markdown(subgroups: dict, whole: dict | None = None) -> str:
+    """The metrics per group of `evaluate --by` (`runs.subgroups.subgroup_metrics` with its `by`), small groups flagged,
+    then the whole's row (`whole`: its metrics, when given) and the largest gap of each metric between the groups."""
+    by = subgroups["by"]
+    lines = [f"## By {by}", "", f"| {by} | images | accuracy (95 % CI) | balanced accuracy (95 % CI) | AUROC (95 % CI) | "
+             "sensitivity @ t (95 % CI) | specificity @ t | FNR @ t |", "|---|---|---|---|---|---|---|---|"]
+    rows = {f"{name} ⚑" if g["small"] else name: g for name, g in subgroups["groups"].items()}
+    if whole is not None:  # its point values only: the clean evaluation bootstraps no interval of its own
+        rows["**all**"] = {**whole, "images": sum(c["support"] for c in whole["per_class"].values()), "ci": {}}
+    for name, g in rows.items():
+        at, ci = g["binary_at_threshold"] or {}, g["ci"]
+        lines.append(f"| {name} | {g['images']} | {_with_ci(g['accuracy'], ci.get('accuracy'))} | "
+                     f"{_with_ci(g['macro_recall'], ci.get('macro_recall'))} | {_with_ci(g['auroc'], ci.get('auroc'))} | "
+                     f"{_with_ci(at.get('sensitivity'), ci.get('sensitivity_at_threshold'))} | {pct(at.get('specificity'))} | "
+                     f"{pct(at.get('fnr'))} |")
+    lines += ["", f"⚑ fewer than {SMALL_GROUP} images: shown, but too few to compare. A number with under {MIN_INTERVAL_IMAGES} "
+              f"images behind it has no interval; a gap is between known groups (not unknown) with at least {SMALL_GROUP} "
+              "images behind the metric (malignant ones for a sensitivity, benign ones for a specificity). "
+              "@ t: at the stored threshold.", ""]
+    for metric, gap in subgroups["largest_gap"].items():
+        lines.append(f"- largest gap in {_GAP_NAMES[metric]}: " + (
+            f"{gap['points']:.1f} points ({gap['between'][0]} above {gap['between'][1]})" if gap else
+            f"n/a (fewer than two known groups with ≥ {SMALL_GROUP} images behind it)"))
+    return "\n".join(lines) + "\n"
 
 
 def shares_table(shares: dict[str, dict | None]) -> list[str]:

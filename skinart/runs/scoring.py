@@ -21,26 +21,38 @@ from skinart.metrics import (
 )
 from skinart.models.networks import predict
 from skinart.presentation.figures import amplified, plot_confusions, plot_perturbations, plot_roc, save_image
-from skinart.presentation.tables import attack_markdown, metrics_markdown, threat_label
+from skinart.presentation.tables import attack_markdown, metrics_markdown, subgroup_markdown, threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, PREDICTIONS_FILE, write_json
+from skinart.runs.subgroups import subgroup_metrics
 
 
 def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: list[str], out: Path, title: str,
-             kind: str = "evaluate", about: dict | None = None) -> dict:
+             kind: str = "evaluate", about: dict | None = None, by: tuple[str, np.ndarray] | None = None) -> dict:
     """Clean metrics of `classifier` on `split`, at argmax and at the operating point the scored `checkpoint` stores:
-    metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices."""
+    metrics.json (with `about` the run, e.g. its data), metrics.md, predictions.npz and the confusion matrices; with
+    `by` (--by's name, each image's group) the metrics per group too."""
     probs, classes = predict(classifier, split.images), checkpoint.classes
+    threshold = checkpoint.threshold(malignant)
     metrics = {"kind": kind, **(about or {}), **checkpoint.provenance(),
                **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
-                                                  threshold=checkpoint.threshold(malignant))}
+                                                  threshold=threshold)}
     metrics["operating_point_here"] = operating_point_here(checkpoint, split.labels, probs, malignant)
+    if by is not None:
+        metrics["subgroups"] = {"by": by[0], **subgroup_metrics(split.labels, probs, by[1], classes=classes, malignant=malignant,
+                                                                threshold=threshold)}
     np.savez_compressed(out / PREDICTIONS_FILE, ids=split.ids, labels=split.labels, probabilities=probs)
     write_per_image(out, ids=split.ids, labels=split.labels, classes=classes, malignant=malignant, clean_probs=probs)
     write_json(out / METRICS_FILE, metrics)
-    (out / METRICS_MD).write_text(metrics_markdown(metrics, title))
+    (out / METRICS_MD).write_text(evaluation_markdown(metrics, title))
     plot_confusions(metrics, classes, out, title)
     _plot_roc({"clean": (metrics, probs)}, split.labels, classes, out / "roc.png", title)
     return metrics
+
+
+def evaluation_markdown(metrics: dict, title: str) -> str:
+    """metrics.md of a clean evaluation: its metrics, and per group with --by."""
+    groups = metrics.get("subgroups")
+    return metrics_markdown(metrics, title) + ("" if groups is None else "\n" + subgroup_markdown(groups, metrics))
 
 
 def operating_point_here(checkpoint: Checkpoint, labels: np.ndarray, probs: np.ndarray, malignant: list[str]) -> dict | None:

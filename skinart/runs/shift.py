@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attacks.loops import sample_indices
-from skinart.data import Split
+from skinart.data import Split, subgroups
 from skinart.defences.deployed import deployed
 from skinart.errors import SkinartError
 from skinart.metrics import bootstrap_ci, classification_metrics, p_malignant, restoring_threshold, threshold_interval
@@ -24,6 +24,7 @@ from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
 from skinart.presentation.figures import plot_lines
 from skinart.presentation.tables import pct
+from skinart.runs.subgroups import subgroup_metrics
 from skinart.rundir import METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, RunDir, RunOptions, write_json
 from skinart.shifts.gallery import plot_shift_gallery
 from skinart.shifts.table import SHIFTS, apply_shift, parse_severities, parse_shifts
@@ -44,12 +45,13 @@ class ShiftConfig:
     seed: int = 0
     max_samples: int | None = None
     bootstrap: int = 1000
+    by: str | None = None  # a subgroup (sex, age, site): every row's metrics per group too
 
     @classmethod
-    def parse(cls, shift: str, severity: str, *, seed: int = 0, max_samples: int | None = None) -> ShiftConfig:
+    def parse(cls, shift: str, severity: str, *, seed: int = 0, max_samples: int | None = None, by: str | None = None) -> ShiftConfig:
         if max_samples is not None and max_samples < 1:
             raise SkinartError(f"--max-samples {max_samples}: give at least 1 image")
-        return cls(parse_shifts(shift), parse_severities(severity), seed=seed, max_samples=max_samples)
+        return cls(parse_shifts(shift), parse_severities(severity), seed=seed, max_samples=max_samples, by=by)
 
 
 def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, external: bool = False) -> dict | None:
@@ -60,18 +62,20 @@ def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunO
         raise SkinartError(f"{checkpoint} stores no operating point for the malignant set {','.join(malignant)}; a shift "
                            "evaluation judges the stored threshold: evaluate with the checkpoint's own --malignant")
     which = {"external": True} if external else {"split": "test"}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "by" or v}  # runs without --by keep their config hash
     run = RunDir("shift", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name(), **which),
-                 malignant=malignant, shift=asdict(cfg))
+                 malignant=malignant, shift=settings)
     if run.done:
         return None
     dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root, external=external)
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
+    groups = None if cfg.by is None else subgroups(test.metadata, cfg.by, dataset.name)[keep]  # refused before writing
     classifier = deployed(checkpoint, options.device, precision=options.precision)
     scored = _score_all(cfg, classifier, test, keep, checkpoint.classes, malignant)
     target = checkpoint.meta.operating_point["target_sensitivity"]
     metrics = shift_metrics(scored, test.labels[keep], classes=checkpoint.classes, malignant=malignant,
-                            threshold=threshold, target=target, cfg=cfg)
+                            threshold=threshold, target=target, cfg=cfg, groups=groups)
     metrics.update({"kind": "shift", **checkpoint.provenance(), "external": external, "images": len(keep),
                     "data": {**dataset.identity(), "split": "all" if external else "test"}, "seed": cfg.seed})
     with run.staged() as tmp:
@@ -98,11 +102,16 @@ def _score_all(cfg: ShiftConfig, classifier, test: Split, keep: np.ndarray, clas
 
 
 def shift_metrics(scored: dict, labels: np.ndarray, *, classes, malignant, threshold: float, target: float,
-                  cfg: ShiftConfig) -> dict:
-    """The clean row, a row per shift × severity and a summary per shift, all at the stored `threshold`."""
+                  cfg: ShiftConfig, groups: np.ndarray | None = None) -> dict:
+    """The clean row, a row per shift × severity and a summary per shift, all at the stored `threshold` (and with
+    `groups`, each image's subgroup, every row's metrics per group)."""
     malignant_idx = [list(classes).index(m) for m in malignant]
     rows = [_row(name, severity, probs, labels, classes=classes, malignant=malignant, malignant_idx=malignant_idx,
                  threshold=threshold, target=target, cfg=cfg) for (name, severity), probs in scored.items()]
+    if groups is not None:
+        for row, probs in zip(rows, scored.values()):
+            row["subgroups"] = {"by": cfg.by, **subgroup_metrics(labels, probs, groups, classes=classes, malignant=malignant,
+                                                                 threshold=threshold, resamples=cfg.bootstrap, seed=cfg.seed)}
     clean, shifted = rows[0], rows[1:]
     clean_error = 1 - clean["metrics"]["macro_recall"]
     for row in shifted:
@@ -180,6 +189,18 @@ def plot_severity_curves(metrics: dict, path: Path) -> Path | None:
     return plot_lines(panels, path, "severity (0: clean)", "%", cols=2)
 
 
+def _subgroup_sensitivity(metrics: dict) -> list[str]:
+    """A row per shift × severity, a column per group: the sensitivity at t each group keeps (⚑: under 30 images)."""
+    names = list(metrics["clean"]["subgroups"]["groups"])
+    lines = ["| shift | severity | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for row in [metrics["clean"], *metrics["rows"]]:
+        groups = row["subgroups"]["groups"]
+        cells = [pct((groups[g]["binary_at_threshold"] or {}).get("sensitivity")) + (" ⚑" if groups[g]["small"] else "")
+                 for g in names]
+        lines.append(f"| {row['shift']} | {row['severity']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def shift_markdown(metrics: dict, title: str) -> str:
     """The table a reader sees first: per shift × severity, sensitivity and specificity at the stored t, balanced
     accuracy, AUROC and the threshold that would restore the target sensitivity."""
@@ -195,6 +216,9 @@ def shift_markdown(metrics: dict, title: str) -> str:
         restore = "—" if row["restoring_threshold"] is None else f"{row['restoring_threshold']:.4f}"
         lines.append(f"| {row['shift']} | {row['severity']} | {pct(at['sensitivity'])}{interval} | {pct(at['specificity'])} | "
                      f"{pct(m['macro_recall'])} | {pct(m['auroc'])} | {restore} |")
+    if "subgroups" in metrics["clean"]:
+        lines += ["", f"## Sensitivity at t by {metrics['clean']['subgroups']['by']} (metrics.json: every metric per group)", "",
+                  *_subgroup_sensitivity(metrics)]
     below = {name: s["below_clean_floor"] for name, s in metrics["by_shift"].items() if s["below_clean_floor"]}
     if below:
         lines += ["", "Sensitivity at t falls below the clean sensitivity's lower 95 % bound under: " +
