@@ -72,20 +72,23 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list
             "specificity": float(1.0 - fpr[i])}
 
 
-def restoring_threshold(malignant_scores: np.ndarray, target: float) -> float | None:
+def restoring_threshold(malignant_scores: np.ndarray, target: float | None) -> float | None:
     """The largest threshold whose sensitivity over these malignant images' p_malignant is at least `target`: the
-    ⌈target·n⌉-th largest score (`choose_threshold`'s, without the benign images it needs for specificity)."""
+    ⌈target·n⌉-th largest score (`choose_threshold`'s, without the benign images it needs for specificity); None
+    without a target (a threshold its owner gave)."""
     n = len(malignant_scores)
+    if target is None:
+        return None
     k = int(np.ceil(target * n - 1e-9))
     return float(np.sort(malignant_scores)[n - k]) if n and 0 < k <= n else None
 
 
-def threshold_interval(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list[int], target: float, *,
+def threshold_interval(y_true: np.ndarray, scores: np.ndarray, malignant_idx: list[int], target: float | None, *,
                        resamples: int = 1000, seed: int = 0, level: float = 0.95) -> list[float] | None:
     """Percentile bootstrap interval of `restoring_threshold` (the malignant images resampled, seeded); None under
     MIN_INTERVAL_IMAGES malignant images or without resamples."""
     positive = scores[np.isin(y_true, malignant_idx)]
-    if resamples < 1 or len(positive) < MIN_INTERVAL_IMAGES:
+    if target is None or resamples < 1 or len(positive) < MIN_INTERVAL_IMAGES:
         return None
     draws = np.sort(positive[np.random.default_rng(seed).integers(0, len(positive), (resamples, len(positive)))], axis=1)
     k = int(np.ceil(target * len(positive) - 1e-9))

@@ -136,3 +136,21 @@ def test_a_shift_finding_names_the_severities_below_the_clean_floor_and_the_rest
     (finding,) = shift_findings(entries)
     assert "under jpeg_compression" in finding and "from 92.0 to 60.0 at severity 5" in finding
     assert "at severities 3, 5" in finding and "t = 0.05 would restore it" in finding
+
+
+def test_a_threshold_its_owner_gave_is_judged_with_nothing_to_restore(trained, derma_subset, tmp_path):
+    """An imported model's owner may give t without a target sensitivity: clean and shifted evaluations judge it,
+    and report no restoring threshold instead of failing."""
+    checkpoint = Checkpoint.load(trained)
+    owned = tmp_path / "owned"
+    owned.mkdir()
+    point = {"threshold": 0.3, "chosen_on": "given at import (the model's owner)", "malignant": list(checkpoint.meta.malignant)}
+    checkpoint.derive(owned, operating_point=point)
+    for args in ((), ("--shift", "hair", "--severity", "5")):
+        out = tmp_path / f"eval{len(args)}"
+        result = invoke("evaluate", "--checkpoint", owned, "--data-root", derma_subset, "--out", out, "--device", "cpu", *args)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        rows = [metrics["operating_point_here"]] if not args else [metrics["clean"], *metrics["rows"]]
+        assert all(r["restoring_threshold"] is None for r in rows)
+        assert "given by the model's owner" in result.stdout

@@ -71,8 +71,9 @@ def operating_point_lines(here: dict | None) -> list[str]:
     restore = "" if here["restoring_threshold"] is None else (
         f"; t = {here['restoring_threshold']:.4g}" + (f" (95 % CI {ci[0]:.4g}–{ci[1]:.4g})" if ci else "") +
         f" would restore {pct(here['target_sensitivity'])} here (reported, not used)")
-    return ["", f"Operating point: the stored t = {here['threshold']:.4g} was chosen for sensitivity "
-                f"{pct(here['target_sensitivity'])} on validation data; here it gives {pct(here['sensitivity'])}{restore}."]
+    chosen = "was given by the model's owner" if here["target_sensitivity"] is None else \
+        f"was chosen for sensitivity {pct(here['target_sensitivity'])} on validation data"
+    return ["", f"Operating point: the stored t = {here['threshold']:.4g} {chosen}; here it gives {pct(here['sensitivity'])}{restore}."]
 
 
 _GAP_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "sensitivity_at_threshold": "sensitivity @ t",

@@ -62,7 +62,7 @@ def operating_point_here(checkpoint: Checkpoint, labels: np.ndarray, probs: np.n
     threshold = checkpoint.threshold(malignant)
     if threshold is None:
         return None
-    target = checkpoint.meta.operating_point["target_sensitivity"]
+    target = checkpoint.meta.operating_point.get("target_sensitivity")  # none: the owner gave t
     malignant_idx = [checkpoint.classes.index(m) for m in malignant]
     scores = p_malignant(probs, malignant_idx)
     positive = scores[np.isin(labels, malignant_idx)]

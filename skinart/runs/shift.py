@@ -73,7 +73,7 @@ def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunO
     groups = None if cfg.by is None else subgroups(test.metadata, cfg.by, dataset.name)[keep]  # refused before writing
     classifier = deployed(checkpoint, options.device, precision=options.precision)
     scored = _score_all(cfg, classifier, test, keep, checkpoint.classes, malignant)
-    target = checkpoint.meta.operating_point["target_sensitivity"]
+    target = checkpoint.meta.operating_point.get("target_sensitivity")  # none: the owner gave t
     metrics = shift_metrics(scored, test.labels[keep], classes=checkpoint.classes, malignant=malignant,
                             threshold=threshold, target=target, cfg=cfg, groups=groups)
     metrics.update({"kind": "shift", **checkpoint.provenance(), "external": external, "images": len(keep),
@@ -101,7 +101,7 @@ def _score_all(cfg: ShiftConfig, classifier, test: Split, keep: np.ndarray, clas
     return scored
 
 
-def shift_metrics(scored: dict, labels: np.ndarray, *, classes, malignant, threshold: float, target: float,
+def shift_metrics(scored: dict, labels: np.ndarray, *, classes, malignant, threshold: float, target: float | None,
                   cfg: ShiftConfig, groups: np.ndarray | None = None) -> dict:
     """The clean row, a row per shift × severity and a summary per shift, all at the stored `threshold` (and with
     `groups`, each image's subgroup, every row's metrics per group)."""
@@ -123,7 +123,7 @@ def shift_metrics(scored: dict, labels: np.ndarray, *, classes, malignant, thres
 
 
 def _row(name: str, severity: int, probs: np.ndarray, labels: np.ndarray, *, classes, malignant, malignant_idx,
-         threshold: float, target: float, cfg: ShiftConfig) -> dict:
+         threshold: float, target: float | None, cfg: ShiftConfig) -> dict:
     scores = p_malignant(probs, malignant_idx)
     metrics = classification_metrics(labels, probs.argmax(1), classes=tuple(classes), malignant=tuple(malignant),
                                      probs=probs, threshold=threshold)
@@ -205,10 +205,11 @@ def shift_markdown(metrics: dict, title: str) -> str:
     """The table a reader sees first: per shift × severity, sensitivity and specificity at the stored t, balanced
     accuracy, AUROC and the threshold that would restore the target sensitivity."""
     t, target = metrics["threshold"], metrics["target_sensitivity"]
-    lines = [f"# {title}", "", f"{metrics['images']} images; stored threshold t = {t:.4f} (chosen for sensitivity "
-             f"{pct(target)} on validation data); severity 0 is clean.", "",
+    chosen = "given by the model's owner" if target is None else f"chosen for sensitivity {pct(target)} on validation data"
+    lines = [f"# {title}", "", f"{metrics['images']} images; stored threshold t = {t:.4f} ({chosen}); severity 0 is clean.", "",
              "| shift | severity | sensitivity @ t (95 % CI) | specificity @ t | balanced accuracy | AUROC | t restoring "
-             f"{pct(target)} sensitivity |", "|---|---|---|---|---|---|---|"]
+             f"{pct(target)} sensitivity |" if target is not None else
+             "| shift | severity | sensitivity @ t (95 % CI) | specificity @ t | balanced accuracy | AUROC | (no target: nothing to restore) |", "|---|---|---|---|---|---|---|"]
     for row in [metrics["clean"], *metrics["rows"]]:
         m, ci = row["metrics"], row["ci"].get("sensitivity_at_threshold")
         at = m["binary_at_threshold"]
