@@ -19,7 +19,8 @@ from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.d
 )
 from skinart.data.metadata import SMALL_GROUP, SUBGROUPS, UNKNOWN, group_order, subgroups  # noqa: F401
 from skinart.data.pixels import check_pixels, from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
-from skinart.data.sources import Source, is_present, read_source  # noqa: F401
+from skinart.data.readers import is_present, read_source  # noqa: F401
+from skinart.data.sources import Source  # noqa: F401
 from skinart.data.splits import parse_ratios, source_splits, split_indices  # noqa: F401
 from skinart.errors import SkinartError
 

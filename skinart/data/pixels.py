@@ -14,7 +14,8 @@ from tqdm import tqdm
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.data.catalog import RESIZE_METHODS, SPLIT_NAMES, cached_array
-from skinart.data.sources import Source, open_npz
+from skinart.data.dermamnist import open_npz
+from skinart.data.sources import Source
 
 
 def resize_image(img: Image.Image, size: int, method: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """APGD on a fast path: ART's `AutoProjectedGradientDescent` step by step, with the images kept as float32 torch
-tensors on the model's device between the model's passes, and `TorchModel`, the estimator's logits and input gradients
-on such tensors (Square uses it too, skinart.attacks.fast.square).
+tensors on the model's device between the model's passes (`torch_model.TorchModel`: the estimator's logits and input
+gradients on such tensors).
 
 What differs from ART's loop: one forward-backward pass per iteration where ART makes a gradient pass and a separate
 loss pass (the gradient at the next point comes with its loss; a checkpoint's return to the best point takes the
@@ -18,48 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skinart.attacks.fast.overrides import check_attributes, check_overrides
+from skinart.attacks.fast.overrides import check_overrides
+from skinart.attacks.fast.torch_model import TorchModel, where_rows
 from skinart.attacks.progress import bar, terminal
 from skinart.toolbox import (
     ART_NUMPY_DTYPE, AutoProjectedGradientDescent, EvasionAttack, PyTorchClassifier, check_and_transform_label_format,
     projection, random_sphere,
 )
-
-
-class TorchModel:
-    """An ART PyTorchClassifier's logits on torch tensors, in eval mode, its preprocessing applied as ART's `predict`
-    and `loss_gradient` apply it (in torch when all of it is torch; else in numpy, with ART's BPDA gradient)."""
-
-    def __init__(self, estimator, batch_size: int):
-        if getattr(estimator, "postprocessing_defences", None):
-            raise ValueError("the fast attack paths do not apply postprocessing defences")
-        self.estimator, self.device, self.batch_size = estimator, estimator._device, batch_size
-        self.framework = estimator.all_framework_preprocessing
-        estimator._model.train(mode=False)  # once: ART's predict sets it on every call (a walk over every module)
-
-    def _input(self, x: torch.Tensor, grad: bool):
-        if self.framework:
-            return self.estimator._apply_preprocessing(x, y=None, fit=False, no_grad=not grad)[0]
-        processed = self.estimator._apply_preprocessing(x.detach().cpu().numpy(), y=None, fit=False)[0]
-        return torch.from_numpy(processed).to(self.device).requires_grad_(grad)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            if not len(x):
-                return x.new_zeros((0, self.estimator.nb_classes))
-            return torch.cat([self.estimator._model(self._input(x[i : i + self.batch_size], False))[-1]
-                              for i in range(0, len(x), self.batch_size)])
-
-    def loss_gradient(self, x: torch.Tensor, loss) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, per-image loss, gradient of each image's loss) at `x` from one forward-backward pass."""
-        leaf = x.detach().requires_grad_(True)
-        inputs = self._input(leaf, True)
-        logits = self.estimator._model(inputs)[-1]
-        value = loss(logits)
-        grad = torch.autograd.grad(value.sum(), leaf if self.framework else inputs)[0]
-        if not self.framework:  # ART's backward through numpy preprocessors (BPDA)
-            grad = torch.from_numpy(self.estimator._apply_preprocessing_gradient(x.detach().cpu().numpy(), grad.cpu().numpy()))
-        return logits.detach(), value.detach(), grad.to(self.device)
 
 
 def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -114,10 +79,6 @@ class APGDState:
         """The state of the rows where `keep` holds."""
         return replace(self, **{f.name: getattr(self, f.name)[keep] for f in fields(self)
                                 if isinstance(getattr(self, f.name), torch.Tensor) and getattr(self, f.name).ndim})
-
-
-def where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask.view(-1, *[1] * (a.ndim - 1)), a, b)
 
 
 class FastAutoProjectedGradientDescent(AutoProjectedGradientDescent):
@@ -302,7 +263,5 @@ class FastAutoProjectedGradientDescent(AutoProjectedGradientDescent):
         return s.kept(~(hit if s.group is None else torch.isin(s.group, s.group[hit])))
 
 
-check_overrides(TorchModel, PyTorchClassifier, "_apply_preprocessing", "_apply_preprocessing_gradient")
-check_attributes(TorchModel, PyTorchClassifier, "_device", "_model", "all_framework_preprocessing")
 # a rewrite of ART's loop, not a copy (tests/test_autoattack.py compares the answers): only the names are checked
 check_overrides(FastAutoProjectedGradientDescent, AutoProjectedGradientDescent, "_check_params", "generate")

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from skinart.attacks.fast.apgd import TorchModel, where_rows
+from skinart.attacks.fast.torch_model import TorchModel, where_rows
 from skinart.attacks.fast.overrides import FrozenWeights, check_overrides
 from skinart.attacks.progress import Announced, bar, terminal
 from skinart.toolbox import ART_NUMPY_DTYPE, PyTorchClassifier, SquareAttack, check_and_transform_label_format
