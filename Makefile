@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/skinart run recipes/quickstart.yaml --out runs/quickstart
 
+# --durations=15: the 15 slowest tests in every run's output (CI's included); `-m "not slow"` leaves out what trains end to end
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf runs

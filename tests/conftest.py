@@ -1,5 +1,7 @@
 """Shared fixtures. Data that tests need is generated at session start (`derma_subset`, `ham_subset`, the model
 `trained` on it); the tests that need the real data (`shared_data`, `real_*`) read SKINART_DATA and skip cleanly without it.
+What trains a model (a poisoning, a retraining) and more than one test reads is built once per session here (`*_run`);
+a test reads it and writes only under its own folder.
 
 The whole suite runs with HOME pointed at an empty folder and the cache in a temporary one, both set before
 skinart is imported (it points other libraries' folders into the cache at import); HOME must be empty at the end."""
@@ -25,12 +27,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from helpers import invoke, write_dermamnist, write_ham10000, write_ham_subset  # noqa: E402
 
-from skinart.runs import threats  # noqa: E402
+import skinart.toolbox  # noqa: E402, F401  ART's config into skinart's cache before any test module imports `art` itself
 
 
-@pytest.fixture(autouse=True)
-def _sanity_checks_run_afresh():
-    """Each test starts as a fresh process does: without the gradient checks other tests' evaluations ran."""
+@pytest.fixture
+def sanity_checks_afresh():
+    """For a test about the gradient checks themselves (that they run, what they print, when they are reused): it starts
+    as a fresh process does, without the checks other tests' evaluations ran. Every other test shares them as a recipe's
+    steps do (`skinart.runs.threats._SANITY_RUN`: the same deployed model, test images, ε and seed give the same seeded
+    numbers, so they run once per process)."""
+    from skinart.runs import threats  # torch, timm, ART: imported by the tests that need them, not by every pytest process
+
     threats._SANITY_RUN.clear()
 
 
@@ -106,3 +113,48 @@ def real_trained(real_derma_subset, tmp_path_factory) -> Path:
     """The same CNN on the real subset, for what depends on real images (how far label-flip poisoning moves a model:
     on the generated lesions a class is too distinct for 90 % flipped labels to move it)."""
     return train_cnn(real_derma_subset, tmp_path_factory.mktemp("runs") / "real-cnn")
+
+
+def _ok(*args) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0, (args, result.stderr[-2000:])
+
+
+@pytest.fixture(scope="session")
+def flip_run(trained, derma_subset, tmp_path_factory) -> Path:
+    """`trained` poisoned by flipping 30 % of nv to bkl and retrained for 2 epochs: a poisoned run (test_bad_inputs' {P})
+    and the uninterrupted poisoning that test_resume's interrupted one must equal."""
+    out = tmp_path_factory.mktemp("runs") / "flip"
+    _ok("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", "0.3",
+        "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu", "--out", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def madry_run(trained, derma_subset, tmp_path_factory) -> Path:
+    """`trained` retrained by Madry's PGD training (2 epochs, 2 PGD steps at ε 2/255): a defended checkpoint (test_defences)
+    and the uninterrupted training that test_resume's interrupted one must equal."""
+    out = tmp_path_factory.mktemp("runs") / "madry"
+    _ok("defend", "--method", "madry", "--eps", "2/255", "--max-iter", 2, "--retrain-epochs", 2, "--checkpoint", trained,
+        "--data-root", derma_subset, "--device", "cpu", "--out", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def retrain_run(trained, derma_subset, tmp_path_factory) -> Path:
+    """`trained` retrained for an epoch on 40 % extra adversarial copies (FGSM and 3-step PGD): the retrained checkpoint
+    that test_defences checks and combines, and test_bad_inputs' {R}."""
+    out = tmp_path_factory.mktemp("runs") / "retrain"
+    _ok("defend", "--method", "retrain", "--attacks", "fgsm,pgd", "--ratio", 0.4, "--retrain-epochs", 1, "--max-iter", 3,
+        "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu", "--out", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_flip_run(real_trained, real_derma_subset, tmp_path_factory) -> Path:
+    """`real_trained` poisoned by flipping 90 % of nv to bkl and retrained for 3 epochs: how far the flip moves a model
+    (test_attacks) and what the poison detectors find (test_defences)."""
+    out = tmp_path_factory.mktemp("runs") / "real-flip"
+    _ok("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.9,
+        "--retrain-epochs", 3, "--checkpoint", real_trained, "--data-root", real_derma_subset, "--device", "cpu", "--out", out)
+    return out

@@ -1,6 +1,7 @@
-"""What test modules share: the in-process CLI, and generated data in the layouts skinart reads (a DermaMNIST-format
-npz, a HAM10000 folder), so tests that need data but not real accuracy run on any clone. Imported as `helpers`
-(pytest puts tests/ on the path); conftest.py, which pytest alone imports, holds the fixtures."""
+"""What test modules share: the in-process CLI, generated data in the layouts skinart reads (a DermaMNIST-format
+npz, a HAM10000 folder), so tests that need data but not real accuracy run on any clone, and a tiny torch model trained
+here in a second (`Tiny`, `tiny_model`) for the tests of attack algorithms (torch imported only then). Imported as
+`helpers` (pytest puts tests/ on the path); conftest.py, which pytest alone imports, holds the fixtures."""
 
 from __future__ import annotations
 
@@ -109,3 +110,78 @@ def write_ham_subset(rows: list[dict], images: Path, target: Path, per_class: in
         writer.writeheader()
         writer.writerows(chosen)
     return chosen
+
+
+# ----------------------------------------------------------------------------------------- a tiny model
+
+TINY_SIZE = 16  # the tiny model's images: 16 px
+
+
+def _define_tiny():
+    from torch import nn
+
+    class Tiny(nn.Module):
+        """Two conv layers and a linear head. It counts its forward passes and the images they carry (`passes`, `images`:
+        what the fast attacks save), and records whether any weight was trainable during each pass (`trainable_seen`:
+        the attacks freeze the weights inside their `generate` only)."""
+
+        def __init__(self, classes: int):
+            super().__init__()
+            self.num_classes, self.passes, self.images = classes, 0, 0
+            self.trainable_seen: list[bool] = []
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, classes))
+
+        def forward(self, x):
+            self.passes, self.images = self.passes + 1, self.images + len(x)
+            self.trainable_seen.append(any(p.requires_grad for p in self.parameters()))
+            return self.body(x)
+
+    return Tiny
+
+
+def __getattr__(name: str):
+    """`Tiny` is defined on first use: conftest imports this module in every pytest process (the suite guards' too), and
+    torch need not load for that."""
+    if name == "Tiny":
+        globals()["Tiny"] = _define_tiny()
+        return globals()["Tiny"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def template_images(rng: np.random.Generator, templates: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n float32 NCHW images in [0, 1], each half a random class's colour template and half uniform noise; their labels."""
+    labels = rng.integers(0, len(templates), n)
+    x = np.clip(0.5 * templates[labels] + rng.uniform(0, 0.5, (n, *templates.shape[1:])), 0, 1).astype(np.float32)
+    return x, labels
+
+
+def tiny_model(classes: int, n: int, seed: int):
+    """(classifier, net, x, one-hot model predictions): a `Tiny` trained for 40 Adam steps to tell `classes` noisy colour
+    templates apart, wrapped as skinart wraps every model (normalisation first), and n fresh images it classifies into
+    every class (a model with decisions to change)."""
+    import torch
+    from torch import nn
+
+    from skinart.models.networks import wrap
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(seed)
+    net = __getattr__("Tiny")(classes)
+    classifier = wrap(net, TINY_SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu")
+    templates = rng.uniform(0, 1, (classes, 3, TINY_SIZE, TINY_SIZE)).astype(np.float32)
+    x_train, labels = template_images(rng, templates, 512)
+    optimiser = torch.optim.Adam(classifier.model.parameters(), 1e-2)
+    for _ in range(40):
+        i = rng.choice(512, 64)
+        loss = nn.functional.cross_entropy(classifier.model(torch.from_numpy(x_train[i])), torch.from_numpy(labels[i]))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    classifier.model.eval()
+    x, _ = template_images(rng, templates, n)
+    predicted = classifier.predict(x).argmax(1)
+    assert len(set(predicted)) == classes  # a model with decisions to change
+    net.passes = net.images = 0
+    net.trainable_seen.clear()
+    return classifier, net, x, np.eye(classes, dtype=np.float32)[predicted]

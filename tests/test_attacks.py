@@ -11,11 +11,12 @@ from helpers import invoke
 
 from skinart.attacks.table import METHODS, build
 from skinart.models.checkpoint import Checkpoint
-from skinart.data import CLASSES
+from skinart.data import CLASSES, from_model_input, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import parse_eps, parse_params
 from skinart.attacks.poisons import poison_split
-from skinart.toolbox import ProjectedGradientDescent
+from skinart.models.provenance import checkpoint_dataset
+from skinart.toolbox import ProjectedGradientDescent, add_pattern_bd
 from skinart.defences.deployed import deployed
 
 
@@ -174,10 +175,11 @@ def test_poison_split_changes_only_the_chosen_samples(derma_subset):
     assert (corner == 255).any() and np.array_equal(backdoor.images[chosen][:, :-6], train.images[chosen][:, :-6])
 
 
-def test_poison_flip_retrains_and_reports_the_confusion(real_trained, real_derma_subset, tmp_path):
-    trained, derma_subset, out = real_trained, real_derma_subset, tmp_path / "flip"
-    metrics = attack(trained, derma_subset, out, "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl",
-                     "--fraction", 0.9, "--retrain-epochs", 3)
+@pytest.mark.slow
+def test_poison_flip_retrains_and_reports_the_confusion(real_derma_subset, real_flip_run):
+    """The poisoned run is the session's (conftest: `real_flip_run`: 90 % of nv flipped to bkl, 3 epochs)."""
+    derma_subset, out = real_derma_subset, real_flip_run
+    metrics = json.loads((out / "metrics.json").read_text())
     n_nv = int((np.load(derma_subset)["train_labels"].ravel() == 5).sum())
     poison = np.load(out / "poison.npz")
     assert len(poison["indices"]) == metrics["poisoned_samples"] == round(0.9 * n_nv)
@@ -213,14 +215,47 @@ def test_every_method_has_help_and_a_known_kind():
     assert all(m.help for m in METHODS.values())
 
 
-def test_poison_backdoor_reports_the_trigger_success(trained, derma_subset, tmp_path):
+@pytest.mark.slow
+def test_poison_backdoor_retrains_on_triggered_images_and_measures_the_trigger(trained, derma_subset, tmp_path, monkeypatch):
+    """What the retraining sees is the training split with ART's trigger on exactly the poisoned images, labelled with the
+    target, and nothing else changed; what the run triggers at test time is the test images of the other classes with
+    ART's trigger, and the success rates it reports are each model's share of the target class on them, measured again.
+
+    Not asserted: that the poisoned model learns the trigger. It does not here (the trigger's share equals the clean
+    images' share to the last image): the checkpoint's own `rotate` augmentation turns the corner pattern off the image or
+    into another corner, and even without augmentation a few epochs of skin_cnn do not pick up its 4 pixels."""
+    import skinart.runs.poison
+
+    seen, train, perturb = [], skinart.runs.poison.train, skinart.runs.poison.perturb
+    monkeypatch.setattr(skinart.runs.poison, "train", lambda dataset, *a, **k: seen.append(dataset.splits["train"]) or train(dataset, *a, **k))
+    scored = []  # what the run triggers at test time
+    monkeypatch.setattr(skinart.runs.poison, "perturb", lambda method, x: scored.append(perturb(method, x)) or scored[-1])
     out = tmp_path / "backdoor"
     metrics = attack(trained, derma_subset, out, "--method", "poison-backdoor", "--target-class", "mel", "--fraction", 0.3,
-                     "--retrain-epochs", 3)
+                     "--retrain-epochs", 1)
+    mel = CLASSES.index("mel")
+    clean = checkpoint_dataset(Checkpoint.load(trained), data_root=str(derma_subset)).splits
     poison = np.load(out / "poison.npz")
-    assert (poison["original_labels"] != 4).all() and metrics["poisoned_samples"] == len(poison["indices"])
-    assert set(metrics["attack_success_rate"]) == {"clean_model", "poisoned_model"}
-    assert all(0 <= v <= 1 for v in metrics["attack_success_rate"].values())
-    clean = json.loads((trained / "skinart.json").read_text())["weights_sha256"]
-    assert json.loads((out / "skinart.json").read_text())["weights_sha256"] != clean  # retrained on the poisoned split
+    indices = poison["indices"]
+    assert (poison["original_labels"] != mel).all() and np.array_equal(poison["original_labels"], clean["train"].labels[indices])
+    assert metrics["poisoned_samples"] == len(set(indices)) == round(0.3 * np.sum(clean["train"].labels != mel))
+    # the split the retraining trained on: ART's trigger and the target label on the poisoned images, nothing else changed
+    (trained_on,) = seen
+    assert np.array_equal(trained_on.ids, clean["train"].ids) and np.array_equal(poison["ids"], clean["train"].ids[indices])
+    expected = clean["train"].images.copy()
+    expected[indices] = from_model_input(add_pattern_bd(to_model_input(expected[indices]), channels_first=True))
+    assert np.array_equal(trained_on.images, expected) and not np.array_equal(expected[indices], clean["train"].images[indices])
+    labels = clean["train"].labels.copy()
+    labels[indices] = mel
+    assert np.array_equal(trained_on.labels, labels)
+    # the trigger's success, measured again: each model on the test images of the other classes with ART's trigger, which
+    # are what the run triggered (a model that ignores the trigger cannot tell where it is: this says the run put it there)
+    test = clean["test"]
+    triggered = add_pattern_bd(to_model_input(test.images[test.labels != mel]), channels_first=True)
+    assert len(scored) == 1 and np.array_equal(scored[0], triggered)
+    for name, checkpoint in (("clean_model", trained), ("poisoned_model", out)):
+        share = np.mean(deployed(Checkpoint.load(checkpoint), "cpu").predict(triggered).argmax(1) == mel)
+        assert metrics["attack_success_rate"][name] == pytest.approx(share), name
+    source = json.loads((trained / "skinart.json").read_text())["weights_sha256"]
+    assert json.loads((out / "skinart.json").read_text())["weights_sha256"] != source  # retrained on the poisoned split
     assert (out / "perturbations.png").stat().st_size > 0

@@ -10,59 +10,22 @@ import random
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from skinart.attacks.fast.apgd import FastAutoProjectedGradientDescent, dlr, dlr_targeted
 from skinart.attacks.table import art_parameters, build
 from skinart.attacks.loops import torch_threads
 from skinart.errors import SkinartError
-from skinart.models.networks import wrap
 from skinart.attacks.fast.square import FastSquareAttack
 from skinart.toolbox import AutoAttack, AutoProjectedGradientDescent, EvasionAttack, SquareAttack
 
-SIZE = 16
+from helpers import tiny_model
 
-
-class Counted(nn.Module):
-    """Two conv layers and a linear head; it counts its forward passes and the images they carry."""
-
-    def __init__(self, classes: int):
-        super().__init__()
-        self.num_classes, self.passes, self.images = classes, 0, 0
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
-                                  nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.passes, self.images = self.passes + 1, self.images + len(x)
-        return self.body(x)
 
 
 def _trained(classes: int, n: int = 48):
-    """(classifier, net, x, one-hot model predictions): a net trained for 40 steps to tell `classes` noisy colour
-    templates apart, wrapped as skinart wraps every model."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(classes)
-    net = Counted(classes)
-    classifier = wrap(net, SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu")
-    templates = rng.uniform(0, 1, (classes, 3, SIZE, SIZE)).astype(np.float32)
-
-    def images(count):
-        labels = rng.integers(0, classes, count)
-        return np.clip(0.5 * templates[labels] + rng.uniform(0, 0.5, (count, 3, SIZE, SIZE)), 0, 1).astype(np.float32), labels
-
-    x_train, labels = images(512)
-    optimiser = torch.optim.Adam(classifier.model.parameters(), 1e-2)
-    for _ in range(40):
-        i = rng.choice(512, 64)
-        loss = nn.functional.cross_entropy(classifier.model(torch.from_numpy(x_train[i])), torch.from_numpy(labels[i]))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    classifier.model.eval()
-    x, _ = images(n)
-    predicted = classifier.predict(x).argmax(1)
-    assert len(set(predicted)) == classes
-    return classifier, net, x, np.eye(classes, dtype=np.float32)[predicted]
+    """(classifier, net, x, one-hot model predictions): `helpers.Tiny`, which counts its forward passes and the images
+    they carry, trained to tell `classes` noisy colour templates apart, and n images to attack."""
+    return tiny_model(classes, n=n, seed=classes)
 
 
 @pytest.fixture(scope="module", autouse=True)

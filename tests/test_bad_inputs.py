@@ -6,7 +6,9 @@ piece (the option or key path at fault, and the fix); no output written anywhere
 directory (which is also the working directory, so a default `runs/...` counts); and every input
 byte-identical afterwards. Inputs are copies made for the row (checkpoint, llt-defended checkpoint,
 retrained checkpoint, attack run, poisoned run, recipe, recipe run, ...), so a command that wrongly
-deletes or writes into an input can only damage its own copy; the shared originals are checked too.
+deletes or writes into an input can only damage its own copy; the shared originals are checked too: around every
+test of this module that uses them by what any write changes (`file_stats`: inode, size, mtime and ctime, no file
+read), naming the row, and by their bytes (sha256) once when the module starts and once when it ends.
 
 Placeholders in a row: {T} trained skin_cnn checkpoint, {L} its llt defence, {R} its retraining,
 {A} an fgsm attack run (20 images), {P} a poison-flip run, {T64}/{T6} copies of {T} whose metadata
@@ -43,9 +45,9 @@ from safetensors.torch import load_file, save_file
 # ----------------------------------------------------------------------------------------- the contract
 
 
-def check(result, expect, before: dict, after: dict, shared_before: dict, shared_after: dict,
-          out: Path, hide: dict[str, str]) -> list[str]:
-    """Every way `result` breaks the bad-input contract (empty: it keeps it)."""
+def check(result, expect, before: dict, after: dict, out: Path, hide: dict[str, str]) -> list[str]:
+    """Every way `result` breaks the bad-input contract (empty: it keeps it); the shared originals are checked apart
+    (`_shared_inputs_untouched`)."""
     problems = []
     stderr = result.stderr or ""
     for path, name in hide.items():  # paths are not evidence that a message names an option
@@ -70,8 +72,6 @@ def check(result, expect, before: dict, after: dict, shared_before: dict, shared
     for what, keys in (("new", new), ("deleted", gone), ("changed", changed)):
         if keys:
             problems.append(f"{len(keys)} {what} path(s) under the test directory, e.g. {', '.join(keys[:3])}")
-    if shared_before != shared_after:
-        problems.append("a shared input fixture changed")
     return problems
 
 
@@ -92,6 +92,25 @@ def tree_digest(root: Path) -> dict[str, str]:
     return state
 
 
+def file_stats(root: Path) -> dict[str, tuple]:
+    """relative path -> what any change to it changes, read from the file system without reading a file: the kind and
+    mode, the size, the inode (a file replaced), mtime and ctime in ns (ctime moves on every write and cannot be set
+    back), or the link target. Equal twice, nothing was written, replaced, added or removed in between."""
+    root = Path(root)
+    paths = [root] if not root.is_dir() or root.is_symlink() else [root, *sorted(root.rglob("*"))]
+    state = {}
+    for p in paths:
+        st = p.lstat()
+        rel = str(p.relative_to(root)) if p != root else "."
+        state[rel] = ("link:" + os.readlink(p),) if p.is_symlink() else \
+            (st.st_mode, st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return state
+
+
+def changed_paths(before: dict, after: dict) -> list[str]:
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
 # ----------------------------------------------------------------------------------------- shared inputs
 
 
@@ -107,8 +126,9 @@ def _write_yaml(path: Path, data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sources(trained, derma_subset, tmp_path_factory):
-    """Every kind of input run directory, built once; rows work on copies of these."""
+def sources(trained, derma_subset, retrain_run, flip_run, tmp_path_factory):
+    """Every kind of input run directory, built once; rows work on copies of these. The retraining and the poisoned run
+    are the session's (conftest: `retrain_run`, `flip_run`), copied in."""
     base = tmp_path_factory.mktemp("bad-inputs-src")
     cnn = base / "cnn"
     cnn.mkdir()
@@ -117,12 +137,10 @@ def sources(trained, derma_subset, tmp_path_factory):
             shutil.copy2(f, cnn / f.name)
     d = str(derma_subset)
     _ok("defend", "--method", "llt", "--checkpoint", cnn, "--data-root", d, "--device", "cpu", "--out", base / "llt")
-    _ok("defend", "--method", "retrain", "--checkpoint", cnn, "--data-root", d, "--device", "cpu", "--retrain-epochs", 1, "--ratio", 0.2,
-        "--out", base / "rt")
+    shutil.copytree(retrain_run, base / "rt")
     _ok("attack", "--method", "fgsm", "--checkpoint", cnn, "--data-root", d, "--device", "cpu", "--max-samples", 20,
         "--out", base / "fgsm")
-    _ok("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.2,
-        "--retrain-epochs", 1, "--checkpoint", cnn, "--data-root", d, "--device", "cpu", "--out", base / "flip")
+    shutil.copytree(flip_run, base / "flip")
     meta = json.loads((cnn / "skinart.json").read_text())
     for name, change in (("cnn64", {"img_size": 64}), ("cnn6", {"classes": meta["classes"][:6]})):
         shutil.copytree(cnn, base / name)
@@ -135,6 +153,50 @@ def sources(trained, derma_subset, tmp_path_factory):
     _write_yaml(base / "other.yaml", {**recipe, "name": "other-recipe"})
     _ok("run", base / "tiny.yaml", "--out", base / "run")
     return SimpleNamespace(base=base, data=Path(d), cnn=cnn)
+
+
+class SharedInputs:
+    """The shared originals every row copies from (`sources.base`) and the dataset rows read in place (`sources.data`):
+    their bytes hashed when the module starts (`start`) and checked when it ends, and the tests whose stat check saw
+    a path change (`changed_by`), so the end-of-module check names the row even for a change stat did not show."""
+
+    def __init__(self, sources: SimpleNamespace):
+        self.roots = {"<src>": sources.base, "<data>": sources.data}
+        self.start = self.digest()
+        self.changed_by: dict[str, str] = {}
+
+    def digest(self) -> dict[str, str]:
+        return {f"{name}/{rel}": h for name, root in self.roots.items() for rel, h in tree_digest(root).items()}
+
+    def stats(self) -> dict[str, tuple]:
+        return {f"{name}/{rel}": st for name, root in self.roots.items() for rel, st in file_stats(root).items()}
+
+
+@pytest.fixture(scope="module")
+def shared_inputs(sources):
+    """The shared originals, hashed once per module; at the module's end no byte of them may have changed."""
+    guard = SharedInputs(sources)
+    yield guard
+    changed = changed_paths(guard.start, guard.digest())
+    named = {path: guard.changed_by.get(path, "a test whose stat check saw nothing") for path in changed}
+    assert not changed, f"{len(changed)} shared input path(s) changed during the module: {named}"
+
+
+@pytest.fixture(autouse=True)
+def _shared_inputs_untouched(request):
+    """Around each test of this module that uses the shared inputs: none of them changed (by `file_stats`), or the test
+    fails naming the paths; the row is the test's id."""
+    if "sources" not in request.fixturenames:
+        yield
+        return
+    guard = request.getfixturevalue("shared_inputs")
+    before = guard.stats()
+    yield
+    changed = changed_paths(before, guard.stats())
+    for path in changed:
+        guard.changed_by.setdefault(path, request.node.name)
+    if changed:
+        pytest.fail(f"{request.node.name} changed {len(changed)} shared input path(s): {', '.join(changed[:5])}", pytrace=False)
 
 
 COPIES = {"T": "cnn", "L": "llt", "R": "rt", "A": "fgsm", "P": "flip", "T64": "cnn64", "T6": "cnn6", "Y": "tiny.yaml",
@@ -873,12 +935,12 @@ def test_bad_input(sources, tmp_path, monkeypatch, request, args, expect, memory
     try:
         argv = [inputs.resolve(a) for a in args]
         out = inputs.path("OUT")
-        before, shared_before = tree_digest(tmp_path), tree_digest(sources.base) | tree_digest(sources.data)
+        before = tree_digest(tmp_path)
         with memory_cap() if memory else _nothing():
             result = invoke(*argv)
-        after, shared_after = tree_digest(tmp_path), tree_digest(sources.base) | tree_digest(sources.data)
+        after = tree_digest(tmp_path)
         hide = {str(tmp_path): "<tmp>", str(sources.base): "<src>", str(sources.data): "<data>"}
-        problems = check(result, expect, before, after, shared_before, shared_after, out, hide)
+        problems = check(result, expect, before, after, out, hide)
         shown = (result.stderr or result.stdout or "").strip().splitlines()[:2]
         for path, name in hide.items():
             shown = [line.replace(path, name) for line in shown]
@@ -911,6 +973,7 @@ def test_a_rerun_after_the_weights_were_replaced_is_refused_not_skipped(sources,
     assert tree_digest(out) == before
 
 
+@pytest.mark.slow
 def test_a_small_folder_dataset_trains_with_one_smaller_batch(tmp_path):
     """8 images per class: the training split is smaller than --batch-size, so it is one smaller batch."""
     from PIL import Image
@@ -937,7 +1000,7 @@ def test_pretrained_with_the_hub_unreachable_is_one_line_at_once(derma_subset, t
     assert not (tmp_path / "run").exists()
 
 
-def test_every_progress_line_of_an_attacked_evaluation_says_what_it_is(sources, tmp_path):
+def test_every_progress_line_of_an_attacked_evaluation_says_what_it_is(sources, tmp_path, sanity_checks_afresh):
     """Piped stderr: no tqdm bar (its carriage returns glue lines together); each 'attacked' line names its attack."""
     result = invoke("evaluate", "--checkpoint", sources.base / "llt", "--data-root", sources.data, "--device", "cpu",
                     "--attack", "pgd", "--max-iter", 2, "--max-samples", 10, "--out", tmp_path / "ev")

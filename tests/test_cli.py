@@ -54,6 +54,7 @@ def test_evaluate_writes_exactly_the_design_metrics(trained, derma_subset, tmp_p
     assert sum(thesis[1]) > sum(metrics["binary"]["confusion_matrix"][1])  # nv now counts as cancerous
 
 
+@pytest.mark.slow
 def test_failed_run_leaves_nothing_behind(derma_subset, tmp_path, monkeypatch):
     import skinart.training.loop
 
@@ -118,6 +119,7 @@ def test_data_info(derma_subset):
     assert "600" in result.stdout and "groups shared between splits: 0" in result.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(derma_subset, tmp_path, monkeypatch):
     import skinart.training.loop
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from skinart.attacks.table import METHODS, build
 from skinart.attacks.fast.gradient import (
@@ -23,57 +22,21 @@ from skinart.attacks.loops import craft_evasion, fit_universal
 from skinart.models.networks import wrap
 from skinart.defences.preprocessors import EoTFlips
 from skinart.toolbox import (
-    AdversarialTrainerMadryPGD, EvasionAttack, FastGradientMethod, MomentumIterativeMethod, ProjectedGradientDescent,
+    AdversarialTrainerMadryPGD, EstimatorError, EvasionAttack, FastGradientMethod, MomentumIterativeMethod, ProjectedGradientDescent,
     ProjectedGradientDescentPyTorch, TargetedUniversalPerturbation, UniversalPerturbation,
 )
 from skinart.attacks.universal import SGDUniversalPerturbation
 
-N_CLASSES, SIZE = 5, 16
+from helpers import TINY_SIZE, Tiny, tiny_model
 
-
-class Tiny(nn.Module):
-    """Two conv layers and a linear head; it records whether any weight was trainable during each forward pass."""
-
-    def __init__(self):
-        super().__init__()
-        self.num_classes = N_CLASSES
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
-                                  nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, N_CLASSES))
-        self.trainable_seen: list[bool] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.trainable_seen.append(any(p.requires_grad for p in self.parameters()))
-        return self.body(x)
-
-
-def _images(rng: np.random.Generator, templates: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    labels = rng.integers(0, N_CLASSES, n)
-    x = np.clip(0.5 * templates[labels] + rng.uniform(0, 0.5, (n, 3, SIZE, SIZE)), 0, 1).astype(np.float32)
-    return x, labels
+N_CLASSES, SIZE = 5, TINY_SIZE
 
 
 @pytest.fixture(scope="module")
 def model():
-    """(classifier, net, x, one-hot model predictions): the net trained for 40 steps to tell 5 noisy colour templates
-    apart, wrapped as skinart wraps every model (normalisation first, channels-last), with an optimiser for trainers."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    net = Tiny()
-    classifier = wrap(net, SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=None)
-    templates = rng.uniform(0, 1, (N_CLASSES, 3, SIZE, SIZE)).astype(np.float32)
-    x_train, labels = _images(rng, templates, 512)
-    optimiser = torch.optim.Adam(classifier.model.parameters(), 1e-2)
-    for _ in range(40):
-        i = rng.choice(512, 64)
-        loss = nn.functional.cross_entropy(classifier.model(torch.from_numpy(x_train[i])), torch.from_numpy(labels[i]))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    classifier.model.eval()
-    x, _ = _images(rng, templates, 64)
-    predicted = classifier.predict(x).argmax(1)
-    assert len(set(predicted)) == N_CLASSES  # a model with decisions to change
-    return classifier, net, x, np.eye(N_CLASSES, dtype=np.float32)[predicted]
+    """(classifier, net, x, one-hot model predictions): `helpers.Tiny` trained to tell 5 noisy colour templates apart,
+    wrapped as skinart wraps every model (normalisation first), and 64 images to attack."""
+    return tiny_model(N_CLASSES, n=64, seed=0)
 
 
 def _seeded(make, x, y):
@@ -189,8 +152,37 @@ def test_the_uap_row_builds_skinart_s_classes_and_fit_universal_reports_every_pa
     assert info["fit_fooling_rate"] == pytest.approx(info["fit_fooling_by_pass"][-1], abs=1e-4)
 
 
-def test_sgd_uap_is_an_art_evasion_attack():
-    assert issubclass(SGDUniversalPerturbation, EvasionAttack)
+def test_sgd_uap_is_an_art_evasion_attack(model):
+    """The batched UAP, which ART lacks, behaves as ART's attacks do: its row builds it with the options given, ART's
+    `set_params` checks a parameter as the constructor does, ART refuses an estimator without loss gradients, and
+    `generate` returns the images plus one δ within ε shared by all, which fools them (targeted: sends them to the
+    target), with the rates it reports measured on what it returns."""
+    from art.estimators.classification import BlackBoxClassifier  # a scores-only model, which ART's requirements refuse
+
+    classifier, _, x, _ = model
+    attack = build("uap-sgd", classifier, {"eps": 8 / 255, "max_iter": 5}, {})
+    assert type(attack) is SGDUniversalPerturbation and isinstance(attack, EvasionAttack)
+    assert {"eps", "eps_step", "max_iter", "delta", "batch_size", "patience", "targeted"} <= set(attack.attack_params)
+    assert (attack.eps, attack.max_iter, attack.targeted) == (8 / 255, 5, False)
+    for bad in ({"eps": -0.1}, {"eps_step": 0}, {"max_iter": 0}, {"batch_size": 2.5}, {"patience": 0}, {"delta": 1.5}):
+        with pytest.raises(ValueError):
+            SGDUniversalPerturbation(classifier).set_params(**bad)
+    with pytest.raises(EstimatorError):
+        SGDUniversalPerturbation(BlackBoxClassifier(classifier.predict, x.shape[1:], N_CLASSES, clip_values=(0, 1)))
+    clean = classifier.predict(x).argmax(1)
+    np.random.seed(0)
+    adv = attack.generate(x)
+    assert adv.shape == x.shape and adv.dtype == np.float32
+    assert attack.noise.shape == (1, 3, SIZE, SIZE) and 0 < np.abs(attack.noise).max() <= 8 / 255 + 1e-6
+    np.testing.assert_array_equal(adv, np.clip(x + attack.noise, 0, 1))  # one δ for every image
+    attacked = classifier.predict(adv).argmax(1)
+    assert attack.fooling_rate == pytest.approx(np.mean(attacked != clean)) and attack.fooling_rate >= 0.3
+    assert attack.targeted_success_rate is None
+    targeted = build("uap-sgd", classifier, {"eps": 8 / 255, "max_iter": 5}, {}, target=2)
+    np.random.seed(0)
+    hit = classifier.predict(targeted.generate(x, np.eye(N_CLASSES, dtype=np.float32)[np.full(len(x), 2)])).argmax(1) == 2
+    assert targeted.targeted and targeted.targeted_success_rate == pytest.approx(hit.mean())
+    assert hit.mean() >= np.mean(clean == 2) + 0.3  # the target's share grows
 
 
 _CHEAP = {  # the fewest iterations that still run each method through
@@ -224,7 +216,7 @@ def test_trainers_attack_with_frozen_weights_and_train_with_trainable_ones(model
 
     _, _, x, y = model
     torch.manual_seed(1)
-    net = Tiny()
+    net = Tiny(N_CLASSES)
     classifier = wrap(net, SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=torch.optim.SGD(net.parameters(), lr=0.1))
     settings = {"eps": 4 / 255, "eps_step": 1 / 255, "max_iter": 2}
     madry = madry_trainer(settings)(classifier)

@@ -12,6 +12,7 @@ from helpers import invoke
 from skinart.models.checkpoint import Checkpoint
 from skinart.data import from_model_input
 from skinart.errors import SkinartError
+from skinart.metrics import MASKING_GAP
 from skinart.defences.preprocessors import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
 from skinart.defences.deployed import deployed
 
@@ -99,7 +100,11 @@ def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset
                     "--data-root", derma_subset, "--out", out)
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "metrics.json").read_text())
-    assert set(summary["threats"]) == {"white-box", "transfer", "adaptive"} and isinstance(summary["gradient_masking_suspected"], bool)
+    assert set(summary["threats"]) == {"white-box", "transfer", "adaptive"}
+    # the flags as DESIGN.md defines them, from the run's own table (llt is a preprocessor: masking may be suspected)
+    accuracy = {t: row["accuracy"] for t, row in summary["threats"].items()}
+    assert summary["gradient_masking_suspected"] is (accuracy["adaptive"] < accuracy["white-box"] - MASKING_GAP)
+    assert summary["robustness_overstated"] is (accuracy["adaptive"] < accuracy["transfer"] - MASKING_GAP)
     threats = {t: json.loads((out / t / "metrics.json").read_text()) for t in summary["threats"]}
     for threat, metrics in threats.items():
         assert metrics["threat_model"] == threat and metrics["linf_max"] <= 8 / 255 + 1e-6
@@ -151,33 +156,42 @@ def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subse
     assert delta.max() == 2 and (delta > 0).mean() > 0.5  # ±2/255 on most pixels, after rounding to uint8
 
 
-def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_subset, tmp_path):
-    def defend(out, *args):
-        result = invoke("defend", "--checkpoint", trained, "--data-root", derma_subset, "--out", tmp_path / out, *args)
-        assert result.exit_code == 0, result.stderr
-        return json.loads((tmp_path / out / "skinart.json").read_text())
-
+@pytest.mark.slow
+def test_retrain_madry_and_combined_write_defended_checkpoints(trained, derma_subset, retrain_run, madry_run, tmp_path):
+    """The retrained and Madry checkpoints are the session's (conftest: `retrain_run`, `madry_run`); combined is built here."""
     source = json.loads((trained / "skinart.json").read_text())
-    static = defend("retrain", "--method", "retrain", "--attacks", "fgsm,pgd", "--ratio", 0.4, "--retrain-epochs", 1, "--max-iter", 3)
+    static = json.loads((retrain_run / "skinart.json").read_text())
     assert static["defence"]["method"] == "retrain" and static["defence"]["attacks"] == ["fgsm", "pgd"]
     assert static["weights_sha256"] != source["weights_sha256"] and not static.get("preprocessing")
-    madry = defend("madry", "--method", "madry", "--retrain-epochs", 1, "--max-iter", 2)
+    madry = json.loads((madry_run / "skinart.json").read_text())
     assert madry["defence"]["method"] == "madry" and madry["weights_sha256"] != source["weights_sha256"]
-    combined = defend("combined", "--method", "combined", "--retrained", tmp_path / "retrain")
+    result = invoke("defend", "--method", "combined", "--retrained", retrain_run, "--data-root", derma_subset,
+                    "--out", tmp_path / "combined")
+    assert result.exit_code == 0, result.stderr
+    combined = json.loads((tmp_path / "combined" / "skinart.json").read_text())
     assert combined["preprocessing"][0]["name"] == "llt" and combined["weights_sha256"] == static["weights_sha256"]
     assert combined["defence"]["source"] == str(trained.resolve())  # transfer attacks craft on the undefended model
     # retrained weights choose their own threshold on val; the preprocessor on top keeps it
     assert static["operating_point"]["chosen_on"] == "val" and static["operating_point"]["val_sensitivity"] >= 0.9
     assert combined["operating_point"] == static["operating_point"]
-    assert json.loads((tmp_path / "combined" / "metrics.json").read_text())["accuracy"] is not None
+    # what it scores is the deployed checkpoint, WebP+flip before the retrained network: the test split's probabilities of
+    # an evaluation of it on its own, not the retrained network's (19 of 200 decisions differ here, not the accuracy)
+    reported = json.loads((tmp_path / "combined" / "metrics.json").read_text())
+    matrix = np.array(reported["confusion_matrix"])
+    assert reported["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum()) and matrix.sum() == 200
+    evaluated = invoke("evaluate", "--checkpoint", tmp_path / "combined", "--data-root", derma_subset, "--out", tmp_path / "eval")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert reported["accuracy"] == json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"]
+    scored = {name: np.load(run / "predictions.npz")["probabilities"] for name, run in
+              (("combined", tmp_path / "combined"), ("evaluated", tmp_path / "eval"), ("retrained", retrain_run))}
+    np.testing.assert_allclose(scored["combined"], scored["evaluated"], atol=1e-6)
+    assert np.abs(scored["combined"] - scored["retrained"]).max() > 0.01
 
 
-def test_detect_poison_scores_the_detector_against_the_real_poison(real_trained, real_derma_subset, tmp_path):
-    trained, derma_subset = real_trained, real_derma_subset
-    poisoned = tmp_path / "flip"
-    result = invoke("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.9,
-                    "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--out", poisoned)
-    assert result.exit_code == 0, result.stderr
+@pytest.mark.slow
+def test_detect_poison_scores_the_detector_against_the_real_poison(real_trained, real_derma_subset, real_flip_run, tmp_path):
+    """The poisoned run is the session's (conftest: `real_flip_run`, 90 % of nv flipped to bkl on the real subset)."""
+    trained, derma_subset, poisoned = real_trained, real_derma_subset, real_flip_run
     truth = set(np.load(poisoned / "poison.npz")["indices"])
     for detector in ("activation", "spectral"):
         out = tmp_path / detector

@@ -121,6 +121,7 @@ def _numbers(metrics: dict) -> dict:
                                           "binary", "auroc", "binary_at_threshold")})
 
 
+@pytest.mark.slow
 def test_clean_predictions_are_the_teams_own_in_every_format(foreign, imported):
     net = foreign[0]
     first = Checkpoint.load(imported["state-dict"])
@@ -142,6 +143,7 @@ def test_clean_predictions_are_the_teams_own_in_every_format(foreign, imported):
         assert meta["imported"]["format"] == ("state-dict" if fmt == "safetensors" else fmt)
 
 
+@pytest.mark.slow
 def test_every_format_gives_identical_metrics_each_saying_its_training_data_is_unknown(imported, tmp_path):
     metrics = {fmt: _evaluate(out, tmp_path / fmt) for fmt, out in imported.items()}
     reference = _numbers(metrics["state-dict"])
@@ -160,6 +162,7 @@ class _Permuted(nn.Module):
         return self.net(x)[:, self.order]
 
 
+@pytest.mark.slow
 def test_permuting_the_outputs_with_classes_changes_no_metric(foreign, imported, derma_subset, tmp_path):
     order = [3, 0, 6, 1, 5, 2, 4]
     scripted = tmp_path / "permuted.pt2"
@@ -183,6 +186,7 @@ def _plain_pgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ste
     return adv
 
 
+@pytest.mark.slow
 def test_pgd_on_the_imported_model_agrees_with_a_plain_pytorch_reference(foreign, imported, tmp_path):
     net = foreign[0]
     result = invoke("attack", "--checkpoint", imported["state-dict"], "--method", "pgd", "--eps", "2/255", "--eps-step", "1/510",
@@ -204,6 +208,7 @@ def _tiny_cnn(outputs: int) -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, outputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [("malignant",), ("malignant", "benign")], ids=["one-logit", "two-logits"])
 def test_binary_models_are_attacked_by_fgsm_pgd_and_autoattack(classes, derma_subset, tmp_path):
     data = np.load(derma_subset)
@@ -234,6 +239,7 @@ def test_binary_models_are_attacked_by_fgsm_pgd_and_autoattack(classes, derma_su
         assert m["adversarial"]["accuracy"] <= m["clean"]["accuracy"] and "training_data" in m
 
 
+@pytest.mark.slow
 def test_a_torch_export_program_is_defended_by_preprocessing_and_refused_retraining_in_one_line(imported, tmp_path):
     result = invoke("defend", "--checkpoint", imported["torch.export"], "--method", "retrain", "--out", tmp_path / "rt", "--device", "cpu")
     assert result.exit_code == 2 and not (tmp_path / "rt").exists()
@@ -243,6 +249,7 @@ def test_a_torch_export_program_is_defended_by_preprocessing_and_refused_retrain
     assert (tmp_path / "llt" / EXPORTED_FILE).is_file() and Checkpoint.load(tmp_path / "llt").meta.imported["format"] == "torch.export"
 
 
+@pytest.mark.slow
 def test_a_wrong_class_order_is_warned_of_in_one_line(foreign, derma_subset, tmp_path):
     result = _import(foreign[1]["torchscript"], tmp_path / "reversed", derma_subset, ORDER[::-1])
     assert result.exit_code == 0, result.output
@@ -250,6 +257,7 @@ def test_a_wrong_class_order_is_warned_of_in_one_line(foreign, derma_subset, tmp
     assert len(warning) == 1 and "--classes" in warning[0] and "--mean/--std" in warning[0] and "--img-size" in warning[0]
 
 
+@pytest.mark.slow
 def test_the_owners_threshold_is_recorded_as_given(foreign, derma_subset, tmp_path):
     result = _import(foreign[1]["torchscript"], tmp_path / "given", derma_subset, ORDER, "--threshold", 0.3)
     assert result.exit_code == 0, result.output
@@ -280,6 +288,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_a_wrong_import_is_one_line_exit_2_and_writes_nothing(case, foreign, derma_subset, tmp_path):
     files = _bad_files(foreign, tmp_path)
@@ -300,6 +309,7 @@ def test_offline_hub_model_is_one_line(derma_subset, tmp_path, monkeypatch):
     assert not (tmp_path / "hub").exists()
 
 
+@pytest.mark.slow
 def test_a_recipe_imports_the_model_and_replays_steps_on_it_with_a_report(foreign, derma_subset, tmp_path):
     recipe = {
         "name": "theirs", "seed": 0,

@@ -54,6 +54,7 @@ def test_logits_come_back_as_fp32(trained, test_split):
     assert model(torch.from_numpy(test_split[0][:4])).dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_train_at_bf16_is_recorded_and_never_skips_an_fp32_run(derma_subset, tmp_path):
     args = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run", "--device", "cpu")
     result = invoke(*args, "--precision", "bf16")

@@ -67,6 +67,7 @@ def external_folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_checkpoint_records_its_data_and_training_ids(ham_trained, ham_subset, ham_eval):
     meta = json.loads((ham_trained / "skinart.json").read_text())
     data = meta["data"]
@@ -79,6 +80,7 @@ def test_checkpoint_records_its_data_and_training_ids(ham_trained, ham_subset, h
     assert not set(train_ids) & set(predicted_ids(ham_eval))
 
 
+@pytest.mark.slow
 def test_evaluate_without_data_root_uses_the_recorded_data(ham_trained, ham_eval, tmp_path, monkeypatch):
     """$SKINART_DATA points at other HAM10000 data; the checkpoint's own root wins, so the test split is the same."""
     write_ham10000(tmp_path / "elsewhere" / "ham10000", n=120, seed=1)
@@ -92,6 +94,7 @@ def test_evaluate_without_data_root_uses_the_recorded_data(ham_trained, ham_eval
     assert metrics["data"]["source_fingerprint"] == json.loads((ham_trained / "skinart.json").read_text())["data"]["source_fingerprint"]
 
 
+@pytest.mark.slow
 def test_a_copy_of_the_data_has_the_same_fingerprint(ham_trained, ham_subset, ham_eval, tmp_path):
     """Fingerprints ignore where the files lie and their times: a copy elsewhere is the same data."""
     copy = tmp_path / "copy"
@@ -105,6 +108,7 @@ def test_a_copy_of_the_data_has_the_same_fingerprint(ham_trained, ham_subset, ha
     assert predicted_ids(tmp_path / "eval") == predicted_ids(ham_eval)
 
 
+@pytest.mark.slow
 def test_other_data_are_refused_without_external(ham_trained, ham_subset, derma_subset, tmp_path):
     other = tmp_path / "other"
     with open(ham_subset / "HAM10000_metadata.csv", newline="") as f:
@@ -117,6 +121,7 @@ def test_other_data_are_refused_without_external(ham_trained, ham_subset, derma_
     refused(evaluate(ham_trained, out, "--data-root", other, "--external"), out, "are training images of")
 
 
+@pytest.mark.slow
 def test_external_evaluation_on_a_folder_of_images(ham_trained, external_folder, tmp_path):
     out = tmp_path / "ext"
     result = evaluate(ham_trained, out, "--external", "--data", "folder", "--data-root", external_folder)
@@ -136,6 +141,7 @@ def test_external_evaluation_on_a_folder_of_images(ham_trained, external_folder,
         refused(evaluate(ham_trained, bad, *data, *args), bad, fragment)
 
 
+@pytest.mark.slow
 def test_training_ids_among_the_test_ids_are_refused(ham_trained, ham_eval, tmp_path):
     tampered = tmp_path / "tampered"
     shutil.copytree(ham_trained, tampered)
@@ -147,6 +153,7 @@ def test_training_ids_among_the_test_ids_are_refused(ham_trained, ham_eval, tmp_
     refused(evaluate(tampered, out), out, "train_ids.json", "restore it or retrain")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_provenance_still_evaluates(ham_trained, ham_subset, ham_eval, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(ham_trained, old)
@@ -161,6 +168,7 @@ def test_a_checkpoint_from_before_provenance_still_evaluates(ham_trained, ham_su
     assert predicted_ids(tmp_path / "eval") == predicted_ids(ham_eval)
 
 
+@pytest.mark.slow
 def test_report_labels_external_rows(ham_trained, external_folder, tmp_path):
     recipe = {"name": "external", "seed": 0, "steps": [
         {"name": "own", "command": "evaluate", "params": {"checkpoint": str(ham_trained), "device": "cpu"}},

@@ -72,6 +72,7 @@ def runs(derma_subset, tmp_path_factory, local_ray):
     return path, root, result
 
 
+@pytest.mark.slow
 def test_ray_run_gives_the_in_process_metrics(runs):
     _, root, result = runs
     on_ray = metrics(root / "ray")
@@ -82,6 +83,7 @@ def test_ray_run_gives_the_in_process_metrics(runs):
     assert "longest path" in summary(result.stderr) and "train → " in summary(result.stderr)
 
 
+@pytest.mark.slow
 def test_ray_rerun_sends_only_what_is_not_done(runs):
     path, root, _ = runs
     run = root / "ray"
@@ -100,6 +102,7 @@ def test_ray_rerun_sends_only_what_is_not_done(runs):
     assert metrics(run) == uninterrupted and not list(run.glob(".*partial*"))
 
 
+@pytest.mark.slow
 def test_a_failing_step_stops_its_dependents_and_the_rest_finishes(runs, tmp_path):
     _, root, _ = runs
     checkpoint = str(root / "ray" / "train")  # an existing checkpoint directory, read by every step

@@ -172,6 +172,7 @@ def tiny_run(derma_subset, tmp_path_factory):
     return path, root / "run"
 
 
+@pytest.mark.slow
 def test_recipe_runs_end_to_end_and_reports(tiny_run):
     _, run = tiny_run
     report = json.loads((run / "report.json").read_text())
@@ -218,6 +219,7 @@ PROBE = """<script>window.addEventListener('load', () => {
 });</script>"""
 
 
+@pytest.mark.slow
 def test_report_html_in_a_real_browser(tiny_run, tmp_path):
     """report.html as headless Chromium shows it at 1280 px: every image loaded (the robustness curves among them), the
     Findings the first section, no table wider than the page."""
@@ -246,6 +248,7 @@ def test_report_html_in_a_real_browser(tiny_run, tmp_path):
     assert seen["tables"] and max(seen["tables"]) <= seen["width"] and seen["page"] <= seen["width"], seen
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_interrupted_run_resumes_to_the_same_numbers(tiny_run):
     path, run = tiny_run
     before = {p: p.stat().st_mtime_ns for p in run.glob("*/metrics.json")}

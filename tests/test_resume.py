@@ -17,7 +17,7 @@ from skinart.runs.train import train_run
 from skinart.training.loop import TrainConfig
 from skinart.models.build import network
 
-CFG = dict(model="skin_cnn", epochs=3, batch_size=64, lr=3e-3, augment="full", balance="oversample", seed=1)
+CFG = dict(model="skin_cnn", epochs=2, batch_size=64, lr=3e-3, augment="full", balance="oversample", seed=1)
 
 
 def _numbers(out) -> tuple[list[dict], dict]:
@@ -47,33 +47,36 @@ def _same_as_uninterrupted(runs, whole) -> None:
     assert list(runs.iterdir()) == [runs / "cut"]  # the resume folder is gone once done
 
 
+@pytest.mark.slow
 def test_a_training_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(derma_subset, tmp_path,
                                                                                                monkeypatch):
     options = RunOptions(data="dermamnist", data_root=str(derma_subset), device="cpu")
     train_run(TrainConfig(**CFG), tmp_path / "whole", options)
-    started = _machine_lost_at_epoch(monkeypatch, 3)
+    started = _machine_lost_at_epoch(monkeypatch, 2)
     with pytest.raises(RuntimeError, match="injected failure"):
         train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)
     kept = list((tmp_path / "runs").glob(".cut.resume-*"))
     assert len(kept) == 1 and (kept[0] / RESUME_FILE).is_file() and not (tmp_path / "runs" / "cut").exists()
     train_run(TrainConfig(**CFG), tmp_path / "runs" / "cut", options)  # the same command again
-    assert len(started) == 4  # the rerun trained epoch 3 only
+    assert len(started) == 3  # the rerun trained epoch 2 only
     _same_as_uninterrupted(tmp_path / "runs", tmp_path / "whole")
 
 
-@pytest.mark.parametrize("command", [
-    ("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", "0.3"),
-    ("defend", "--method", "madry", "--eps", "2/255", "--max-iter", "2"),
+@pytest.mark.slow
+@pytest.mark.parametrize("command, whole", [
+    (("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", "0.3"), "flip_run"),
+    (("defend", "--method", "madry", "--eps", "2/255", "--max-iter", "2"), "madry_run"),
 ], ids=["poison", "madry"])
 def test_a_retraining_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_never_interrupted(trained, derma_subset, tmp_path,
-                                                                                                 monkeypatch, command):
-    """Poisoning and Madry's adversarial training retrain for as many epochs as a training: they resume the same way."""
+                                                                                                 monkeypatch, request, command, whole):
+    """Poisoning and Madry's adversarial training retrain for as many epochs as a training: they resume the same way. The
+    uninterrupted run is the session's (conftest: the same command, 2 epochs), which other tests read as well."""
     args = (*command, "--retrain-epochs", 2, "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu")
-    assert invoke(*args, "--out", tmp_path / "whole").exit_code == 0
+    whole = request.getfixturevalue(whole)
     started = _machine_lost_at_epoch(monkeypatch, 2)
     assert invoke(*args, "--out", tmp_path / "runs" / "cut").exit_code != 0
     assert len(list((tmp_path / "runs").glob(".cut.resume-*"))) == 1
     resumed = invoke(*args, "--out", tmp_path / "runs" / "cut")
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stderr, resumed.stderr
     assert len(started) == 3  # the rerun trained epoch 2 only
-    _same_as_uninterrupted(tmp_path / "runs", tmp_path / "whole")
+    _same_as_uninterrupted(tmp_path / "runs", whole)

@@ -45,6 +45,7 @@ def _numbers(run: Path) -> dict:
     return found
 
 
+@pytest.mark.slow
 def test_a_retrain_step_gives_the_same_metrics_run_whole_or_alone_in_a_fresh_process(derma_subset, tmp_path):
     path = tmp_path / "steps.yaml"
     path.write_text(yaml.safe_dump(_recipe(derma_subset), sort_keys=False))
@@ -76,6 +77,7 @@ def test_a_run_on_another_thread_count_is_another_run(tmp_path):
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_a_deterministic_run_is_recorded_with_its_device_and_versions_and_never_skips_another(derma_subset, tmp_path):
     args = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 1, "--out", tmp_path / "run", "--device", "cpu")
     try:

