@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,7 +96,6 @@ def test_the_restoring_threshold_restores_the_target_on_its_own_images():
 
 @pytest.mark.parametrize("args, message", [
     (("--severity", "3"), "--severity applies only with --shift"),
-    (("--seed", "2"), "--seed applies only with --shift"),
     (("--shift", "all", "--attack", "fgsm"), "does not combine with --shift"),
     (("--shift", "all", "--split", "val"), "does not combine with --shift"),
     (("--shift", "all", "--eps", "8/255"), "does not combine with --shift"),
@@ -154,3 +154,11 @@ def test_a_threshold_its_owner_gave_is_judged_with_nothing_to_restore(trained, d
         rows = [metrics["operating_point_here"]] if not args else [metrics["clean"], *metrics["rows"]]
         assert all(r["restoring_threshold"] is None for r in rows)
         assert "given by the model's owner" in result.stdout
+
+
+def test_a_recipe_seed_reaches_every_evaluate_step_without_a_refusal(tmp_path):
+    """The recipe's seed goes to every step whose command takes --seed: evaluate takes it clean, attacked and shifted."""
+    recipe = (Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml").read_text().replace("seed: 0", "seed: 1")
+    (tmp_path / "seeded.yaml").write_text(recipe)
+    result = invoke("recipes", "validate", tmp_path / "seeded.yaml")
+    assert result.exit_code == 0, result.output

@@ -91,11 +91,10 @@ def _check_by(p: dict) -> None:
 
 
 def _shift_config(p: dict) -> ShiftConfig | None:
-    """--shift with its severities and seed (which apply only with it), on the test split or --external data."""
+    """--shift with its severities (which apply only with it), on the test split or --external data."""
     if p["shift"] is None:
-        for option, default in (("severity", "all"), ("seed", 0)):
-            if p[option] != default:
-                raise SkinartError(f"{flag(option)} applies only with --shift; add --shift NAME[,NAME...]|all or drop it")
+        if p["severity"] != "all":  # --seed is every evaluation's (a recipe's seed reaches every step that takes it)
+            raise SkinartError("--severity applies only with --shift; add --shift NAME[,NAME...]|all or drop it")
         return None
     for option in ("attack", "split") + tuple(o for o in _EVALUATE_ATTACK if o != "max_samples"):
         if p[option] is not None:
@@ -125,7 +124,7 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
     for option in options:
         if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
             raise SkinartError(f"{flag(option)} applies to none of {p['attack']}; drop it")
-    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"],
+    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"],
                          **{o: p[o] for o in options if len(names) == 1 or o in methods[name].options}) for name in names]
     for cfg in cfgs:
         cfg.check(CLASSES)

@@ -40,7 +40,8 @@ def evaluate(
     shift: Annotated[Optional[str], typer.Option(help="natural shifts (corruptions, dermoscopy artefacts), comma-separated, "
                                                  "or all: every metric at the stored threshold under each (`skinart shifts` lists them)")] = None,
     severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all")] = "all",
-    seed: Annotated[int, typer.Option(min=0, help="with --shift: seed of the corruptions (and of --max-samples' sample)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of --max-samples' sample, of --attack's random starts and of --shift's corruptions "
+                                         "(a clean evaluation draws nothing)")] = 0,
     by: Annotated[Optional[str], typer.Option(help="clean or --shift (a split or --external): every metric per subgroup of the images, with bootstrap "
                                               "CIs and the largest gap: sex, age or site (data with metadata: HAM10000)")] = None,
     precision: Precision = "fp32",

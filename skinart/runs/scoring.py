@@ -68,8 +68,14 @@ def operating_point_here(checkpoint: Checkpoint, labels: np.ndarray, probs: np.n
     positive = scores[np.isin(labels, malignant_idx)]
     return {"threshold": threshold, "target_sensitivity": target,
             "sensitivity": float(np.mean(positive >= threshold)) if len(positive) else None,
-            "restoring_threshold": restoring_threshold(positive, target),
-            "restoring_threshold_ci": threshold_interval(labels, scores, malignant_idx, target)}
+            **restoring(labels, scores, malignant_idx, target)}
+
+
+def restoring(labels: np.ndarray, scores: np.ndarray, malignant_idx: list[int], target: float | None, *,
+              resamples: int = 1000, seed: int = 0) -> dict:
+    """The threshold that would restore `target` sensitivity on these images, and its bootstrap interval."""
+    return {"restoring_threshold": restoring_threshold(scores[np.isin(labels, malignant_idx)], target),
+            "restoring_threshold_ci": threshold_interval(labels, scores, malignant_idx, target, resamples=resamples, seed=seed)}
 
 
 def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.ndarray, labels: np.ndarray, malignant: list[str],

@@ -18,12 +18,13 @@ from skinart.attacks.loops import sample_indices
 from skinart.data import Split, subgroups
 from skinart.defences.deployed import deployed
 from skinart.errors import SkinartError
-from skinart.metrics import bootstrap_ci, classification_metrics, p_malignant, restoring_threshold, threshold_interval
+from skinart.metrics import bootstrap_ci, classification_metrics, p_malignant
 from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
 from skinart.presentation.figures import plot_lines
 from skinart.presentation.tables import pct
+from skinart.runs.scoring import restoring
 from skinart.runs.subgroups import subgroup_metrics
 from skinart.rundir import METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, RunDir, RunOptions, write_json
 from skinart.shifts.gallery import plot_shift_gallery
@@ -131,12 +132,9 @@ def _row(name: str, severity: int, probs: np.ndarray, labels: np.ndarray, *, cla
                       resamples=cfg.bootstrap, seed=cfg.seed, scores=scores, threshold=threshold)
     fnr = ci.get("fnr_at_threshold")
     ci["sensitivity_at_threshold"] = None if fnr is None else [1 - fnr[1], 1 - fnr[0]]
-    restore = restoring_threshold(scores[np.isin(labels, malignant_idx)], target)
     kind = "clean" if name == "clean" else SHIFTS[name].kind
     return {"shift": name, "severity": severity, "kind": kind, "metrics": metrics, "ci": ci,
-            "restoring_threshold": restore,
-            "restoring_threshold_ci": threshold_interval(labels, scores, malignant_idx, target, resamples=cfg.bootstrap,
-                                                         seed=cfg.seed)}
+            **restoring(labels, scores, malignant_idx, target, resamples=cfg.bootstrap, seed=cfg.seed)}
 
 
 def _by_shift(rows: list[dict], floor: float | None) -> dict:
