@@ -19,6 +19,7 @@ from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, 
 from skinart.defences.table import RetrainConfig, check_defence
 from skinart.runs.detect import DETECTORS
 from skinart.runs.imported import ImportConfig
+from skinart.runs.rechoose import CHOOSABLE_SPLITS
 from skinart.runs.shift import ShiftConfig
 from skinart.errors import SkinartError
 from skinart.compute import DEVICES
@@ -61,6 +62,7 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     the shifts and severities."""
     _common(p)
     _check_by(p)
+    _check_rechoose(p)
     shift = _shift_config(p)
     if shift is not None:
         return [], (), shift
@@ -88,6 +90,22 @@ def _check_by(p: dict) -> None:
     choose(p["by"], SUBGROUPS, "--by")
     if p["attack"] is not None:
         raise SkinartError("--by applies to clean and --shift evaluations; drop --by or --attack")
+
+
+def _check_rechoose(p: dict) -> None:
+    """--rechoose-threshold: a clean evaluation of --external data, the threshold chosen on --on (never test)."""
+    if not p["rechoose_threshold"]:
+        if p["on"] is not None:
+            raise SkinartError("--on applies only with --rechoose-threshold; add --external --rechoose-threshold or drop --on")
+        return
+    choose(p["on"] or "val", CHOOSABLE_SPLITS, "--on")
+    if not p["external"]:
+        raise SkinartError("--rechoose-threshold chooses the threshold again on other data: add --external and "
+                           "--data/--data-root naming them")
+    clashing = [flag(o) for o in ("attack", "shift", "split", "by") if p[o] is not None]
+    if clashing:
+        raise SkinartError(f"--rechoose-threshold writes a checkpoint with a threshold re-chosen on clean data: drop "
+                           f"{clashing[0]}, and evaluate the new checkpoint with it afterwards")
 
 
 def _shift_config(p: dict) -> ShiftConfig | None:

@@ -42,6 +42,11 @@ def evaluate(
     severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all")] = "all",
     seed: Annotated[int, typer.Option(min=0, help="seed of --max-samples' sample, of --attack's random starts and of --shift's corruptions "
                                          "(a clean evaluation draws nothing)")] = 0,
+    rechoose_threshold: Annotated[bool, typer.Option(help="with --external: choose the threshold for the checkpoint's target "
+                                                     "sensitivity again on a split of these data (--on), judge it on their "
+                                                     "test split, and write OUT as a checkpoint holding it")] = False,
+    on: Annotated[Optional[str], typer.Option(help="with --rechoose-threshold: the split of the external data the "
+                                              "threshold is chosen on, val or train (default val)")] = None,
     by: Annotated[Optional[str], typer.Option(help="clean or --shift (a split or --external): every metric per subgroup of the images, with bootstrap "
                                               "CIs and the largest gap: sex, age or site (data with metadata: HAM10000)")] = None,
     precision: Precision = "fp32",
@@ -58,6 +63,7 @@ def evaluate(
     from skinart.rundir import RunOptions
     from skinart.runs.evaluate import evaluate_run
     from skinart.runs.scoring import evaluation_markdown
+    from skinart.runs.rechoose import rechoose_run, stored_then_rechosen
     from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
     from skinart.runs.worst_case import worst_case_run
@@ -67,6 +73,9 @@ def evaluate(
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
                          precision=precision, deterministic=deterministic)
     loaded = Checkpoint.load(checkpoint)
+    if rechoose_threshold:
+        metrics = rechoose_run(loaded, out, options, on=on or "val")
+        return skipped(out) if metrics is None else typer.echo(stored_then_rechosen(metrics))
     if shifts is not None:
         metrics = shift_run(shifts, loaded, out, options, external=external)
         return skipped(out) if metrics is None else typer.echo(shift_markdown(metrics, f"{checkpoint} under natural shift"))

@@ -11,18 +11,21 @@ import numpy as np
 from skinart.data import LesionDataset, Source, Split, dataset_of, read_data
 from skinart.errors import SkinartError
 from skinart.models.checkpoint import Checkpoint
-from skinart.rundir import TRAIN_IDS_FILE
+from skinart.rundir import METRICS_FILE, TRAIN_IDS_FILE
 
 
 def checkpoint_dataset(checkpoint: Checkpoint, *, data: str | None = None, data_root: str | None = None, split: str = "test",
-                       external: bool = False) -> LesionDataset:
+                       external: bool = False, split_external: bool = False) -> LesionDataset:
     """The data the checkpoint was trained on (its recorded loader and root unless `data`/`data_root` name others,
     which must then hold the same data), split with its own settings (ratios, seed, resize), so its test images are
-    never ones it trained on. With `external`: a whole other dataset, every image of it test."""
+    never ones it trained on. With `external`: a whole other dataset, every image of it test, or with `split_external`
+    split as the checkpoint's own data were (a threshold re-chosen on one split, judged on another)."""
     trained_on, img_size = checkpoint.meta.data, checkpoint.meta.img_size
     source = read_data(*_data_location(checkpoint, data, data_root), img_size)
     _check_provenance(checkpoint, source, external)
-    ratios = None if external else tuple(trained_on["split_ratios"])
+    if external and not split_external:
+        _check_threshold_unseen(checkpoint, source)
+    ratios = None if external and not split_external else tuple(trained_on["split_ratios"])
     dataset = dataset_of(source, img_size=img_size, resize=trained_on["resize"], split_ratios=ratios, seed=trained_on["seed"])
     if checkpoint.meta.labels:
         dataset = dataset.relabelled(checkpoint.classes, checkpoint.meta.labels)
@@ -62,6 +65,15 @@ def _check_provenance(checkpoint: Checkpoint, source: Source, external: bool) ->
         raise SkinartError(f"the {source.name} data at {source.root} are not the {trained_on['name']} data {checkpoint} was "
                            f"trained on (at {trained_on['root']}); drop --data/--data-root to use those, or pass --external "
                            "(`skinart evaluate`) to score these as an external test set")
+
+
+def _check_threshold_unseen(checkpoint: Checkpoint, source: Source) -> None:
+    """Every image of external data is scored, so none may be one its threshold was re-chosen on."""
+    chosen_on = (checkpoint.meta.operating_point or {}).get("data") or {}
+    if chosen_on.get("source_fingerprint") == source.fingerprint:
+        raise SkinartError(f"{checkpoint}'s threshold was re-chosen on the {chosen_on['split']} split of these {source.name} "
+                           "data, so scoring all of them grades it on images it was fitted to; its metrics on their "
+                           f"held-out test split are in {checkpoint.path / METRICS_FILE}")
 
 
 def _check_disjoint(checkpoint: Checkpoint, test: Split) -> None:
