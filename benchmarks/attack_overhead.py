@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.toolbox import ProjectedGradientDescent
 from skinart.models.networks import create_model, data_config, wrap
 

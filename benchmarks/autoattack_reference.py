@@ -23,7 +23,7 @@ import torch
 import torchattacks
 from threads_under_load import cpu_load  # a second process training a CNN
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.models.checkpoint import Checkpoint
 from skinart.attacks.loops import one_hot, sample_indices
 from skinart.data import to_model_input

@@ -18,7 +18,8 @@ from skinart.metrics import bootstrap_ci, p_malignant
 from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
-from skinart.shifts.table import SHIFTS, apply_shift, parse_severities
+from skinart.shifts.apply import apply_shift
+from skinart.shifts.table import SHIFTS, parse_severities
 
 
 def plain_jpeg(images: np.ndarray, quality: int) -> np.ndarray:

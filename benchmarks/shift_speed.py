@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from skinart.shifts.table import SEVERITIES, SHIFTS, apply_shift
+from skinart.shifts.apply import apply_shift
+from skinart.shifts.table import SEVERITIES, SHIFTS
 
 
 def generated(count: int, size: int) -> np.ndarray:

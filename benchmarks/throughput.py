@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.attacks.loops import craft_evasion, one_hot
 from skinart.data import CLASSES, LesionDataset, Split, to_model_input
 from skinart.compute import resolve_device, use_deterministic

@@ -22,7 +22,7 @@ import torch
 
 from skinart.attacks.config import AttackConfig
 from skinart.runs.attack import attack_run
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.models.checkpoint import Checkpoint
 from skinart.attacks.loops import sample_indices, torch_threads
 from skinart.data import to_model_input

@@ -12,6 +12,8 @@ from skinart.errors import SkinartError
 from skinart.options import choose
 
 DEVICES = ("auto", "cpu", "cuda")
+# --precision -> the torch dtype torch.autocast computes in, by name (None: plain fp32, nothing wrapped; models.networks)
+PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs to give the same sums on every run (NVIDIA's reproducibility notes)
 
 

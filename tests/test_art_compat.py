@@ -14,7 +14,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from skinart.attacks.fast.overrides import check_attributes
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.errors import SkinartError
 from skinart.toolbox import ProjectedGradientDescent, PyTorchClassifier
 from art.estimators.classification import SklearnClassifier  # noqa: E402  (ART loaded by skinart.toolbox above)

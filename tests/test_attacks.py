@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from helpers import invoke
 
-from skinart.attacks.table import METHODS, build
+from skinart.attacks.factories import build
+from skinart.attacks.table import METHODS
 from skinart.models.checkpoint import Checkpoint
 from skinart.data import CLASSES, from_model_input, to_model_input
 from skinart.errors import SkinartError

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from skinart.attacks.fast.apgd import FastAutoProjectedGradientDescent, dlr, dlr_targeted
-from skinart.attacks.table import art_parameters, build
+from skinart.attacks.factories import art_parameters, build
 from skinart.attacks.loops import torch_threads
 from skinart.errors import SkinartError
 from skinart.attacks.fast.square import FastSquareAttack

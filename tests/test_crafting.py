@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from skinart.attacks.table import METHODS, build
+from skinart.attacks.factories import build
+from skinart.attacks.table import METHODS
 from skinart.attacks.fast.gradient import (
     FastProjectedGradientDescentPyTorch, FrozenFastGradientMethod, FrozenMomentumIterativeMethod, FrozenProjectedGradientDescent,
 )

@@ -13,7 +13,8 @@ from skinart.models.checkpoint import Checkpoint
 from skinart.data import from_model_input
 from skinart.errors import SkinartError
 from skinart.metrics import MASKING_GAP
-from skinart.defences.preprocessors import EoTFlips, WebPFlip, check_quality, webp_batch, webp_roundtrip
+from skinart.defences.preprocessors import EoTFlips, WebPFlip, webp_batch, webp_roundtrip
+from skinart.defences.table import check_setting
 from skinart.defences.deployed import deployed
 
 
@@ -81,7 +82,7 @@ def test_eot_predicts_one_row_per_image_and_still_differentiates(trained, real_i
 def test_quality_outside_range_is_refused():
     for bad in (0, 101):
         with pytest.raises(SkinartError, match="outside 1–100"):
-            check_quality(bad)
+            check_setting("quality", bad)
 
 
 def test_defended_checkpoint_under_the_three_threat_models(trained, derma_subset, tmp_path):
@@ -139,7 +140,7 @@ def test_bad_defence_input_is_one_line_and_writes_nothing(trained, derma_subset,
 
 
 def test_adversarial_copies_keep_true_labels_and_the_budget(trained, derma_subset):
-    from skinart.attacks.table import build
+    from skinart.attacks.factories import build
     from skinart.data import load_dataset
     from skinart.models.checkpoint import Checkpoint
     from skinart.runs.retrain import with_adversarial_copies

@@ -18,7 +18,7 @@ from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
 from skinart.report.shifts import shift_findings
-from skinart.shifts.table import apply_shift
+from skinart.shifts.apply import apply_shift
 
 SHIFTS = ("gaussian_noise", "ink_marking")
 

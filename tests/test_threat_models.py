@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import wrap
-from skinart.defences.preprocessors import PREPROCESSOR_DEFAULTS, EoTFlips, adaptive_chain
+from skinart.defences.preprocessors import EoTFlips, adaptive_chain
+from skinart.defences.table import PREPROCESSOR_DEFAULTS
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE
 from skinart.runs import attack as attack_run_module
 from skinart.runs import threats

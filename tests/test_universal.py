@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import class_labels, invoke, lesion_images
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.models.checkpoint import Checkpoint
 from skinart.attacks.loops import fit_universal
 from skinart.data import to_model_input

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skinart.attacks.table import build
+from skinart.attacks.factories import build
 from skinart.attacks.loops import craft_evasion, one_hot
 from skinart.metrics import MASKING_GAP, robustness_flags
 from skinart.models.networks import predict

@@ -11,22 +11,20 @@ again against the checkpoint's own."""
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from skinart.attacks.config import AttackConfig
-from skinart.runs.attack import THREATS
-from skinart.attacks.table import check_method, flag
-from skinart.data import CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
-from skinart.defences.table import RetrainConfig, check_defence
-from skinart.runs.detect import DETECTORS
-from skinart.runs.imported import ImportConfig
-from skinart.runs.rechoose import CHOOSABLE_SPLITS
-from skinart.runs.shift import ShiftConfig
+from skinart.attacks.table import THREATS, check_method, flag
+from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
+from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
+from skinart.shifts.config import ShiftConfig
 from skinart.errors import SkinartError
-from skinart.compute import DEVICES
-from skinart.models.networks import PRECISIONS, check_model
+from skinart.compute import DEVICES, PRECISIONS
 from skinart.options import choose, parse_malignant, parse_params
-from skinart.defences.preprocessors import check_quality, preprocessors
-from skinart.training.loop import TrainConfig
+from skinart.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from skinart.runs.imported import ImportConfig
 
 # evaluate's options that configure its attack
 _EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint")
@@ -50,6 +48,9 @@ def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
     _common(p)
     cfg = TrainConfig(**{f.name: p[f.name] for f in fields(TrainConfig)})
     cfg.check()
+    # timm's registry of model names takes seconds to load: imported once every check that needs none has passed
+    from skinart.models.networks import check_model
+
     check_model(cfg.model, cfg.pretrained, cfg.weights)
     parse_ratios(p["split_ratios"])
     check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
@@ -170,14 +171,14 @@ def attack_config(p: dict, given: set[str] = frozenset()) -> AttackConfig:
 
 
 def _preprocessor(p: dict, settings: dict, retrain: RetrainConfig) -> None:
-    check_quality(settings["quality"])
-    preprocessors([{"name": p["method"], **settings}])  # ART checks the window and the bit depth
+    setting = DEFENCES[p["method"]].setting  # within the range its ART preprocessor accepts (defences.table.SETTINGS)
+    check_setting(setting, settings[setting])
 
 
 # what each kind of defence checks of the options it uses, once its name and input are checked
 _DEFENCE_CHECKS = {
     "preprocess": _preprocessor,
-    "combined": lambda p, settings, retrain: check_quality(settings["quality"]),
+    "combined": lambda p, settings, retrain: check_setting("quality", settings["quality"]),
     "retrain": lambda p, settings, retrain: retrain.check(p["method"]),
     "detect": lambda p, settings, retrain: choose(p["detector"], DETECTORS, "--detector"),
 }
@@ -203,6 +204,8 @@ def import_config(p: dict, given: set[str] = frozenset()) -> ImportConfig:
     """`skinart import`: the outputs by name, the input and the operating point, and the data (the file itself is read by
     the run, the first step of a recipe that imports: a recipe is checked before the file it imports need exist)."""
     _common(p)
+    from skinart.runs.imported import ImportConfig  # torch and timm (seconds): imported once the options shared have passed
+
     cfg = ImportConfig(**{f.name: p[f.name] for f in fields(ImportConfig)})
     cfg.check(p["malignant"])
     check_data(p["data"], p["data_root"], p["img_size"], p["resize"])

@@ -63,11 +63,12 @@ def defend(
     overwrite: Overwrite = False,
 ):
     """Defend a checkpoint: a defended checkpoint run directory with its clean test metrics."""
-    from skinart.presentation.tables import metrics_markdown
-    from skinart.rundir import RunOptions
     from skinart.commands.checks import defend_config
 
-    settings, retrain = defend_config(locals(), given_options(ctx))
+    settings, retrain = defend_config(locals(), given_options(ctx))  # before the run's imports (seconds)
+    from skinart.presentation.tables import metrics_markdown
+    from skinart.rundir import RunOptions
+
     options = RunOptions(data=data, data_root=data_root, device=device, overwrite=overwrite, deterministic=deterministic)
     metrics = _defend(method, out, options, checkpoint=checkpoint, settings=settings, retrain=retrain, retrained=retrained,
                       poisoned_run=poisoned_run, detector=detector)

@@ -58,6 +58,9 @@ def evaluate(
     matrices), or with --external on every image of another dataset. With --attack: that attack on the test split
     under each threat model side by side, flagging likely gradient masking. With --shift: every metric at the stored
     threshold under natural shifts, severity by severity, and the threshold that would restore the target sensitivity."""
+    from skinart.commands.checks import evaluate_config
+
+    cfgs, threats, shifts = evaluate_config(locals())  # before the run's imports (seconds)
     from skinart.models.checkpoint import Checkpoint
     from skinart.presentation.tables import threats_markdown, worst_case_markdown
     from skinart.rundir import RunOptions
@@ -67,9 +70,7 @@ def evaluate(
     from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
     from skinart.runs.worst_case import worst_case_run
-    from skinart.commands.checks import evaluate_config
 
-    cfgs, threats, shifts = evaluate_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
                          precision=precision, deterministic=deterministic)
     loaded = Checkpoint.load(checkpoint)
@@ -136,12 +137,13 @@ def attack(
 ):
     """Attack a checkpoint on its test split: metrics.json (clean vs attacked, fooling/error/success rates,
     measured L∞/L2), adversarial.npz and figures."""
+    from skinart.commands.checks import attack_config
+
+    cfg = attack_config(locals())  # before the run's imports (seconds)
     from skinart.models.checkpoint import Checkpoint
     from skinart.presentation.tables import attack_markdown
     from skinart.rundir import RunOptions
-    from skinart.commands.checks import attack_config
 
-    cfg = attack_config(locals())
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
                          precision=precision, deterministic=deterministic)
     metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,

@@ -32,11 +32,13 @@ def report(
 ):
     """Tables (with the recipe's published numbers beside ours) and figures of a recipe run or of any runs:
     report.md, report.html, report.json."""
-    from skinart.report.rows import ReportOptions
-    from skinart.report.study import summary, write_any_report
     from skinart.commands.checks import report_config
 
-    options = ReportOptions(bootstrap=bootstrap, seed=seed, also_malignant=report_config(locals()), also_label=also_label)
+    also_malignant = report_config(locals())  # before the report's imports (seconds)
+    from skinart.report.rows import ReportOptions
+    from skinart.report.study import summary, write_any_report
+
+    options = ReportOptions(bootstrap=bootstrap, seed=seed, also_malignant=also_malignant, also_label=also_label)
     typer.echo(summary(*write_any_report(runs, out, options)))
 
 

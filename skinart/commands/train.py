@@ -43,11 +43,12 @@ def train(
     overwrite: Overwrite = False,
 ):
     """Train a classifier and write a checkpoint run directory (model.safetensors + skinart.json)."""
-    from skinart.rundir import RunOptions
-    from skinart.runs.train import train_run
     from skinart.commands.checks import train_config
 
-    cfg = train_config(locals())
+    cfg = train_config(locals())  # before the run's imports (seconds)
+    from skinart.rundir import RunOptions
+    from skinart.runs.train import train_run
+
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
                          precision=precision, deterministic=deterministic)
     result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
@@ -79,11 +80,12 @@ def import_model(
     overwrite: Overwrite = False,
 ):
     """Import a model trained outside skinart as a checkpoint every command takes; scores its validation split."""
-    from skinart.rundir import RunOptions
-    from skinart.runs.imported import import_run, import_summary
     from skinart.commands.checks import import_config
 
-    cfg = import_config(locals())
+    cfg = import_config(locals())  # before the run's imports (seconds)
+    from skinart.rundir import RunOptions
+    from skinart.runs.imported import import_run, import_summary
+
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
     result = import_run(cfg, out, options)
     if result is None:

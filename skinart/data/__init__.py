@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
-    BALANCE_METHODS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT, RESIZE_METHODS,
-    SPLIT_NAMES,
+    BALANCE_METHODS, CHOOSABLE_SPLITS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT,
+    RESIZE_METHODS, SPLIT_NAMES,
 )
 from skinart.data.metadata import SMALL_GROUP, SUBGROUPS, UNKNOWN, group_order, subgroups  # noqa: F401
 from skinart.data.pixels import check_pixels, from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401

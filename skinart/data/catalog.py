@@ -24,6 +24,7 @@ CLASS_DESCRIPTIONS = {
 }
 DEFAULT_MALIGNANT = ("akiec", "bcc", "mel")
 SPLIT_NAMES = ("train", "val", "test")
+CHOOSABLE_SPLITS = ("val", "train")  # where an operating point may be chosen again; never test: it is judged there
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 RESIZE_METHODS = ("crop", "squash")
 BALANCE_METHODS = ("none", "weights", "sqrt-weights", "oversample")

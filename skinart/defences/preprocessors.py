@@ -1,6 +1,7 @@
 """Preprocessing defences: the WebP+flip low-level transformation (LLT) as an ART preprocessor with a BPDA
-gradient, EOT over flips for the adaptive attacker, and one table from name to ART preprocessor. Checkpoints
-name their preprocessors by this table, so a defended checkpoint loads with its defence."""
+gradient, EOT over flips for the adaptive attacker, and the ART preprocessor of each preprocessing defence of
+`defences.table` (its rows, settings and their ranges are there). Checkpoints name their preprocessors by this table,
+so a defended checkpoint loads with its defence."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 
 from skinart.data import from_model_input, to_model_input
+from skinart.defences.table import DEFENCES, PREPROCESSOR_DEFAULTS, check_setting
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.toolbox import EoTPyTorch, FeatureSqueezing, JpegCompression, PreprocessorPyTorch, SpatialSmoothing
@@ -73,7 +75,7 @@ class WebPFlip(PreprocessorPyTorch):
         return (torch.flip(x, dims=[-1]) if self.flip else x), y
 
     def _check_params(self) -> None:
-        check_quality(self.quality)
+        check_setting("quality", self.quality)
 
 
 class EoTFlips(EoTPyTorch):
@@ -93,23 +95,14 @@ class EoTFlips(EoTPyTorch):
         return (torch.flip(x, dims=dims) if dims else x), y
 
 
-def check_quality(quality: int) -> int:
-    if not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise SkinartError(f"--quality {quality} is outside 1–100; the thesis used WebP at 60")
-    return quality
-
-
-# name -> (factory of the ART preprocessor from the defence settings, what it is, the setting it takes)
-PREPROCESSORS: dict[str, tuple[Callable[..., object], str, str]] = {
-    "llt": (lambda s: WebPFlip(s["quality"], device_type=s["device_type"]), "WebP compression + horizontal flip (Yin et al. 2020)", "quality"),
+# name -> the ART preprocessor from the defence settings (each a row of defences.table.DEFENCES, with its setting)
+PREPROCESSORS: dict[str, Callable[[dict], object]] = {
+    "llt": lambda s: WebPFlip(s["quality"], device_type=s["device_type"]),
     # ART's JpegCompression defaults to channels-last; skinart's inputs are NCHW
-    "jpeg": (lambda s: JpegCompression(clip_values=(0.0, 1.0), quality=s["quality"], channels_first=True, apply_fit=False),
-             "JPEG compression (ART JpegCompression; truncates to uint8)", "quality"),
-    "smoothing": (lambda s: SpatialSmoothing(window_size=s["window"], channels_first=True, clip_values=(0.0, 1.0)),
-                  "median filter (ART SpatialSmoothing)", "window"),
-    "squeeze": (lambda s: FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=s["bits"]), "bit-depth reduction (ART FeatureSqueezing)", "bits"),
+    "jpeg": lambda s: JpegCompression(clip_values=(0.0, 1.0), quality=s["quality"], channels_first=True, apply_fit=False),
+    "smoothing": lambda s: SpatialSmoothing(window_size=s["window"], channels_first=True, clip_values=(0.0, 1.0)),
+    "squeeze": lambda s: FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=s["bits"]),
 }
-PREPROCESSOR_DEFAULTS = {"quality": 60, "window": 3, "bits": 4}
 
 
 def adaptive_chain(entries: list[dict], device: str = "cpu", eot: bool = True) -> list:
@@ -135,8 +128,8 @@ def preprocessors(entries: list[dict], device: str = "cpu") -> list:
         choose(entry.get("name"), PREPROCESSORS, "preprocessing defence")
         settings = {**PREPROCESSOR_DEFAULTS, **entry, "device_type": "gpu" if device == "cuda" else "cpu"}
         try:
-            built.append(PREPROCESSORS[entry["name"]][0](settings))
-        except ValueError as e:  # ART's own range checks (window size, bit depth)
-            setting = PREPROCESSORS[entry["name"]][2]
+            built.append(PREPROCESSORS[entry["name"]](settings))
+        except ValueError as e:  # ART's own range checks (window size, bit depth), should it refuse more than SETTINGS
+            setting = DEFENCES[entry["name"]].setting
             raise SkinartError(f"--{setting} {settings[setting]} is refused by ART's {entry['name']} ({e}); choose another --{setting}") from None
     return built

@@ -1,14 +1,16 @@
-"""Defences: one table from method name to what it is, the run kind that builds it and the input it defends;
-plus the options of adversarial retraining. The runs themselves are in preprocess_run, retrain_run and detect_run."""
+"""Defences: one table from method name to what it is, the run kind that builds it and the input it defends; the
+preprocessing defences' settings (their ranges, ART's own) and the poison detectors by name; plus the options of
+adversarial retraining. Pure data: the command checks read it without loading torch or ART. The ART preprocessors are
+bound in `defences.preprocessors`, the detectors in `runs.detect`; the runs are preprocess_run, retrain_run, detect_run."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from skinart.attacks.table import METHODS
 from skinart.errors import SkinartError
 from skinart.options import choose, parse_eps
-from skinart.defences.preprocessors import PREPROCESSORS
 
 
 @dataclass(frozen=True)
@@ -18,12 +20,38 @@ class Defence:
     takes: tuple[str, ...]  # the `skinart defend` options that apply, besides --out, --data, --data-root, --device
     needs: str = "checkpoint"  # the option naming what it defends
     defaults: dict = field(default_factory=dict)  # attack settings of a training defence, ART names
+    setting: str | None = None  # a preprocessing defence's one setting (SETTINGS)
+
+
+# a preprocessing defence's setting -> (lowest, highest, what it is): the ranges ART's preprocessors accept (JpegCompression's
+# quality, SpatialSmoothing's window, FeatureSqueezing's bit depth; WebP's quality as JPEG's), so a refusal needs no ART
+SETTINGS = {"quality": (1, 100, "the compression quality; the thesis used WebP at 60"),
+            "window": (1, math.inf, "the median filter's side in pixels"), "bits": (1, 64, "the bit depth kept")}
+PREPROCESSOR_DEFAULTS = {"quality": 60, "window": 3, "bits": 4}
+DETECTORS = ("activation", "spectral")  # ART's ActivationDefence and SpectralSignatureDefense (runs.detect)
+
+
+def check_setting(name: str, value) -> int:
+    """A preprocessing defence's setting `name`, a whole number within its range."""
+    low, high, what = SETTINGS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        span = f"outside {low}–{high}" if high < math.inf else f"not a whole number of at least {low}"
+        raise SkinartError(f"--{name} {value} is {span}; it is {what} (default {PREPROCESSOR_DEFAULTS[name]})")
+    return value
+
+
+def _preprocessing(help: str, setting: str) -> Defence:
+    return Defence("preprocess", help, ("checkpoint", setting), setting=setting)
 
 
 _PGD = METHODS["pgd"].defaults
 _TRAINING = ("checkpoint", "retrain_epochs", "init", "eps", "eps_step", "max_iter")
 DEFENCES: dict[str, Defence] = {
-    **{name: Defence("preprocess", description, ("checkpoint", setting)) for name, (_, description, setting) in PREPROCESSORS.items()},
+    # each an ART preprocessor (defences.preprocessors.PREPROCESSORS) attached to the checkpoint's weights
+    "llt": _preprocessing("WebP compression + horizontal flip (Yin et al. 2020)", "quality"),
+    "jpeg": _preprocessing("JPEG compression (ART JpegCompression; truncates to uint8)", "quality"),
+    "smoothing": _preprocessing("median filter (ART SpatialSmoothing)", "window"),
+    "squeeze": _preprocessing("bit-depth reduction (ART FeatureSqueezing)", "bits"),
     "retrain": Defence("retrain", "adversarial retraining with ART's AdversarialTrainer (static or online)",
                        _TRAINING + ("attacks", "ratio", "mode", "rounds")),
     # Madry et al.'s CIFAR setting: 7 steps of PGD's default step inside PGD's default ε

@@ -15,7 +15,7 @@ import torch
 from timm.models import register_model
 from torch import nn
 
-from skinart.compute import resolve_device
+from skinart.compute import PRECISIONS, resolve_device
 from skinart.data import CLASSES, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
@@ -184,10 +184,6 @@ def data_config(net: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(float(m) for m in cfg["mean"]), tuple(float(s) for s in cfg["std"])
 
 
-# --precision: the dtype torch.autocast computes in (None: plain fp32, nothing wrapped)
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 class Autocast(nn.Module):
     """`model` under torch.autocast at `dtype`, its logits returned as fp32 so that ART's losses and the gradients its
     attacks take stay fp32 (bf16 needs no loss scaling, so ART's loops run unchanged)."""
@@ -220,10 +216,10 @@ def wrap(
     algorithm benchmarking is `compute.use_deterministic`'s to switch, with deterministic algorithms.)
     """
     device = resolve_device(device)
-    dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]
+    dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]  # torch's name for it
     model = nn.Sequential(Normalize(mean, std), net).to(memory_format=torch.channels_last)
     if dtype is not None:
-        model = Autocast(model, dtype)
+        model = Autocast(model, getattr(torch, dtype))
     classifier = PyTorchClassifier(
         model=model,
         loss=(loss or nn.CrossEntropyLoss()).to(device),  # ART moves the model, not the loss's class weights

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attacks.config import AttackConfig
-from skinart.attacks.table import art_parameters, build
+from skinart.attacks.factories import art_parameters, build
+from skinart.attacks.table import THREATS
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import resolve_device
 from skinart.attacks.loops import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
@@ -23,8 +24,6 @@ from skinart.rundir import RunDir, RunOptions, seed_everything
 from skinart.runs.scoring import AttackOutcome, write_attack
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
-
-THREATS = ("white-box", "transfer", "adaptive")
 
 
 def transfer_source(checkpoint: Checkpoint, source_checkpoint: Path | None) -> Checkpoint:

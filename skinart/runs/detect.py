@@ -28,8 +28,9 @@ def _pca_dims(y: np.ndarray) -> int:
     return int(min(10, counts[counts > 0].min()))
 
 
-# ART's settings otherwise: the defender does not know the poisoned share (no oracle)
-DETECTORS = {
+# each of defences.table.DETECTORS by its ART class; ART's settings otherwise: the defender does not know the poisoned
+# share (no oracle)
+ART_DETECTORS = {
     "activation": lambda clf, x, y: ActivationDefence(clf, x, y).detect_poison(nb_clusters=2, reduce="PCA", nb_dims=_pca_dims(y)),
     "spectral": lambda clf, x, y: SpectralSignatureDefense(clf, x, y).detect_poison(),
 }
@@ -37,7 +38,7 @@ DETECTORS = {
 
 def detect_run(poisoned: Checkpoint, out: Path, options: RunOptions, *, detector: str = "activation") -> dict | None:
     """The detector's flags on the poisoned training split, with precision and recall against the real poison."""
-    choose(detector, DETECTORS, "--detector")
+    choose(detector, ART_DETECTORS, "--detector")
     poison_file, config_file = poisoned.path / POISON_FILE, poisoned.path / CONFIG_FILE
     if not poison_file.is_file() or not config_file.is_file():
         raise SkinartError(f"{poisoned} is not a poisoned run (no {POISON_FILE}); pass --poisoned-run, a run of "
@@ -54,7 +55,7 @@ def detect_run(poisoned: Checkpoint, out: Path, options: RunOptions, *, detector
     meta = poisoned.meta
     features = wrap(PreLogits(network(poisoned).eval()), meta.img_size, meta.mean, meta.std, options.device)
     x, y = to_model_input(train_split.images), one_hot(train_split.labels, n_classes)
-    _, is_clean = DETECTORS[detector](features, x, y)
+    _, is_clean = ART_DETECTORS[detector](features, x, y)
     flagged, is_poisoned = np.asarray(is_clean) == 0, np.isin(np.arange(len(train_split)), poison["indices"])
     precision, recall, f1, _ = precision_recall_fscore_support(is_poisoned, flagged, average="binary", zero_division=0)
     metrics = {"kind": "detect-poison", "detector": detector, "attack": attack["method"], "fraction": attack["fraction"],

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from skinart.models.checkpoint import Checkpoint
-from skinart.defences.table import DEFENCES
+from skinart.defences.table import DEFENCES, PREPROCESSOR_DEFAULTS, check_setting
 from skinart.errors import SkinartError
-from skinart.defences.preprocessors import PREPROCESSOR_DEFAULTS, check_quality, preprocessors
+from skinart.defences.preprocessors import preprocessors
 from skinart.rundir import RunDir, RunOptions, resolved
 from skinart.runs.scoring import evaluate
 from skinart.models.provenance import checkpoint_dataset
@@ -19,7 +19,7 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
                    label: str | None = None) -> dict | None:
     """Attach the preprocessor `method` (recorded as `label`, e.g. combined) to the checkpoint's weights."""
     if "quality" in settings:
-        check_quality(settings["quality"])
+        check_setting("quality", settings["quality"])
     if checkpoint.meta.preprocessing:
         raise SkinartError(f"{checkpoint} already carries the defence {list(checkpoint.meta.preprocessing)}; "
                            "defend its source checkpoint instead")

@@ -18,8 +18,6 @@ from skinart.models.provenance import checkpoint_dataset
 from skinart.rundir import RunDir, RunOptions
 from skinart.runs.scoring import evaluate
 
-CHOOSABLE_SPLITS = ("val", "train")  # never test: the new threshold is judged there
-
 
 def rechoose_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, on: str = "val") -> dict | None:
     """The derived checkpoint in `out` with the threshold re-chosen on split `on` of external data, and its metrics on

@@ -10,7 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from skinart.attacks.table import METHODS, build
+from skinart.attacks.factories import build
+from skinart.attacks.table import METHODS
 from skinart.models.checkpoint import Checkpoint
 from skinart.attacks.fast.gradient import FrozenProjectedGradientDescent
 from skinart.attacks.loops import craft_evasion, one_hot

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,31 +28,14 @@ from skinart.runs.scoring import restoring
 from skinart.runs.subgroups import subgroup_metrics
 from skinart.rundir import METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, RunDir, RunOptions, write_json
 from skinart.shifts.gallery import plot_shift_gallery
-from skinart.shifts.table import SHIFTS, apply_shift, parse_severities, parse_shifts
+from skinart.shifts.apply import apply_shift
+from skinart.shifts.config import ShiftConfig
+from skinart.shifts.table import SHIFTS
 
 SEVERITY_CURVES, GALLERY = "severity_curves.png", "shift_gallery.png"
 GALLERY_IMAGES = 3  # test images the gallery shows under every shift and severity
 PER_IMAGE_COLUMNS = ("index", "id", "true_class", "shift", "severity", "predicted_class", "p_malignant",
                      "malignant_at_threshold", "correct")
-
-
-@dataclass(frozen=True)
-class ShiftConfig:
-    """What `evaluate --shift` runs: the shifts and severities (parsed from their option text), the seed of the
-    corruptions, and an optional seeded sample of the test images."""
-
-    shifts: tuple[str, ...]
-    severities: tuple[int, ...]
-    seed: int = 0
-    max_samples: int | None = None
-    bootstrap: int = 1000
-    by: str | None = None  # a subgroup (sex, age, site): every row's metrics per group too
-
-    @classmethod
-    def parse(cls, shift: str, severity: str, *, seed: int = 0, max_samples: int | None = None, by: str | None = None) -> ShiftConfig:
-        if max_samples is not None and max_samples < 1:
-            raise SkinartError(f"--max-samples {max_samples}: give at least 1 image")
-        return cls(parse_shifts(shift), parse_severities(severity), seed=seed, max_samples=max_samples, by=by)
 
 
 def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, external: bool = False) -> dict | None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from skinart.attacks.config import AttackConfig
-from skinart.attacks.table import METHODS
+from skinart.attacks.table import METHODS, THREATS
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import environment
 from skinart.attacks.loops import sample_indices
@@ -18,7 +18,7 @@ from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
-from skinart.runs.attack import THREATS, attack_run, crafting_identity, transfer_source
+from skinart.runs.attack import attack_run, crafting_identity, transfer_source
 from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed

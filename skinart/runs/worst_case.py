@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attacks.config import AttackConfig
-from skinart.runs.attack import THREATS
+from skinart.attacks.table import THREATS
 from skinart.models.checkpoint import Checkpoint
 from skinart.errors import SkinartError
 from skinart.metrics import worst_case_choice, worst_case_metrics

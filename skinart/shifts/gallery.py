@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from skinart.shifts.table import SHIFTS, apply_shift  # noqa: E402
+from skinart.shifts.apply import apply_shift  # noqa: E402
+from skinart.shifts.table import SHIFTS  # noqa: E402
 
 DPI = 100
 LABEL_WIDTH = 1.5  # inches of row labels on the left

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,13 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from skinart.training.batches import AUGMENTATIONS, TrainBatches
+from skinart.training.batches import TrainBatches
+from skinart.training.config import TrainConfig
 from skinart.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
-from skinart.data import BALANCE_METHODS, CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
-from skinart.errors import SkinartError
+from skinart.data import CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, Split, class_weights, oversample
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
-from skinart.models.networks import PRECISIONS, check_input_size, create_model, data_config, predict, wrap
-from skinart.options import choose
+from skinart.models.networks import check_input_size, create_model, data_config, predict, wrap
 from skinart.presentation.figures import plot_training_curves
 from skinart.rundir import HISTORY_FILE, RESUME_FILE, random_states, resolved, seed_everything, set_random_states, write_json
 from skinart.models.weights import start_weights
@@ -36,53 +35,6 @@ SCHEDULERS = {
     "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
     "none": lambda opt, epochs: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),
 }
-
-
-# TrainConfig's numbers with a bound: field -> (test, the bound in words)
-BOUNDS = {
-    "lr": (lambda v: v > 0, "greater than 0"),
-    "weight_decay": (lambda v: v >= 0, "at least 0"),
-    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "patience": (lambda v: v >= 0, "at least 0 (0: never stop early)"),
-}
-
-
-@dataclass
-class TrainConfig:
-    model: str = "resnet18"
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    scheduler: str = "cosine"
-    patience: int = 10
-    augment: str = "rotate"
-    balance: str = "none"
-    label_smoothing: float = 0.0
-    seed: int = 0
-    pretrained: bool = False
-    weights: str | None = None
-    target_sensitivity: float = 0.90  # of the operating point chosen on the validation split after training
-    precision: str = "fp32"  # torch.autocast's dtype (models.PRECISIONS); a retraining inherits it
-
-    def check(self) -> None:
-        for value, table, option in (
-            (self.augment, AUGMENTATIONS, "--augment"), (self.optimizer, OPTIMIZERS, "--optimizer"),
-            (self.scheduler, SCHEDULERS, "--scheduler"), (self.balance, BALANCE_METHODS, "--balance"),
-            (self.precision, PRECISIONS, "--precision"),
-        ):
-            choose(value, table, option)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for f in fields(self):
-            if f.name in BOUNDS and not BOUNDS[f.name][0](getattr(self, f.name)):  # `not`: NaN fails every bound
-                option = f"--{f.name.replace('_', '-')}"
-                raise SkinartError(f"{option} {getattr(self, f.name)} is not {BOUNDS[f.name][1]}; e.g. {option} {f.default} "
-                                   "(the default)")
-        if not 0 < self.target_sensitivity <= 1:
-            raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
 
 
 def retraining_config(checkpoint: Checkpoint, what: str) -> TrainConfig:

@@ -1,0 +1,28 @@
+"""`ShiftConfig`: what `evaluate --shift` runs, parsed and checked from its options against `shifts.table`. Pure data:
+the command checks read it without loading scipy, torch or ART."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skinart.errors import SkinartError
+from skinart.shifts.table import parse_severities, parse_shifts
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """What `evaluate --shift` runs: the shifts and severities (parsed from their option text), the seed of the
+    corruptions, and an optional seeded sample of the test images."""
+
+    shifts: tuple[str, ...]
+    severities: tuple[int, ...]
+    seed: int = 0
+    max_samples: int | None = None
+    bootstrap: int = 1000
+    by: str | None = None  # a subgroup (sex, age, site): every row's metrics per group too
+
+    @classmethod
+    def parse(cls, shift: str, severity: str, *, seed: int = 0, max_samples: int | None = None, by: str | None = None) -> ShiftConfig:
+        if max_samples is not None and max_samples < 1:
+            raise SkinartError(f"--max-samples {max_samples}: give at least 1 image")
+        return cls(parse_shifts(shift), parse_severities(severity), seed=seed, max_samples=max_samples, by=by)
