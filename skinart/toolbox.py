@@ -35,6 +35,7 @@ from art.attacks.evasion import (  # noqa: E402
     AdversarialPatchPyTorch, AutoAttack, AutoProjectedGradientDescent, CarliniL2Method, CarliniLInfMethod, FastGradientMethod, HopSkipJump, MomentumIterativeMethod,
     ProjectedGradientDescent, SquareAttack, TargetedUniversalPerturbation, UniversalPerturbation,
 )
+from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import ProjectedGradientDescentNumpy  # noqa: E402
 from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import ProjectedGradientDescentPyTorch  # noqa: E402
 from art.attacks.poisoning import PoisoningAttackBackdoor  # noqa: E402
 from art.attacks.poisoning.perturbations import add_pattern_bd  # noqa: E402
@@ -43,6 +44,8 @@ from art.defences.detector.poison import ActivationDefence, SpectralSignatureDef
 from art.defences.preprocessor import FeatureSqueezing, JpegCompression, SpatialSmoothing  # noqa: E402
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch  # noqa: E402
 from art.defences.trainer import AdversarialTrainer, AdversarialTrainerMadryPGD  # noqa: E402
+from art.estimators.certification.randomized_smoothing import PyTorchMACER, PyTorchRandomizedSmoothing, PyTorchSmoothAdv  # noqa: E402
+from art.estimators.certification.randomized_smoothing.randomized_smoothing import RandomizedSmoothingMixin  # noqa: E402
 from art.estimators.classification import ClassifierMixin, PyTorchClassifier  # noqa: E402
 from art.exceptions import EstimatorError  # noqa: E402
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin  # noqa: E402
@@ -56,7 +59,8 @@ __all__ = [
     "AutoProjectedGradientDescent", "BaseEstimator", "CarliniL2Method", "ClassifierMixin",
     "CarliniLInfMethod", "EoTPyTorch", "EstimatorError", "EvasionAttack", "FastGradientMethod", "FeatureSqueezing", "HopSkipJump", "JpegCompression",
     "LossGradientsMixin", "MomentumIterativeMethod", "PoisoningAttackBackdoor", "PreprocessorPyTorch", "ProjectedGradientDescent",
-    "ProjectedGradientDescentPyTorch", "PyTorchClassifier",
+    "ProjectedGradientDescentNumpy", "ProjectedGradientDescentPyTorch", "PyTorchClassifier", "PyTorchMACER",
+    "PyTorchRandomizedSmoothing", "PyTorchSmoothAdv", "RandomizedSmoothingMixin",
     "PyTorchDataGenerator", "SpatialSmoothing", "SpectralSignatureDefense", "SquareAttack", "TargetedUniversalPerturbation",
     "UniversalPerturbation", "add_pattern_bd", "check_and_transform_label_format", "compute_success_array",
     "get_labels_np_array", "projection", "random_sphere",

@@ -871,6 +871,20 @@ REPORT = [
     case("report-run-unwritable", ["report", "{RORUN}", "--bootstrap", "0"], re.compile(r"(?i)writ|permission")),
 ]
 
+def certify(*extra, checkpoint="{T}"):
+    return ["certify", "--checkpoint", checkpoint, "--data-root", "{D}", "--device", "cpu", "--out", "{OUT}", *extra]
+
+
+CERTIFY = [
+    case("certify-sigma-zero", certify("--sigma", "0"), "--sigma 0", "(0, 1]"),
+    case("certify-n-too-small-for-alpha", certify("--sigma", "0.25", "--n", "5"), "--n 5", "--n 10"),
+    case("certify-alpha-above-half", certify("--sigma", "0.25", "--alpha", "0.7"), "--alpha 0.7"),
+    case("certify-radii-typo", certify("--sigma", "0.25", "--radii", "0.1,big"), "--radii", "0.12,0.25,0.5"),
+    case("certify-no-sigma-checkpoint-trained-without-noise", certify(), "give --sigma"),
+    case("certify-checkpoint-with-a-preprocessing-defence", certify("--sigma", "0.25", checkpoint="{L}"), "preprocessing defence",
+         "source checkpoint"),
+]
+
 DATA_INFO = [
     case("data-info-unknown-dataset", ["data", "info", "--data", "imagenet"], "unknown dataset 'imagenet'", "dermamnist"),
     case("data-info-dataset-capitalised", ["data", "info", "--data", "HAM10000"], "unknown dataset 'HAM10000'"),
@@ -910,7 +924,7 @@ USAGE = [  # click's own parsing: types, missing and unknown options
     case("usage-validate-recipe-missing", ["recipes", "validate"], re.compile("(?i)recipe")),
 ]
 
-CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE
+CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE + CERTIFY
 
 
 def test_there_are_well_over_a_hundred_rows_with_unique_ids():

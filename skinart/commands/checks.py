@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.table import THREATS, check_method, flag
+from skinart.certification.table import CertifyConfig, parse_radii
 from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
 from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
 from skinart.shifts.config import ShiftConfig
@@ -219,8 +220,17 @@ def report_config(p: dict, given: set[str] = frozenset()) -> list[str] | None:
     return p["also_malignant"] and parse_malignant(p["also_malignant"], CLASSES, "--also-malignant")
 
 
+def certify_config(p: dict, given: set[str] = frozenset()) -> CertifyConfig:
+    """`skinart certify`: σ, Cohen's n, n0 and α (an n too small to certify anything at α refused), the sample, the
+    attack's radii, steps and EOT samples."""
+    _common(p)
+    cfg = CertifyConfig(**{f.name: p[f.name] for f in fields(CertifyConfig) if f.name != "radii"}, radii=parse_radii(p["radii"]))
+    cfg.check()
+    return cfg
+
+
 STEP_CONFIGS = {"import": import_config, "train": train_config, "evaluate": evaluate_config, "attack": attack_config, "defend": defend_config,
-                "report": report_config}
+                "report": report_config, "certify": certify_config}
 
 
 def check_step(command: str, params: dict, given: set[str] = frozenset()) -> None:

@@ -1,4 +1,4 @@
-"""The six commands a recipe step can be: train, evaluate, attack, defend, report, import. Each typed signature is the
+"""The seven commands a recipe step can be: train, evaluate, attack, defend, report, import, certify. Each typed signature is the
 command's interface (and a recipe step's schema); each body is a few lines over one library call, after building
 its checked configuration with `commands.checks`, as recipes do for every step before the first runs. `cli` adds
 them to the `skinart` command; `recipes` validates and runs steps through them."""
@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
+from skinart.commands.certify import certify
 from skinart.commands.common import one_line_errors
 from skinart.commands.defend import defend
 from skinart.commands.evaluate import attack, evaluate
@@ -42,7 +43,8 @@ def report(
     typer.echo(summary(*write_any_report(runs, out, options)))
 
 
-STEP_COMMANDS = {"train": train, "evaluate": evaluate, "attack": attack, "defend": defend, "report": report, "import": import_model}
+STEP_COMMANDS = {"train": train, "evaluate": evaluate, "attack": attack, "defend": defend, "report": report, "import": import_model,
+                 "certify": certify}
 
 
 def add_step_commands(app: typer.Typer) -> typer.Typer:

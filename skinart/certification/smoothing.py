@@ -1,0 +1,150 @@
+"""The smoothed classifier: ART's `PyTorchRandomizedSmoothing` over a skinart classifier, its certification batched
+across images (`BatchedRandomizedSmoothing`), the Clopper–Pearson bound by scipy, the decision rules whose votes are
+counted (the class, the malignant decision at the operating point) and `certified`, ART's certificate from counts.
+
+Noise is added to [0, 1] pixels. ART adds it after its own preprocessing in `fit` and before it in `certify` and
+`predict`, so mean/std must stay inside the network (skinart's `Normalize` layer, ART's `preprocessing=None`) for
+training and certification to see the same noise: `smoothed` refuses any ART preprocessing."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from scipy.stats import beta, norm
+
+from skinart.attacks.fast.overrides import check_overrides
+from skinart.certification.table import VARIANTS
+from skinart.errors import SkinartError
+from skinart import toolbox
+from skinart.toolbox import PyTorchClassifier, PyTorchRandomizedSmoothing
+
+Rule = Callable[[torch.Tensor], torch.Tensor]  # logits -> one decision index per row
+
+
+def clopper_pearson_lower(successes, trials: int, alpha: float):
+    """The one-sided (1 − α) Clopper–Pearson lower bound on a binomial proportion: what ART computes with statsmodels'
+    `proportion_confint(successes, trials, alpha=2α, method="beta")[0]` (statsmodels is no dependency of skinart or
+    ART). 0 for 0 successes, as there."""
+    successes = np.asarray(successes)
+    bound = beta.ppf(alpha, np.maximum(successes, 1), trials - successes + 1)
+    return np.where(successes > 0, bound, 0.0)
+
+
+def certified(select: np.ndarray, estimate: np.ndarray, n: int, sigma: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """ART's certificate (`RandomizedSmoothingMixin.certify`) from vote counts, shape (images, decisions): the class
+    most voted in the selection draws, abstaining (-1, radius 0) where its lower bound in the n estimation draws is
+    under 1/2, else certified with L2 radius σ·Φ⁻¹(lower bound)."""
+    chosen = select.argmax(1)
+    lower = clopper_pearson_lower(estimate[np.arange(len(chosen)), chosen], n, alpha)
+    abstain = lower < 0.5
+    return np.where(abstain, -1, chosen), np.where(abstain, 0.0, sigma * norm.ppf(np.where(abstain, 0.5, lower)))
+
+
+def class_rule(logits: torch.Tensor) -> torch.Tensor:
+    """The base classifier's class (np.argmax's first maximum, as ART counts)."""
+    return logits.argmax(1)
+
+
+def malignant_rule(malignant_idx: list[int], threshold: float) -> Rule:
+    """The binary decision at the operating point: 1 (malignant) where p_malignant ≥ t (metrics.p_malignant's sum of
+    the malignant classes' probabilities), else 0 (benign)."""
+    return lambda logits: (logits.softmax(1)[:, malignant_idx].sum(1) >= threshold).long()
+
+
+class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
+    """ART's `PyTorchRandomizedSmoothing`, with:
+
+    - `certify` batched: ART predicts each image's n0 + n noisy copies on their own, image after image; here the
+      copies of several images share each forward pass of `batch_size` rows (ART's answers: tests/test_certify.py);
+    - its noise drawn by torch from its own generator (`seed`), in calls of at most `draw_rows` rows, by ART's
+      per-image loop (`_noisy_samples`) and the batched one alike, so that for a seed both see the same noise
+      (numpy's legacy normal, ART's, took 18 s for 11,000 rows of 28 px on this machine; torch 0.3 s);
+    - the lower confidence bound by scipy (`clopper_pearson_lower`), not statsmodels;
+    - `loss_gradient` averaging over noise (ART's `sampling=True`) unless told otherwise: ART's attacks pass no
+      keywords, and without it ART differentiates the base classifier, not the smoothed one.
+    """
+
+    def __init__(self, *args, seed: int = 0, draw_rows: int = 1024, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.draw_rows = draw_rows
+        self.noise = torch.Generator(device=self.device).manual_seed(seed)
+
+    def _draws(self, rows: int) -> Iterator[torch.Tensor]:
+        """`rows` Gaussian noise rows of σ, in calls of at most `draw_rows` rows (the same calls in either loop)."""
+        for start in range(0, rows, self.draw_rows):
+            shape = (min(self.draw_rows, rows - start), *self.input_shape)
+            yield torch.randn(shape, generator=self.noise, device=self.device) * self.scale
+
+    def _noisy_samples(self, x: np.ndarray, n: int | None = None) -> np.ndarray:
+        noise = torch.cat(list(self._draws(self.sample_size if n is None else n))).cpu().numpy()
+        return np.expand_dims(x, 0) + noise
+
+    def _lower_confidence_bound(self, n_class_samples: int, n_total_samples: int) -> float:
+        return float(clopper_pearson_lower(n_class_samples, n_total_samples, self.alpha))
+
+    def loss_gradient(self, x: np.ndarray, y: np.ndarray, training_mode: bool = False, **kwargs):
+        return super().loss_gradient(x, y, training_mode=training_mode, **{"sampling": True, **kwargs})
+
+    def vote_counts(self, x: np.ndarray, draws: tuple[int, ...], rules: dict[str, tuple[Rule, int]],
+                    batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """Per rule (a function of the logits and its number of decisions), the votes of each image's noisy copies:
+        shape (images, len(draws), decisions), `draws[k]` copies in the k-th set (certify: n0 to select, n to
+        estimate). Images are drawn in order, each set after the one before, as ART's loop draws them."""
+        sets = len(draws)
+        counts = {name: torch.zeros(len(x) * sets * width, dtype=torch.long, device=self.device)
+                  for name, (_, width) in rules.items()}
+        pending: list[tuple[torch.Tensor, int]] = []  # noisy rows and whose they are (image × sets + set)
+
+        def count() -> None:
+            owner = torch.cat([torch.full((len(rows),), who, device=self.device) for rows, who in pending])
+            logits = self._logits(torch.cat([rows for rows, _ in pending]))
+            for name, (rule, width) in rules.items():
+                counts[name] += torch.bincount(owner * width + rule(logits), minlength=len(counts[name]))
+            pending.clear()
+
+        for i, image in enumerate(torch.from_numpy(np.asarray(x, dtype=np.float32)).to(self.device)):
+            for k, rows in enumerate(draws):
+                for noise in self._draws(rows):
+                    pending.append((image + noise, i * sets + k))
+                    if sum(len(r) for r, _ in pending) >= batch_size:
+                        count()
+        if pending:
+            count()
+        return {name: c.view(len(x), sets, -1).cpu().numpy() for name, c in counts.items()}
+
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        with torch.inference_mode():
+            return self.model(rows)
+
+    def certify(self, x: np.ndarray, n: int, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        votes = self.vote_counts(x, (self.sample_size, n), {"class": (class_rule, self.nb_classes)}, batch_size)["class"]
+        return certified(votes[:, 0], votes[:, 1], n, self.scale, self.alpha)
+
+
+check_overrides(BatchedRandomizedSmoothing, PyTorchRandomizedSmoothing, "_noisy_samples", "_lower_confidence_bound",
+                "loss_gradient", "certify")
+
+
+def smoothed(classifier: PyTorchClassifier, *, sigma: float, sample_size: int, alpha: float = 0.001, seed: int = 0,
+             batch_size: int = 1024) -> BatchedRandomizedSmoothing:
+    """`classifier` (skinart's `wrap`: mean/std its network's first layer) as ART's smoothed classifier with noise σ on
+    [0, 1] pixels, sharing its model, loss and optimiser. ART preprocessing (mean/std, a preprocessing defence) is
+    refused: ART would add the noise after it when training and before it when certifying."""
+    if classifier.preprocessing_operations:
+        names = ", ".join(type(p).__name__ for p in classifier.preprocessing_operations)
+        raise SkinartError(f"randomized smoothing needs the noise on [0, 1] pixels before any preprocessing, and this "
+                           f"classifier has ART preprocessing ({names}); certify the undefended checkpoint (mean/std "
+                           "belong inside the network, as `skinart train` writes it)")
+    return BatchedRandomizedSmoothing(
+        model=classifier.model, loss=classifier.loss, input_shape=classifier.input_shape, nb_classes=classifier.nb_classes,
+        optimizer=classifier.optimizer, clip_values=classifier.clip_values, preprocessing=None,
+        device_type="gpu" if classifier.device.type == "cuda" else "cpu", sample_size=sample_size, scale=sigma, alpha=alpha,
+        seed=seed, draw_rows=batch_size)
+
+
+def art_class(variant: str) -> type:
+    """The ART class of a `VARIANTS` row."""
+    return getattr(toolbox, VARIANTS[variant].art_class)

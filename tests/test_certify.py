@@ -1,0 +1,190 @@
+"""Randomized smoothing (issue 39): the batched certificate is ART's, the bound is statsmodels', the radii behave as
+Cohen et al.'s theorem says, the noise is added in pixel space in training and certifying alike, and `skinart
+certify` writes consistent per-image rows, curves and both bounds. Small: a tiny model at 16 px, n ≤ 400, ≤ 10
+images; the command on the session's `trained` checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import helpers
+from helpers import TINY_SIZE, invoke, template_images, tiny_model
+from scipy.stats import norm
+from torch import nn
+
+from skinart.certification.empirical import check_bounds
+from skinart.certification.smoothing import clopper_pearson_lower, smoothed
+from skinart.errors import SkinartError
+from skinart.models.networks import wrap
+from skinart.toolbox import PyTorchClassifier, PyTorchRandomizedSmoothing, RandomizedSmoothingMixin
+
+ALPHA = 0.001
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny 4-class model and 10 images it tells apart (as skinart wraps every model: mean/std its first layer)."""
+    classifier, _, x, predicted = tiny_model(4, 10, seed=1)
+    return classifier, x, predicted.argmax(1)
+
+
+def certify(classifier, x, *, sigma=0.25, n=200, n0=50, seed=0):
+    return smoothed(classifier, sigma=sigma, sample_size=n0, alpha=ALPHA, seed=seed, batch_size=128).certify(x, n, batch_size=128)
+
+
+def test_clopper_pearson_lower_bound_is_statsmodels_proportion_confint():
+    proportion = pytest.importorskip("statsmodels.stats.proportion")  # the certify extra: pip install 'skinart[certify]'
+    for trials, alpha in ((200, ALPHA), (37, 0.05)):
+        successes = np.arange(trials + 1)
+        theirs = [proportion.proportion_confint(int(k), trials, alpha=2 * alpha, method="beta")[0] for k in successes]
+        np.testing.assert_allclose(clopper_pearson_lower(successes, trials, alpha), theirs, rtol=0, atol=1e-12)
+
+
+def test_batched_certify_equals_arts_own_per_image_loop_on_a_seed(tiny):
+    classifier, x, _ = tiny
+    estimator = smoothed(classifier, sigma=0.25, sample_size=50, alpha=ALPHA, seed=3, batch_size=128)
+    batched = estimator.certify(x, 200, batch_size=128)
+    estimator.noise.manual_seed(3)  # ART's loop draws the same noise: the same calls, in the same order
+    art = RandomizedSmoothingMixin.certify(estimator, x, 200, batch_size=64)
+    np.testing.assert_array_equal(batched[0], art[0])
+    np.testing.assert_array_equal(batched[1], art[1])
+    assert len(set(batched[0])) > 2 and (batched[1] > 0).any()  # several classes certified: a real comparison
+
+
+class Constant(nn.Module):
+    """Logits that ignore the image: every noisy copy votes class 2."""
+
+    num_classes = 4
+
+    def __init__(self):
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor([0.0, 1.0, 3.0, 2.0]))
+
+    def forward(self, x):
+        return self.logits.expand(len(x), -1)
+
+
+@pytest.mark.parametrize("sigma, n", [(0.12, 100), (0.5, 400)])
+def test_a_constant_classifier_is_certified_at_sigma_times_the_inverse_normal_of_its_bound(sigma, n):
+    classifier = wrap(Constant(), TINY_SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu")
+    x = np.random.default_rng(0).uniform(0, 1, (6, 3, TINY_SIZE, TINY_SIZE)).astype(np.float32)
+    predicted, radius = certify(classifier, x, sigma=sigma, n=n)
+    assert (predicted == 2).all()
+    # n votes of n: the Clopper-Pearson lower bound is α^(1/n) in closed form
+    np.testing.assert_allclose(radius, sigma * norm.ppf(ALPHA ** (1 / n)), rtol=1e-12)
+
+
+def test_abstention_rises_as_n_falls(tiny):
+    classifier, x, _ = tiny
+    abstained = [np.mean(certify(classifier, x, sigma=0.5, n=n)[0] == -1) for n in (400, 100, 25)]
+    assert abstained == sorted(abstained) and abstained[-1] > abstained[0], abstained
+
+
+@pytest.fixture(scope="module")
+def noise_trained():
+    """`Tiny` trained under Gaussian noise of σ 0.25 by ART's `fit` (the gaussian variant), and 10 fresh images."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    templates = rng.uniform(0, 1, (4, 3, TINY_SIZE, TINY_SIZE)).astype(np.float32)
+    net = helpers.Tiny(4)
+    classifier = wrap(net, TINY_SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=torch.optim.Adam(net.parameters(), 1e-2))
+    smoothed(classifier, sigma=0.25, sample_size=8).fit(*template_images(rng, templates, 1024), batch_size=64, nb_epochs=4)
+    return classifier, *template_images(rng, templates, 10)
+
+
+def test_radii_grow_with_sigma_on_a_fixed_model(noise_trained):
+    classifier, x, labels = noise_trained
+    found = [certify(classifier, x, sigma=sigma) for sigma in (0.06, 0.12, 0.25)]
+    assert all((predicted == labels).mean() >= 0.8 for predicted, _ in found)
+    medians = [np.median(radius[predicted == labels]) for predicted, radius in found]
+    assert medians[0] < medians[1] < medians[2], medians
+
+
+class Recorder(nn.Module):
+    """Records the pixels the network sees: what its normalisation (`wrap`'s first layer) was given."""
+
+    num_classes = 2
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.mean, self.std, self.seen = mean, std, []
+        self.head = nn.Linear(3 * TINY_SIZE * TINY_SIZE, 2)
+
+    def forward(self, x):
+        self.seen.append(x.detach() * self.std + self.mean)
+        return self.head(x.flatten(1))
+
+
+def test_noise_is_added_to_pixels_in_training_and_certifying_alike():
+    """ART adds the noise after its preprocessing in `fit` and before it in `certify`: with mean/std inside the network
+    (ART's preprocessing None) both see σ on [0, 1] pixels; with ART's mean/std they would not, and `smoothed` refuses."""
+    sigma, x = 0.25, np.full((64, 3, TINY_SIZE, TINY_SIZE), 0.5, np.float32)
+    net = Recorder(0.5, 0.2)
+    classifier = wrap(net, TINY_SIZE, (0.5,) * 3, (0.2,) * 3, device="cpu", optimizer=torch.optim.SGD(net.parameters(), 0.0))
+    estimator = smoothed(classifier, sigma=sigma, sample_size=64, alpha=ALPHA)
+    estimator.fit(x, np.zeros(64, dtype=int), batch_size=64, nb_epochs=1)
+    estimator.certify(x[:1], 256, batch_size=256)
+    for seen in (net.seen[0], torch.cat(net.seen[1:])):  # training's batch, certifying's copies
+        assert abs(seen.mean().item() - 0.5) < 0.01 and abs(seen.std().item() - sigma) < 0.01
+    # the trap: ART's own mean/std, the noise in training lands in normalised units, σ × std in pixels
+    raw = Recorder(0.0, 1.0)
+    normalising = PyTorchRandomizedSmoothing(model=raw, loss=nn.CrossEntropyLoss(), input_shape=(3, TINY_SIZE, TINY_SIZE),
+                                             nb_classes=2, optimizer=torch.optim.SGD(raw.parameters(), 0.0), clip_values=(0, 1),
+                                             preprocessing=(0.5, 0.2), device_type="cpu", scale=sigma)
+    normalising.fit(x, np.zeros(64, dtype=int), batch_size=64, nb_epochs=1)
+    assert abs(raw.seen[0].std().item() * 0.2 - sigma * 0.2) < 0.01  # σ in normalised units: σ × 0.2 in pixels
+    art_normalised = PyTorchClassifier(model=raw, loss=nn.CrossEntropyLoss(), input_shape=(3, TINY_SIZE, TINY_SIZE), nb_classes=2,
+                                       clip_values=(0, 1), preprocessing=(0.5, 0.2), device_type="cpu")
+    with pytest.raises(SkinartError, match="noise on \\[0, 1\\] pixels before any preprocessing"):
+        smoothed(art_normalised, sigma=sigma, sample_size=8)
+
+
+def test_a_certificate_above_what_the_attack_left_is_refused():
+    row = {"l2": 0.25, "certified_accuracy": 0.40, "empirical_robust_accuracy": 0.40, "l2_max": 0.25}
+    check_bounds([row])
+    with pytest.raises(SkinartError, match="exceeds the 0.390 the attack left"):
+        check_bounds([{**row, "empirical_robust_accuracy": 0.39}])
+    with pytest.raises(SkinartError, match="beyond its radius"):
+        check_bounds([{**row, "l2_max": 0.26}])
+
+
+def _rows(out):
+    with open(out / "per_image.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_certify_writes_per_image_rows_curves_and_both_bounds(trained, derma_subset, tmp_path):
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.provenance import checkpoint_dataset
+
+    out = tmp_path / "certify"
+    args = ["certify", "--checkpoint", trained, "--data-root", derma_subset, "--sigma", 0.12, "--n", 100, "--n0", 20,
+            "--max-samples", 10, "--radii", "0.05,0.2", "--attack-steps", 2, "--eot", 4, "--device", "cpu", "--out", out]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    metrics, rows = json.loads((out / "metrics.json").read_text()), _rows(out)
+    test = checkpoint_dataset(Checkpoint.load(trained)).splits["test"]
+    assert [r["image_id"] for r in rows] == [str(test.ids[int(r["index"])]) for r in rows] and len(rows) == 10
+    assert [r["true_class"] for r in rows] == [Checkpoint.load(trained).classes[test.labels[int(r["index"])]] for r in rows]
+    right = [r["certified_class"] == r["true_class"] for r in rows]
+    # certified accuracy at radius 0 is the smoothed classifier's accuracy where it did not abstain, times its share
+    assert metrics["certified_accuracy_at_0"] == pytest.approx(np.mean(right))
+    assert metrics["certified_accuracy_at_0"] == pytest.approx(metrics["accuracy_where_not_abstained"] * (1 - metrics["abstained"]))
+    shares = [p["share"] for p in metrics["certified_accuracy_curve"]]
+    assert shares[0] == metrics["certified_accuracy_at_0"] and shares == sorted(shares, reverse=True)
+    assert metrics["certified_accuracy_curve"][-1]["l2"] == pytest.approx(max(float(r["radius"]) for r, ok in zip(rows, right) if ok))
+    for point in metrics["certified_accuracy_curve"]:
+        assert point["linf"] == pytest.approx(point["l2"] / np.sqrt(3 * 28 * 28))
+    assert [e["l2"] for e in metrics["empirical"]] == [0.05, 0.2]
+    for e in metrics["empirical"]:
+        assert e["certified_accuracy"] <= e["empirical_robust_accuracy"] and e["l2_max"] <= e["l2"] + 1e-6
+    binary = metrics["malignant_decision"]
+    assert binary["malignant_images"] + binary["benign_images"] == 10
+    assert {r["malignant_decision"] for r in rows} <= {"malignant", "benign", "abstain"}
+    assert (out / "certified.png").stat().st_size > 0 and "no perturbation of L2 norm < 0.2" in (out / "metrics.md").read_text()
+    again = invoke(*args)
+    assert again.exit_code == 0 and "skipped" in again.stderr
