@@ -14,7 +14,8 @@ Placeholders in a row: {T} trained skin_cnn checkpoint, {L} its llt defence, {R}
 {A} an fgsm attack run (20 images), {P} a poison-flip run, {T64}/{T6} copies of {T} whose metadata
 claim 64 px / 6 classes, {Y} a tiny recipe, {Y2} the same under another name, {RUN} the run of {Y},
 {D} the DermaMNIST-format subset, {H} the HAM10000-layout subset, {OUT} a fresh --out path, {IN} the
-folder holding this row's input copies, {RO} a directory nobody can write into; others below.
+folder holding this row's input copies, {RO} a directory nobody can write into, {NOTES} a folder holding the user's
+own report.md; others below.
 
 Many rows fail against the code issue 13 was filed on, by design: they are the issue's known bugs and
 the ones this suite found (`usage-*` rows: click's own usage errors, today a boxed multi-line message).
@@ -305,6 +306,10 @@ class Inputs:
             (self.root / "mine").mkdir()
             (self.root / "mine" / "notes.txt").write_text("my notes")
             return self.root / "mine"
+        if key == "NOTES":  # the user's own report.md, in the folder they give `report --out`
+            (self.root / "notes").mkdir()
+            (self.root / "notes" / "report.md").write_text("# my own notes")
+            return self.root / "notes"
         if key == "EMPTY":
             (self.root / "empty").mkdir()
             return self.root / "empty"
@@ -869,6 +874,10 @@ REPORT = [
     case("report-run-is-file", ["report", "{Y}"], "skinart run"),
     case("report-plan-corrupt", ["report", "{RUNBADPLAN}"], "plan.json"),
     case("report-run-unwritable", ["report", "{RORUN}", "--bootstrap", "0"], re.compile(r"(?i)writ|permission")),
+    case("report-out-holds-the-users-report", ["report", "{RUN}", "--bootstrap", "0", "--out", "{NOTES}"], "--out",
+         "skinart report did not write (report.md)"),
+    case("report-runs-out-holds-the-users-report", ["report", "{A}", "--bootstrap", "0", "--out", "{NOTES}"], "did not write"),
+    case("report-checkpoint-alone-nothing-to-report", ["report", "{T}", "--out", "{OUT}"], "nothing to report", "evaluate"),
 ]
 
 def certify(*extra, checkpoint="{T}"):

@@ -52,9 +52,10 @@ def test_a_checkpoint_is_reported_with_the_runs_made_from_it_beside_it(runs, tmp
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Left out: old-fgsm (made from other weights" in md and "notes" not in md
     performance = {line[0]: line for line in _table(md, "Model performance (multi-class)")}
-    assert performance["run"][4] == "accuracy [95% CI]"
-    assert performance["cnn-fgsm20"][4].endswith("*") and "[" not in performance["cnn-fgsm20"][4]  # 20 images: no interval
-    assert "[" in performance["cnn-fgsm8"][4] and "too small for an interval, fewer than 50 images" in md
+    assert performance["run"][5] == "accuracy [95% CI]" and performance["cnn-fgsm20"][4] == "20"
+    assert performance["cnn-fgsm20"][5].endswith("*") and "[" not in performance["cnn-fgsm20"][5]  # 20 images: no interval
+    assert "[" in performance["cnn-fgsm8"][5] and "too small for an interval, fewer than 50 images" in md
+    assert "## Model performance (multi-class) — on dermamnist test" in md  # one data set for every row: the title says it
     # an ε grid of one attack on one model: the robustness curves, with the figures and per-run figures linked from --out
     assert "### Robustness curves" in md and (tmp_path / "report" / "report_figures" / "robustness.png").stat().st_size > 0
     assert "](../" in md.split("## Per-run figures")[1]
@@ -88,3 +89,21 @@ def test_a_bad_argument_is_one_line_and_writes_nothing(runs, tmp_path, args, mes
     result = invoke("report", *args)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert sorted(runs.rglob("*")) == before and not (tmp_path / "out").exists()
+
+
+def test_an_evaluation_of_the_validation_split_is_labelled_val_where_t_was_chosen(runs, tmp_path):
+    """`evaluate --split val`: the threshold was chosen on these images, so its numbers at t test nothing; metrics.md,
+    the report's rows, table titles and findings all say val."""
+    _ok("evaluate", "--checkpoint", runs / "cnn", "--split", "val", "--out", tmp_path / "val", "--device", "cpu")
+    markdown = (tmp_path / "val" / "metrics.md").read_text()
+    assert "| val |" in markdown and "| test |" not in markdown and "the split the stored threshold was chosen on" in markdown
+    shutil.copytree(runs / "cnn-fgsm8", tmp_path / "cnn-fgsm8")  # beside it: the report names runs below their shared folder
+    _ok("report", tmp_path / "val", tmp_path / "cnn-fgsm8", "--out", tmp_path / "report", "--bootstrap", 0)
+    md = (tmp_path / "report" / "report.md").read_text()
+    val, test = "dermamnist val, where t was chosen", "dermamnist test"
+    performance = {line[0]: line for line in _table(md, "Model performance (multi-class)")}
+    assert performance["val"][4] == val and performance["cnn-fgsm8"][4] == test and performance["run"][4] == "data"
+    assert f"## Model performance (multi-class) — on {val}, {test} (each row's data column)" in md
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert f"- cnn on {val}: clean accuracy" in findings and "t was chosen on these images" in findings
+    assert f"on its 200 {test} images" in findings

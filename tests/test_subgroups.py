@@ -213,6 +213,18 @@ def test_evaluate_by_sex_and_site_end_to_end(ham_model, tmp_path):
     assert sites["groups"]["acral"]["small"] and not sites["groups"]["back"]["small"]  # a few images: shown and flagged
     assert set(sites["largest_gap"]["accuracy"]["between"]) <= {"back", "trunk", "face", "lower extremity"}
     assert all(gap is None or "acral" not in gap["between"] for gap in sites["largest_gap"].values())
+    # the report's subgroup tables: every group of both runs with its metrics, small ones flagged, and the largest gaps
+    result = invoke("report", tmp_path / "by-sex", tmp_path / "by-site", "--out", tmp_path / "report", "--bootstrap", 0)
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    table = md.split("## Subgroups: every metric per group (clean images)")[1].split("\n## ")[0]
+    for by, metrics in written.items():
+        for name, g in metrics["subgroups"]["groups"].items():
+            line = next(line for line in table.splitlines() if line.startswith(f"| by-{by} |") and f"| {name}" in line)
+            assert (f"| {name} ⚑ | {g['images']} |" in line) == g["small"] and f"| {g['images']} | {100 * g['accuracy']:.1f}" in line
+    gaps = md.split("## Subgroups: the largest gap between groups")[1].split("\n## ")[0]
+    gap = sites["largest_gap"]["accuracy"]
+    assert f"| accuracy | {gap['points']:.1f} points ({gap['between'][0]} above {gap['between'][1]}) |" in gaps
     plain = tmp_path / "plain"  # --by is part of the run: a plain evaluation into the same folder is another run
     assert invoke("evaluate", "--checkpoint", ham_model, "--out", plain, "--device", "cpu").exit_code == 0
     assert "subgroups" not in json.loads((plain / "metrics.json").read_text())
@@ -232,6 +244,15 @@ def test_a_shift_evaluation_by_sex_splits_every_row_into_groups_that_add_up(ham_
         assert np.array_equal(sum(np.array(g["binary_at_threshold"]["confusion_matrix"]) for g in groups.values()),
                               row["metrics"]["binary_at_threshold"]["confusion_matrix"])
     assert "## Sensitivity at t by sex" in (out / "metrics.md").read_text()
+    result = invoke("report", out, "--out", tmp_path / "report", "--bootstrap", 0)
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    table = md.split("## Subgroups under natural shift: sensitivity @t per group")[1].split("\n## ")[0].splitlines()
+    assert table[2] == "| run | shift | severity | male | female | unknown |"
+    male = rows[-1]["subgroups"]["groups"]["male"]["binary_at_threshold"]["sensitivity"]
+    lines = [line for line in table if line.startswith("| shift-by-sex |")]
+    assert len(lines) == 5 and lines[-1].startswith(f"| shift-by-sex | contrast_down | 5 | {100 * male:.1f}")
+    assert (tmp_path / "report" / "report_figures" / "severity.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -110,7 +110,7 @@ def _percent(values) -> np.ndarray:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a legend outside the panels is kept
     plt.close(fig)
     return path
 
@@ -141,28 +141,88 @@ def plot_lines(panels: dict[str, dict[str, tuple]], path: Path, xlabel: str, yla
     return _save(fig, path)
 
 
-def plot_grouped_bars(panels: dict[str, tuple[list[str], dict[str, list]]], path: Path, ylabel: str) -> Path | None:
-    """One subplot per panel: its categories along x, a bar per group in each (a missing value leaves its slot empty);
-    values in %. Bars, not lines: nothing lies between two categories."""
+def plot_grouped_bars(panels: dict[str, tuple], path: Path, ylabel: str, before_label: str = "before") -> Path | None:
+    """One subplot per panel (categories, group -> values[, group -> values before]): its categories along x, a bar
+    per group in each (a missing value leaves its slot empty), and where a value before is given a pale bar of it behind,
+    so each value stands beside its own before; values in %. Bars, not lines: nothing lies between two categories."""
     if not panels:
         return None
-    categories, groups = next(iter(panels.values()))
+    categories, groups, *_ = next(iter(panels.values()))
     bars = len(categories) * len(groups)
     cols = 1 if bars > 24 else min(2, len(panels))  # many bars: one panel to a row, as wide as they need
     rows = -(-len(panels) // cols)
     width = 0.8 / len(groups)
     colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
     fig, axes = plt.subplots(rows, cols, figsize=(max(4.6, 1.2 + 0.22 * bars) * cols, 3.6 * rows), squeeze=False)
-    for ax, (title, (categories, groups)) in zip(axes.flat, panels.items()):
+    for ax, (title, (categories, groups, *before)) in zip(axes.flat, panels.items()):
         for i, (group, values) in enumerate(groups.items()):
-            ax.bar(np.arange(len(categories)) + (i - (len(groups) - 1) / 2) * width, _percent(values), width, label=group,
-                   color=colours[i % len(colours)])
+            x = np.arange(len(categories)) + (i - (len(groups) - 1) / 2) * width
+            colour = colours[i % len(colours)]
+            if before and any(v is not None for v in before[0].get(group, [])):
+                ax.bar(x, _percent(before[0][group]), width, color=colour, alpha=0.3, edgecolor=colour, linewidth=0.6)
+            ax.bar(x, _percent(values), width * (0.6 if before else 1), label=group, color=colour)
         ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right", fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 102)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    fig.tight_layout()
+    before = any(len(panel) > 2 for panel in panels.values())
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.99), fontsize=7, frameon=False,
+               title=f"pale: {before_label}" if before else None, title_fontsize=7)  # outside the panels: it hides no bar
     return _save(fig, path)
+
+
+STYLES = ("-", "--", ":", "-.")
+
+
+def _keys(grid: dict, position: int) -> list[str]:
+    return list(dict.fromkeys(key[position] for panels in grid.values() for lines in panels.values() for key in lines))
+
+
+def _legend(fig, keys: list[str], handle, title: str | None, corner: str) -> None:
+    """A legend of `keys` right of the panels, at their top or bottom `corner`; none for a single unnamed key."""
+    if keys and keys != [""]:
+        fig.legend([handle(k) for k in keys], keys, title=title, loc=f"{corner} left", bbox_to_anchor=(1.0, 0.98 if corner == "upper" else 0.02),
+                   fontsize=7, title_fontsize=8, frameon=False)
+
+
+def plot_small_multiples(grid: dict[str, dict[str, dict[tuple[str, str], tuple]]], path: Path, xlabel: str, *,
+                         colour_title: str, style_title: str | None = None,
+                         references: dict[str, dict[str, float]] | None = None) -> Path | None:
+    """Small multiples: a row of panels per `grid` key (a model, a run), a panel per metric, each holding its lines
+    (colour, style) -> (x, y[, low, high]) with the band between low and high shaded; the same colour and line style
+    mean the same thing in every panel, said once in legends outside the panels; `references` (row -> metric -> y) a
+    dashed grey line across its panel. y in %."""
+    if not grid:
+        return None
+    metrics = list(dict.fromkeys(m for panels in grid.values() for m in panels))
+    colours_of, styles_of = _keys(grid, 0), _keys(grid, 1)
+    palette = plt.get_cmap("tab10" if len(colours_of) <= 10 else "tab20").colors
+    colour = {k: palette[i % len(palette)] for i, k in enumerate(colours_of)}
+    style = {k: STYLES[i % len(STYLES)] for i, k in enumerate(styles_of)}
+    fig, axes = plt.subplots(len(grid), len(metrics), figsize=(3.8 * len(metrics), 2.8 * len(grid)), squeeze=False, sharex=True)
+    for axes_row, (name, panels) in zip(axes, grid.items()):
+        for ax, metric in zip(axes_row, metrics):
+            for (c, s), (x, y, *band) in panels.get(metric, {}).items():
+                ax.plot(x, _percent(y), color=colour[c], linestyle=style[s], marker="o", markersize=3, linewidth=1.2)
+                if band:
+                    ax.fill_between(x, _percent(band[0]), _percent(band[1]), color=colour[c], alpha=0.12, linewidth=0)
+            reference = (references or {}).get(name, {}).get(metric)
+            if reference is not None:
+                ax.axhline(100 * reference, color="#555", linestyle="--", linewidth=1)
+            ax.set_title(f"{name}: {metric}", fontsize=8)
+            ax.set_ylim(-2, 102)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+        axes_row[0].set_ylabel("%", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    fig.tight_layout()
+    _legend(fig, colours_of, lambda k: plt.Line2D([], [], color=colour[k], marker="o", markersize=3), colour_title, "upper")
+    _legend(fig, styles_of, lambda k: plt.Line2D([], [], color="black", linestyle=style[k]), style_title, "lower")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

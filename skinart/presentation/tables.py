@@ -53,11 +53,27 @@ def _multiclass_table(halves: dict[str, dict]) -> list[str]:
     return lines
 
 
+def split_label(metrics: dict) -> str:
+    """The images a clean evaluation scored: its split (test by default: defences score it), or external data."""
+    data = metrics.get("data") or {}
+    return f"external {data.get('name', 'data')}" if metrics.get("external") else data.get("split") or "test"
+
+
+def chosen_here_lines(metrics: dict) -> list[str]:
+    """On the validation split a threshold chosen for a target sensitivity meets it by construction: say so."""
+    here = metrics.get("operating_point_here") or {}
+    if split_label(metrics) != "val" or here.get("target_sensitivity") is None:
+        return []
+    return [f"> val: the split the stored threshold was chosen on, for sensitivity {pct(here['target_sensitivity'])}: its "
+            "numbers at t meet the target by construction and test nothing; evaluate --split test for a test of them", ""]
+
+
 def metrics_markdown(metrics: dict, title: str) -> str:
-    """Multi-class metrics (and the AUROC of p_malignant), the binary ones at argmax and at the operating point, per class."""
-    halves = {"test": metrics}
-    lines = [f"# {title}", "", *provenance_lines(metrics), *_multiclass_table(halves), "", *_binary_table(halves), "",
-             "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
+    """Multi-class metrics (and the AUROC of p_malignant), the binary ones at argmax and at the operating point, per class,
+    labelled by the split or data they were measured on."""
+    halves = {split_label(metrics): metrics}
+    lines = [f"# {title}", "", *provenance_lines(metrics), *chosen_here_lines(metrics), *_multiclass_table(halves), "",
+             *_binary_table(halves), "", "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
     for name, c in metrics["per_class"].items():
         lines.append(f"| {name} | {pct(c['recall'])} | {pct(c['specificity'])} | {pct(c['precision'])} | {c['support']} |")
     return "\n".join(lines + operating_point_lines(metrics.get("operating_point_here"))) + FOOTER

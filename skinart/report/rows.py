@@ -18,6 +18,8 @@ from skinart.metrics import binary_metrics, bootstrap_ci, p_malignant
 from skinart.presentation.tables import threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PER_IMAGE_FILE, PREDICTIONS_FILE
 from skinart.attacks.sanity import sanity_label
+from skinart.report.basis import data_label, import_check
+from skinart.report.subgroups import subgroup_entries
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
                "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",
@@ -80,6 +82,7 @@ def _row(task: dict, where: Path, metrics: dict, options: ReportOptions, *, mode
     row["metrics"].update({k: metrics.get(k) for k in ("fooling_rate", "error_rate")})
     clean = metrics.get("clean") or {}
     # the same images unattacked: an attacked row's "before" (the whole split's clean numbers stand on other images)
+    row["clean_metrics"] = _flat(clean) if "binary" in clean else None
     row["metrics"]["clean_accuracy"] = clean.get("accuracy")
     row["metrics"]["clean_fnr_at_threshold"] = (clean.get("binary_at_threshold") or {}).get("fnr")
     classes = list(m["per_class"])
@@ -107,8 +110,8 @@ def eps_label(eps: float | None) -> str:
     return f"ε={round(eps * 255)}/255" if abs(eps * 255 - round(eps * 255)) < 1e-6 else f"ε={eps:g}"
 
 
-def pivot(rows: list[dict], metric: str = "accuracy") -> tuple[list[str], dict[str, dict[str, float | None]]]:
-    """(columns, model -> column -> metric): the paper's Table 2 layout, one column per attack and threat model (and
+def pivot_rows(rows: list[dict]) -> tuple[list[str], dict[str, dict[str, dict]]]:
+    """(columns, model -> column -> row): the paper's Table 2 layout, one column per attack and threat model (and
     per ε for an attack run at several ε, so a sweep is not folded into its first value); a cell's first row wins."""
     attack_key = lambda r: r["attack"] + threat_suffix(r)  # noqa: E731
     epsilons: dict[str, set] = {}
@@ -117,8 +120,19 @@ def pivot(rows: list[dict], metric: str = "accuracy") -> tuple[list[str], dict[s
     column = lambda r: attack_key(r) + (f" {eps_label(r['eps'])}" if len(epsilons[attack_key(r)]) > 1 else "")  # noqa: E731
     cells: dict[str, dict] = {}
     for r in rows:
-        cells.setdefault(r["model"], {}).setdefault(column(r), r["metrics"][metric])
+        cells.setdefault(r["model"], {}).setdefault(column(r), r)
     return list(dict.fromkeys(column(r) for r in rows)), cells
+
+
+def pivot(rows: list[dict], metric: str = "accuracy") -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    """(columns, model -> column -> metric) of `pivot_rows`."""
+    columns, cells = pivot_rows(rows)
+    return columns, {model: {c: r["metrics"][metric] for c, r in values.items()} for model, values in cells.items()}
+
+
+def attacked(row: dict) -> bool:
+    """An attack's row (a poisoned training is no attack on the model it scores)."""
+    return row["attack"] != "clean" and row["threat"] != "poisoned training"
 
 
 def _read(where: Path) -> dict:
@@ -145,7 +159,7 @@ def _threat_rows(task: dict, where: Path, m: dict, options: ReportOptions, sanit
     """One row per threat model of an `evaluate --attack` run (one attack sub-run each), with its sanity verdict."""
     rows = [_row(task, where / t, _read(where / t), options, model=_model(task), attack=m["method"], threat=t, kind="attack") for t in m["threats"]]
     for row in rows:
-        row["sanity"] = sanity_label(sanity)
+        row["sanity"], row["sanity_checks"] = sanity_label(sanity), sanity
     return rows
 
 
@@ -162,7 +176,7 @@ def _worst_case_rows(task: dict, where: Path, m: dict, options: ReportOptions) -
                                  "training_data": m.get("training_data"),
                                  "fooling_rate": m["worst_case"][threat]["fooling_rate"], "error_rate": 1 - worst["accuracy"]},
                    options, model=_model(task), attack=label, threat=threat, kind="worst_case")
-        rows.append({**row, "sanity": sanity_label(m["sanity"])})
+        rows.append({**row, "sanity": sanity_label(m["sanity"]), "sanity_checks": m["sanity"], "worst_case": True})
     return rows
 
 
@@ -192,8 +206,9 @@ ROWS_BY_KIND = {
         _row(task, where, m["poisoned_model"], options, model=task["name"], attack=m["method"], threat="poisoned training", kind="poison")], []),
     "detect-poison": lambda task, where, m, options: ([], [
         {"section": "poison", "task": task["name"], **{k: m.get(k) for k in ("detector", "precision", "recall", "f1", "flagged", "poisoned")}}]),
-    "shift": lambda task, where, m, options: ([], _shift_entries(task, m)),
-    "evaluate": lambda task, where, m, options: ([_row(task, where, m, options, model=_model(task), attack="clean", threat=_data_label(m), kind="evaluate")], []),
+    "shift": lambda task, where, m, options: ([], _shift_entries(task, m) + subgroup_entries(task, _model(task), [m["clean"], *m["rows"]])),
+    "evaluate": lambda task, where, m, options: ([_row(task, where, m, options, model=_model(task), attack="clean", threat=_data_label(m), kind="evaluate")],
+                                                 subgroup_entries(task, _model(task), [m])),
     # a defended checkpoint's clean test metrics: the row is the defended model itself
     "defend": lambda task, where, m, options: ([_row(task, where, m, options, model=task["name"], attack="clean", threat="—", kind="defend")], []),
 }
@@ -203,9 +218,14 @@ SCORES_NOTHING = ("train", "import")  # run kinds whose only output is a checkpo
 
 
 def run_rows(task: dict, where: Path, options: ReportOptions) -> tuple[list[dict], list[dict]]:
-    """(rows, poison detections) of one finished run directory, read by its kind."""
+    """(rows, section entries) of one finished run directory, read by its kind; each names the data it stands on and,
+    for an imported model, the verdict of its import check."""
     metrics = _read(where)
-    return ROWS_BY_KIND[metrics["kind"]](task, where, metrics, options)
+    rows, entries = ROWS_BY_KIND[metrics["kind"]](task, where, metrics, options)
+    data, verdict = data_label(where), import_check(where)
+    for item in rows + [e for e in entries if "data" in e]:
+        item.update(data=data, import_check=verdict)
+    return rows, entries
 
 
 def collect_rows(run_dir: Path, plan: dict, options: ReportOptions) -> tuple[list[dict], list[dict], list[str]]:

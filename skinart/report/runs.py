@@ -15,6 +15,7 @@ from skinart.errors import SkinartError
 from skinart.report.rows import ROWS_BY_KIND, SCORES_NOTHING, ReportOptions, run_rows
 from skinart.rundir import CONFIG_FILE, META_FILE, PLAN_FILE, check_out
 
+REPORT_MD, REPORT_HTML, REPORT_JSON = "report.md", "report.html", "report.json"
 GIVE = "give run directories written by skinart train, import, evaluate, attack or defend, or one `skinart run` folder alone"
 
 
@@ -82,7 +83,21 @@ def check_report_out(out: Path | None, runs: list[Path]) -> Path:
         raise SkinartError(f"--out {out} is a file; choose a folder for the report")
     if (out / CONFIG_FILE).is_file() or (out / PLAN_FILE).is_file():
         raise SkinartError(f"--out {out} holds a run; choose a folder of its own for the report")
+    if out.is_dir() and any(out.iterdir()) and not _holds_a_report(out):
+        names = sorted(p.name for p in out.iterdir())
+        raise SkinartError(f"--out {out} holds files skinart report did not write ({', '.join(names[:3])}"
+                           f"{', ...' if len(names) > 3 else ''}); choose a new or empty folder (a report replaces only a "
+                           "report it wrote)")
     return out
+
+
+def _holds_a_report(folder: Path) -> bool:
+    """Whether `folder` holds a report skinart wrote: its report.json, with the rows and sections every report keeps."""
+    try:
+        written = json.loads((folder / REPORT_JSON).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(written, dict) and {"rows", "detections"} <= set(written)
 
 
 @dataclass(frozen=True)
