@@ -29,6 +29,7 @@ METRICS_MD = "metrics.md"
 WEIGHTS_FILE = "model.safetensors"
 EXPORTED_FILE = "model.pt2"  # an imported torch.export program, kept as given (its graph is its architecture)
 SCRIPTED_FILE = "model.torchscript.pt"  # an imported TorchScript archive, kept as given
+ONNX_FILE = "model.onnx"  # an imported ONNX model, kept as given (converted to PyTorch whenever it is loaded)
 META_FILE = "skinart.json"
 TRAIN_IDS_FILE = "train_ids.json"  # beside skinart.json, which stays readable: thousands of ids would swamp it
 HISTORY_FILE = "history.json"
@@ -200,10 +201,13 @@ class RunOptions:
     overwrite: bool = False
     precision: str = "fp32"
     deterministic: bool = False
+    data_options: dict | None = None  # --data csv's labels file and columns (`data.csv_options`)
 
     def data_ref(self, default_name: str | None = None, **extra) -> dict:
-        """How a config names its data: the dataset (default: the checkpoint's) and root, plus e.g. the split."""
-        return {"name": self.data or default_name, "root": resolved(self.data_root), **extra}
+        """How a config names its data: the dataset (default: the checkpoint's) and root (and --data csv's options),
+        plus e.g. the split."""
+        options = {"options": self.data_options} if self.data_options else {}
+        return {"name": self.data or default_name, "root": resolved(self.data_root), **options, **extra}
 
 
 class RunDir:

@@ -91,6 +91,29 @@ def write_ham10000(root: Path, n: int = 240, seed: int = 0, size: tuple[int, int
     return root
 
 
+PAD_CODES = {"nv": "NEV", "akiec": "ACK", "bkl": "SEK", "bcc": "BCC", "mel": "MEL", "df": "DF", "vasc": "VASC"}
+PAD_COLUMNS = ("patient_id", "lesion_id", "smoke", "drink", "background_father", "background_mother", "age", "pesticide",
+               "gender", "skin_cancer_history", "cancer_history", "has_piped_water", "has_sewage_system", "fitspatrick",
+               "region", "diameter_1", "diameter_2", "diagnostic", "itch", "grew", "hurt", "changed", "bleed", "elevation",
+               "img_id", "biopsed")
+PAD_OPTIONS = ("--image-column", "img_id", "--label-column", "diagnostic", "--group-column", "lesion_id", "--label-map",
+               "NEV=nv,ACK=akiec,SEK=bkl")
+
+
+def write_pad_layout(metadata: Path, target: Path) -> Path:
+    """HAM10000's metadata rewritten in PAD-UFES-20's layout (its metadata.csv columns, its diagnostic codes NEV, ACK,
+    SEK..., the image's file name in img_id), the rows in HAM10000's order: read with PAD_OPTIONS, the same data."""
+    with open(metadata, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(target, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PAD_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows({"patient_id": r["lesion_id"], "lesion_id": r["lesion_id"], "age": r["age"], "gender": r["sex"],
+                          "region": r["localization"], "diagnostic": PAD_CODES[r["dx"]], "img_id": f"{r['image_id']}.jpg",
+                          "biopsed": str(r["dx_type"] == "histo")} for r in rows)
+    return target
+
+
 def write_ham_subset(rows: list[dict], images: Path, target: Path, per_class: int = 30) -> list[dict]:
     """A HAM10000-layout folder with whole lesions of every class (images linked, not copied)."""
     chosen, count = [], {}

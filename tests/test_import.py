@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -254,7 +255,59 @@ def test_a_wrong_class_order_is_warned_of_in_one_line(foreign, derma_subset, tmp
     result = _import(foreign[1]["torchscript"], tmp_path / "reversed", derma_subset, ORDER[::-1])
     assert result.exit_code == 0, result.output
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and "--classes" in warning[0] and "--mean/--std" in warning[0] and "--img-size" in warning[0]
+    assert len(warning) == 1 and "--classes" in warning[0] and "recalled better by another naming" in warning[0]
+    # its report: nothing to report from the import alone; then the failed check on every row of the model's runs
+    result = invoke("report", tmp_path / "reversed", "--out", tmp_path / "report")
+    assert result.exit_code == 2 and "nothing to report" in result.stderr and not (tmp_path / "report").exists()
+    _evaluate(tmp_path / "reversed", tmp_path / "clean")
+    assert invoke("attack", "--method", "fgsm", "--checkpoint", tmp_path / "reversed", "--max-samples", 20, "--out",
+                  tmp_path / "fgsm", "--device", "cpu").exit_code == 0
+    assert invoke("report", tmp_path / "reversed", "--out", tmp_path / "report", "--bootstrap", 0).exit_code == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    verdict = f"import check: SUSPECT: {warning[0].removeprefix('warning: ')}"
+    table = md.split("## Training data and import check")[1].split("\n## ")[0]
+    assert [line.split(" | ")[-1] for line in table.splitlines() if line.startswith(("| clean", "| fgsm"))] == [verdict + " |"] * 2
+    assert f"- reversed: {verdict}" in md.split("## Findings")[1]
+
+
+@pytest.mark.slow
+def test_a_state_dict_is_read_by_its_bytes_and_one_of_a_training_checkpoint_chosen_by_key(foreign, imported, derma_subset, tmp_path):
+    net, paths = foreign
+    renamed = tmp_path / "weights.pth"  # safetensors bytes under a torch.save name
+    renamed.write_bytes(paths["safetensors"].read_bytes())
+    state = net.state_dict()
+    halved = {k: v / 2 if v.is_floating_point() else v for k, v in state.items()}
+    torch.save({"epoch": 3, "state_dict": state, "state_dict_ema": halved, "optimizer": {"lr": 0.1}}, tmp_path / "last.pth")
+    weights = Checkpoint.load(imported["safetensors"]).meta.weights_sha256
+    for name, path, extra, key in (("renamed", renamed, (), None), ("chosen", tmp_path / "last.pth", ("--state-key", "state_dict"), "state_dict")):
+        result = _import(path, tmp_path / name, derma_subset, ORDER, "--model", "resnet18", *extra)
+        assert result.exit_code == 0, result.output
+        checkpoint = Checkpoint.load(tmp_path / name)
+        assert checkpoint.meta.weights_sha256 == weights and checkpoint.meta.imported["state_key"] == key
+    result = _import(tmp_path / "last.pth", tmp_path / "ema", derma_subset, ORDER, "--model", "resnet18", "--state-key", "state_dict_ema")
+    assert result.exit_code == 0, result.output
+    assert Checkpoint.load(tmp_path / "ema").meta.weights_sha256 != weights
+
+
+def _swapped(order: tuple[str, ...], a: str, b: str) -> list[str]:
+    return [{a: b, b: a}.get(c, c) for c in order]
+
+
+@pytest.mark.slow
+def test_the_import_check_is_kept_in_the_checkpoint_and_shown_by_every_evaluation(foreign, imported, derma_subset, tmp_path):
+    right = Checkpoint.load(imported["torchscript"]).meta.imported["check"]
+    assert right["verdict"] == "plausible" and right["warning"] is None and right["recalled_best_by"] == {}
+    result = _import(foreign[1]["torchscript"], tmp_path / "swapped", derma_subset, _swapped(ORDER, "mel", "bkl"))
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "mel by the output named bkl" in warning[0] and "--classes" in warning[0], result.stderr
+    check = Checkpoint.load(tmp_path / "swapped").meta.imported["check"]
+    assert check["verdict"] == "suspect" and check["recalled_best_by"] == {"bkl": "mel", "mel": "bkl"}
+    metrics = _evaluate(tmp_path / "swapped", tmp_path / "evaluated")
+    assert metrics["import_check"] == check
+    assert f"SUSPECT: {check['warning']}" in (tmp_path / "evaluated" / "metrics.md").read_text()
+    _evaluate(imported["torchscript"], tmp_path / "right")
+    assert "plausible" in (tmp_path / "right" / "metrics.md").read_text()
 
 
 @pytest.mark.slow
@@ -299,6 +352,17 @@ def test_a_wrong_import_is_one_line_exit_2_and_writes_nothing(case, foreign, der
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
     assert not (tmp_path / "out").exists() and hashlib.sha256(files[which].read_bytes()).hexdigest() == before
+
+
+def test_a_plain_pickle_with_code_is_one_line_with_no_torch_warning_before_it(derma_subset, tmp_path):
+    with open(tmp_path / "model.pkl", "wb") as f:  # a whole module through plain pickle: unpickling it runs code
+        pickle.dump(nn.Linear(3, 7), f)
+    with warnings.catch_warnings(record=True) as shown:  # what a terminal would show above the error
+        warnings.simplefilter("always")
+        result = invoke("import", "--weights", tmp_path / "model.pkl", "--model", "resnet18", "--classes", ",".join(ORDER),
+                        "--img-size", 28, "--data-root", derma_subset, "--out", tmp_path / "out", "--device", "cpu")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "pickles Python code" in result.stderr
+    assert [str(w.message)[:80] for w in shown] == []
 
 
 def test_offline_hub_model_is_one_line(derma_subset, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.table import THREATS, check_method, flag
 from skinart.certification.table import CertifyConfig, parse_radii
+from skinart.commands.common import data_options
 from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
 from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
 from skinart.shifts.config import ShiftConfig
@@ -54,7 +55,7 @@ def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
 
     check_model(cfg.model, cfg.pretrained, cfg.weights)
     parse_ratios(p["split_ratios"])
-    check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
+    check_data(p["data"], p["data_root"], p["img_size"], p["resize"], data_options(p))
     return cfg
 
 
@@ -209,7 +210,7 @@ def import_config(p: dict, given: set[str] = frozenset()) -> ImportConfig:
 
     cfg = ImportConfig(**{f.name: p[f.name] for f in fields(ImportConfig)})
     cfg.check(p["malignant"])
-    check_data(p["data"], p["data_root"], p["img_size"], p["resize"])
+    check_data(p["data"], p["data_root"], p["img_size"], p["resize"], data_options(p))
     return cfg
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from skinart.data import DATASETS
+from skinart.data import DATASETS, csv_options
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 
 def one_line_errors(command):
@@ -72,6 +72,19 @@ Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that h
 Precision = Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")]
 Deterministic = Annotated[bool, typer.Option(help="deterministic algorithms (torch, cuDNN, cuBLAS): a rerun on a GPU gives the "
                                              "same last digits, somewhat slower")]
+
+
+# --data csv: a folder of images labelled by a CSV file (data/csv_labels.py); the commands that read data take these
+Labels = Annotated[Optional[str], typer.Option(help="--data csv: the CSV file labelling the images under --data-root")]
+ImageColumn = Annotated[Optional[str], typer.Option(help="--data csv: the column naming each image (default image)")]
+LabelColumn = Annotated[Optional[str], typer.Option(help="--data csv: the column of label names (default: one-hot columns)")]
+LabelMap = Annotated[Optional[str], typer.Option(help="--data csv: label names to classes, e.g. nevus=nv,ACK=akiec")]
+GroupColumn = Annotated[Optional[str], typer.Option(help="--data csv: the column grouping one lesion's images, e.g. lesion_id")]
+
+
+def data_options(params: dict) -> dict | None:
+    """--data csv's options from a command's (or a recipe step's) parameters; None for every other dataset."""
+    return csv_options(**{k: params.get(k) for k in ("labels", "image_column", "label_column", "label_map", "group_column")})
 
 
 def skipped(out: Path) -> None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from skinart.commands.common import (
-    CheckpointData, CheckpointDir, DataRoot, Deterministic, Device, Malignant, Out, Overwrite, Precision, one_line_errors, skipped,
+    CheckpointData, CheckpointDir, DataRoot, Deterministic, Device, GroupColumn, ImageColumn, LabelColumn, LabelMap, Labels,
+    Malignant, Out, Overwrite, Precision, data_options, one_line_errors, skipped,
 )
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ def evaluate(
     out: Out,
     data: CheckpointData = None,
     data_root: DataRoot = None,
+    labels: Labels = None,
+    image_column: ImageColumn = None,
+    label_column: LabelColumn = None,
+    label_map: LabelMap = None,
+    group_column: GroupColumn = None,
     split: Annotated[Optional[str], typer.Option(help="without --attack: train, val or test (default test)")] = None,
     external: Annotated[bool, typer.Option(help="score every image of other data than the checkpoint's (--data/--data-root) "
                                            "as an external test set")] = False,
@@ -72,7 +78,7 @@ def evaluate(
     from skinart.runs.worst_case import worst_case_run
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision, deterministic=deterministic)
+                         precision=precision, deterministic=deterministic, data_options=data_options(locals()))
     loaded = Checkpoint.load(checkpoint)
     if rechoose_threshold:
         metrics = rechoose_run(loaded, out, options, on=on or "val")

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from skinart.commands.common import (
-    Data, DataRoot, Deterministic, Device, Malignant, Out, Overwrite, Precision, SplitRatios, one_line_errors, skipped,
+    Data, DataRoot, Deterministic, Device, GroupColumn, ImageColumn, LabelColumn, LabelMap, Labels, Malignant, Out, Overwrite,
+    Precision, SplitRatios, data_options, one_line_errors, skipped,
 )
 from skinart.data import DEFAULT_MALIGNANT
 
@@ -17,6 +18,11 @@ def train(
     out: Out,
     data: Data = "dermamnist",
     data_root: DataRoot = None,
+    labels: Labels = None,
+    image_column: ImageColumn = None,
+    label_column: LabelColumn = None,
+    label_map: LabelMap = None,
+    group_column: GroupColumn = None,
     model: Annotated[str, typer.Option(help="timm model name, or skin_cnn (the paper's five-conv CNN)")] = "resnet18",
     img_size: Annotated[Optional[int], typer.Option(help="image side in px (default: npz size, else 224)")] = None,
     resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
@@ -50,7 +56,7 @@ def train(
     from skinart.runs.train import train_run
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision, deterministic=deterministic)
+                         precision=precision, deterministic=deterministic, data_options=data_options(locals()))
     result = train_run(cfg, out, options, img_size=img_size, resize=resize, split_ratios=split_ratios)
     if result is None:
         return skipped(out)
@@ -59,8 +65,8 @@ def train(
 
 @one_line_errors
 def import_model(
-    weights: Annotated[str, typer.Option(help="the model: a torch.export .pt2, a TorchScript archive, a .safetensors/.pth "
-                                         "state dict (with --model) or hf-hub:ORG/NAME")],
+    weights: Annotated[str, typer.Option(help="the model: a torch.export .pt2, a TorchScript archive, an ONNX file (the onnx "
+                                         "extra), a .safetensors/.pth state dict (with --model) or hf-hub:ORG/NAME")],
     classes: Annotated[str, typer.Option(help="the model's outputs in its own order, by name: all of "
                                          "akiec,bcc,bkl,df,mel,nv,vasc, or benign,malignant, or malignant (one logit)")],
     img_size: Annotated[int, typer.Option(help="the side in px the model takes")],
@@ -70,8 +76,15 @@ def import_model(
                                                 "(default: none, the model takes [0, 1])")] = None,
     std: Annotated[Optional[str], typer.Option(help="the std it divides by, e.g. 0.229,0.224,0.225 (with --mean)")] = None,
     resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
+    state_key: Annotated[Optional[str], typer.Option(help="the state dict to import from a training checkpoint holding several "
+                                                     "(e.g. state_dict or state_dict_ema); recorded in the checkpoint")] = None,
     data: Data = "dermamnist",
     data_root: DataRoot = None,
+    labels: Labels = None,
+    image_column: ImageColumn = None,
+    label_column: LabelColumn = None,
+    label_map: LabelMap = None,
+    group_column: GroupColumn = None,
     threshold: Annotated[Optional[float], typer.Option(help="the owner's operating point: malignant when p_malignant ≥ T")] = None,
     target_sensitivity: Annotated[Optional[float], typer.Option(help="without --threshold: the threshold chosen on the "
                                                                 "validation split for this sensitivity (default 0.9)")] = None,
@@ -86,7 +99,8 @@ def import_model(
     from skinart.rundir import RunOptions
     from skinart.runs.imported import import_run, import_summary
 
-    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         data_options=data_options(locals()))
     result = import_run(cfg, out, options)
     if result is None:
         return skipped(out)

@@ -17,6 +17,7 @@ from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.d
     BALANCE_METHODS, CHOOSABLE_SPLITS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT,
     RESIZE_METHODS, SPLIT_NAMES,
 )
+from skinart.data.csv_labels import csv_options  # noqa: F401
 from skinart.data.metadata import SMALL_GROUP, SUBGROUPS, UNKNOWN, group_order, subgroups  # noqa: F401
 from skinart.data.pixels import check_pixels, from_model_input, load_pixels, resize_image, to_model_input  # noqa: F401
 from skinart.data.readers import is_present, read_source  # noqa: F401
@@ -48,11 +49,12 @@ class LesionDataset:
     split_ratios: tuple[float, ...] | None  # None: no split, every image is test (an external evaluation)
     seed: int
     classes: tuple[str, ...] = CLASSES
+    options: dict | None = None  # the reader's options (--data csv's labels file and columns), recorded with the data
 
     def identity(self) -> dict:
         """Which data these are: loader, where, their fingerprint, and the pixels the model sees."""
         return {"name": self.name, "root": self.root, "source_fingerprint": self.source_fingerprint,
-                "img_size": self.img_size, "resize": self.resize}
+                "img_size": self.img_size, "resize": self.resize, **({"options": self.options} if self.options else {})}
 
     def settings(self) -> dict:
         """What reproduces these splits (stored in checkpoints so later commands use the same data and test split)."""
@@ -65,9 +67,9 @@ class LesionDataset:
         return replace(self, classes=tuple(classes), splits={n: replace(s, labels=index[s.labels]) for n, s in self.splits.items()})
 
 
-def read_data(name: str, root: str | Path | None = None, img_size: int | None = None) -> Source:
+def read_data(name: str, root: str | Path | None = None, img_size: int | None = None, options: dict | None = None) -> Source:
     """A source's labels, groups and files (no pixels yet), its notes shown on stderr."""
-    source = read_source(name, root, img_size)
+    source = read_source(name, root, img_size, options)
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
     return source
@@ -86,7 +88,7 @@ def dataset_of(source: Source, *, img_size: int | None = None, resize: str = "cr
     }
     return LesionDataset(name=source.name, img_size=img_size, splits=splits, root=str(Path(source.root).resolve()),
                          source_fingerprint=source.fingerprint, resize=resize,
-                         split_ratios=None if split_ratios is None else tuple(split_ratios), seed=seed)
+                         split_ratios=None if split_ratios is None else tuple(split_ratios), seed=seed, options=source.options)
 
 
 def load_dataset(
@@ -98,21 +100,23 @@ def load_dataset(
     split_ratios: tuple[float, ...] = (0.7, 0.15, 0.15),
     seed: int = 0,
     use_cache: bool = True,
+    options: dict | None = None,
 ) -> LesionDataset:
     if img_size is not None:
         check_pixels(img_size, resize)  # before reading anything: a size that can never fit is refused at once
-    return dataset_of(read_data(name, root, img_size), img_size=img_size, resize=resize, split_ratios=split_ratios, seed=seed,
+    return dataset_of(read_data(name, root, img_size, options), img_size=img_size, resize=resize, split_ratios=split_ratios, seed=seed,
                       use_cache=use_cache)
 
 
-def check_data(name: str, root: str | Path | None = None, img_size: int | None = None, resize: str = "crop") -> None:
+def check_data(name: str, root: str | Path | None = None, img_size: int | None = None, resize: str = "crop",
+               options: dict | None = None) -> None:
     """What `load_dataset` refuses, found without decoding or downloading: the dataset name, the image side, the resize
     method, and pixels that cannot fit in memory. Data on this machine are counted from their labels (cheap); data not
     here (DermaMNIST before its download, a recipe checked on another machine) by the catalog's published count."""
     if root is not None and not Path(root).expanduser().exists():
         raise SkinartError(f"--data-root {root} does not exist; point it at the {name} data (see data/README.md)")
-    if is_present(name, root):
-        source = read_source(name, root, img_size)
+    if is_present(name, root) or options:
+        source = read_source(name, root, img_size, options)
         return check_pixels(_side(source, img_size), resize, len(source.ids))
     # not here: the side asked for, against the published count (none asked for: the source's own, unknown until here)
     asked = img_size is not None
@@ -145,9 +149,10 @@ def oversample(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate([np.arange(len(labels))] + extra)
 
 
-def describe(name: str, root: str | Path | None = None, split_ratios: str | None = None, seed: int = 0) -> str:
+def describe(name: str, root: str | Path | None = None, split_ratios: str | None = None, seed: int = 0,
+             options: dict | None = None) -> str:
     """`skinart data info`: classes, counts per split and lesions shared between splits (must be 0)."""
-    source = read_source(name, root)
+    source = read_source(name, root, options=options)
     if split_ratios is not None and source.official_split is not None:
         raise SkinartError(f"--split-ratios does not apply to {name}: it keeps its official split; drop --split-ratios")
     ratios = parse_ratios(split_ratios)

@@ -82,6 +82,15 @@ DATASETS: dict[str, dict] = {
         "licence": "CC BY-NC 4.0",
         "citation": "Codella et al., arXiv:1902.03368 (2019); Tschandl et al. 2018",
     },
+    "csv": {
+        "description": "a folder of images labelled by a CSV file (--labels; --image-column, --label-column or one-hot "
+                       "columns, --label-map, --group-column)",
+        "subdir": "csv",
+        "split": "grouped by --group-column (else each image its own group), stratified by class",
+        "native_size": None,
+        "licence": "as the images'",
+        "citation": "",
+    },
     "folder": {
         "description": "one sub-directory per class (akiec, bcc, bkl, df, mel, nv, vasc) holding images",
         "subdir": "folder",

@@ -31,6 +31,7 @@ class Source:
     official_split: np.ndarray | None = None  # 'train'/'val'/'test' per sample
     native_size: int | None = None  # image side when the source stores pixels at one size
     metadata: dict[str, np.ndarray] | None = None  # per sample: sex, age, site, dx_type where the source has them
+    options: dict | None = None  # the reader's options (--data csv: the labels file and its columns), recorded with the data
     notes: list[str] = field(default_factory=list)
     fingerprint: str = field(init=False)
 

@@ -17,7 +17,7 @@ def network(checkpoint: Checkpoint) -> nn.Module:
     checkpoint.verify_weights()  # again: the file may have changed since `load`
     weights, meta = checkpoint.weights_path, checkpoint.meta
     if meta.imported:  # its outputs in this checkpoint's class order
-        return stored_network(weights, meta.imported, model=meta.model, classes=meta.classes)
+        return stored_network(weights, meta.imported, model=meta.model, classes=meta.classes, img_size=meta.img_size)
     net = create_model(meta.model, num_classes=len(meta.classes))
     try:
         load_model(net, str(weights))

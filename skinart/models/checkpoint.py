@@ -148,8 +148,12 @@ class Checkpoint:
         return parse_malignant(option or ",".join(self.meta.malignant), self.classes)
 
     def provenance(self) -> dict:
-        """What every metrics.json of this model says about its training data: unknown for an imported model."""
-        return {"training_data": TRAINING_DATA_UNKNOWN} if self.meta.imported else {}
+        """What every metrics.json of this model says about its training data (unknown for an imported model) and the
+        verdict of its import's check on the validation split (`import_check`: verdict, warning, the numbers behind it)."""
+        if not self.meta.imported:
+            return {}
+        check = self.meta.imported.get("check")
+        return {"training_data": TRAINING_DATA_UNKNOWN, **({"import_check": check} if check else {})}
 
     def lineage(self) -> dict:
         """What a checkpoint trained from this one inherits: an imported model's provenance and label mapping."""

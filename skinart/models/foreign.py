@@ -6,9 +6,6 @@ which gives the network's outputs the checkpoint's class order (one logit z beco
 from __future__ import annotations
 
 import logging
-import pickle
-import warnings
-import zipfile
 from pathlib import Path
 
 import timm
@@ -18,9 +15,11 @@ from torch import nn
 
 from skinart.data import CLASSES
 from skinart.errors import SkinartError
+from skinart.models.model_files import read_state_dict
 from skinart.models.networks import check_model_name, hub_unreachable
+from skinart.models.programs import first_line, read_exported, read_onnx, read_scripted
 from skinart.options import parse_malignant
-from skinart.rundir import EXPORTED_FILE, SCRIPTED_FILE, WEIGHTS_FILE
+from skinart.rundir import EXPORTED_FILE, ONNX_FILE, SCRIPTED_FILE, WEIGHTS_FILE
 from skinart.models.weights import COUNTER
 
 TRAINED_BY = "outside skinart"
@@ -28,34 +27,9 @@ TRAINING_DATA_UNKNOWN = "training data unknown: overlap with the evaluation imag
 BINARY = ("benign", "malignant")
 # format -> the file a checkpoint keeps it in: programs and archives as given (their code is their architecture), state
 # dicts (and hub models) as the safetensors of the wrapped network
-FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "state-dict": WEIGHTS_FILE, "hf-hub": WEIGHTS_FILE}
+FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "onnx": ONNX_FILE, "state-dict": WEIGHTS_FILE,
+         "hf-hub": WEIGHTS_FILE}
 TRAINABLE = ("state-dict", "hf-hub")  # a timm architecture skinart can rebuild, retrain and save
-_GIVE = "pass a torch.export .pt2, a TorchScript archive, a .safetensors/.pth state dict (with --model) or hf-hub:ORG/NAME"
-
-
-def detect_format(spec: str) -> str:
-    """The format of a --weights value, from the file's bytes (never its name alone, never by unpickling it)."""
-    if spec.startswith("hf-hub:"):
-        return "hf-hub"
-    path = Path(spec)
-    if not path.is_file():
-        raise SkinartError(f"--weights {spec} does not exist; {_GIVE}")
-    with open(path, "rb") as f:
-        head = f.read(16)
-    size = int.from_bytes(head[:8], "little")
-    if len(head) > 8 and head[8:9] == b"{" and 0 < size < path.stat().st_size:
-        return "state-dict"  # safetensors: an 8-byte header length, then its JSON
-    leaves = {n.split("/", 1)[-1] for n in zipfile.ZipFile(path).namelist()} if zipfile.is_zipfile(path) else set()
-    if "archive_format" in leaves:
-        return "torch.export"
-    if "constants.pkl" in leaves or any(n.startswith("code/") for n in leaves):
-        return "torchscript"
-    if "data.pkl" in leaves or head[:1] == b"\x80":  # torch.save (zip or legacy pickle): read with weights_only
-        return "state-dict"
-    if path.suffix.lower() == ".onnx":
-        raise SkinartError(f"--weights {path}: ONNX is not imported (no converter here keeps the gradients attacks need); "
-                           "export the model with torch.export.save (.pt2) and import that")
-    raise SkinartError(f"--weights {path} is not a model file (not torch.export, TorchScript, safetensors or torch.save); {_GIVE}")
 
 
 def parse_outputs(text: str, malignant: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], dict | None]:
@@ -90,6 +64,28 @@ def parse_channels(text: str | None, option: str, default: float) -> tuple[float
     return values
 
 
+def check_options(fmt: str, spec: str, *, model: str | None, state_key: str | None) -> None:
+    """--model names a state dict's architecture and --state-key the state dict inside a training checkpoint: a program
+    or archive is its own architecture, so naming another one there would only be recorded, never checked."""
+    if model and fmt not in TRAINABLE:
+        raise SkinartError(f"--model {model}: {spec} is a {fmt} file, whose own code is its architecture (recorded as "
+                           f"{fmt}:{Path(spec).name}); drop --model")
+    if state_key and fmt != "state-dict":
+        raise SkinartError(f"--state-key {state_key} chooses a state dict inside a training checkpoint, and {spec} is a {fmt} "
+                           "model; drop --state-key")
+
+
+def architecture(model: str | None, fmt: str, inner: nn.Module, spec: str) -> str:
+    """The name the checkpoint records for the network: --model for a state dict, a hub model's own architecture
+    (--model, if given, must be it), else the format and file name."""
+    if fmt == "hf-hub":
+        own = getattr(inner, "pretrained_cfg", {}).get("architecture")
+        if model and model != own:
+            raise SkinartError(f"--model {model}: {spec} is a {own}; drop --model (a hub model names its architecture)")
+        return own
+    return model or f"{fmt}:{Path(spec).name}"
+
+
 class ForeignNet(nn.Module):
     """An imported network with its outputs in the checkpoint's class order; a single logit z becomes [0, z] (softmax
     gives the sigmoid). Its state dict is the network's own under `net.`."""
@@ -108,75 +104,15 @@ class ForeignNet(nn.Module):
         return z[:, self.order]
 
 
-class ExportedModule(nn.Module):
-    """A torch.export program as a module: fed in chunks of its batch size when it was exported with a fixed one; it
-    cannot be put in train mode."""
-
-    def __init__(self, program):
-        super().__init__()
-        self.program = program.module()
-        user = set(program.graph_signature.user_inputs)
-        inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
-        if len(inputs) != 1:
-            raise SkinartError(f"the torch.export program takes {len(inputs)} inputs; skinart feeds it one batch of images: "
-                               "export a model whose forward takes one NCHW tensor")
-        self.shape = tuple(inputs[0].meta["val"].shape)  # its fixed sizes are ints, its dynamic ones symbols
-        self.batch = self.shape[0] if isinstance(self.shape[0], int) else None
-        self.training = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.batch is None:
-            return self.program(x)
-        chunks = []
-        for part in torch.split(x, self.batch):
-            pad = self.batch - len(part)
-            padded = torch.cat([part, part[-1:].expand(pad, *part.shape[1:])]) if pad else part
-            chunks.append(self.program(padded)[: len(part)])
-        return torch.cat(chunks)
-
-    def train(self, mode: bool = True) -> ExportedModule:
-        if mode:
-            raise SkinartError("a torch.export program cannot be put in train mode, so it cannot be retrained; import its "
-                               "state dict with --model to retrain it, or defend it with a preprocessing defence")
-        return self
-
-
-def _exported(path: Path, **_) -> nn.Module:
-    try:
-        program = torch.export.load(str(path))
-    except Exception as e:
-        raise SkinartError(f"{path} is not a torch.export program torch {torch.__version__} reads ({_first(e)}); "
-                           "save it again with torch.export.save") from None
-    return ExportedModule(program)
-
-
-def _scripted(path: Path, **_) -> nn.Module:
-    try:
-        with warnings.catch_warnings():  # torch 2.14 marks TorchScript deprecated; reading it still works
-            warnings.simplefilter("ignore", FutureWarning)
-            return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as e:
-        raise SkinartError(f"{path} is not a TorchScript archive torch {torch.__version__} reads ({_first(e)}); "
-                           "save it again with torch.jit.save, or torch.export.save") from None
-
-
-def _state_dict(path: Path, *, model: str | None, n_outputs: int) -> nn.Module:
+def _state_dict(path: Path, *, model: str | None, n_outputs: int, state_key: str | None = None, **_) -> tuple[nn.Module, dict]:
     if not model:
         raise SkinartError(f"{path} is a state dict: weights without an architecture; name it with --model (a timm name, "
                            "e.g. resnet18: torchvision's ResNets share timm's tensor names)")
     check_model_name(model)
-    try:
-        state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True): never code
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError) as e:
-        code = "weights_only" in str(e) or "weights only" in str(e).lower() or isinstance(e, pickle.UnpicklingError)
-        raise SkinartError(f"{path} pickles Python code (e.g. a whole model saved with torch.save(model)), which skinart never "
-                           "unpickles; save model.state_dict() (or torch.export the model) and import that" if code else
-                           f"cannot read {path} as a state dict ({_first(e)}); {_GIVE}") from None
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SkinartError(f"{path} holds no state dict of tensors; save model.state_dict() and import that")
+    state, key = read_state_dict(path, state_key)
     net = timm.create_model(model, num_classes=n_outputs)
     fit_state(net, state, f"{path.name}", f"{model} with {n_outputs} output(s)")
-    return net
+    return net, {"state_key": key}
 
 
 def fit_state(net: nn.Module, state: dict, what: str, target: str) -> None:
@@ -197,14 +133,14 @@ def fit_state(net: nn.Module, state: dict, what: str, target: str) -> None:
     net.load_state_dict(state, strict=False)
 
 
-def _hub(spec: str, **_) -> nn.Module:
+def _hub(spec: str, **_) -> tuple[nn.Module, dict]:
     host = hub_unreachable(spec.removeprefix("hf-hub:"))
     if host:
         raise SkinartError(f"cannot fetch {spec} from the Hugging Face hub: {host} cannot be reached from here and it is not "
                            "in the cache; save its weights where the hub is reachable and import the file with --model")
     logging.disable(logging.WARNING)  # huggingface_hub logs each failed request: the error below is the one line
     try:
-        return timm.create_model(spec, pretrained=True)
+        return timm.create_model(spec, pretrained=True), {}
     except Exception as e:  # offline, unknown repository, gated model: many types
         raise SkinartError(f"cannot fetch {spec} from the Hugging Face hub ({e.__class__.__name__}); offline, save its weights "
                            "where the hub is reachable and import the file with --model") from None
@@ -212,17 +148,18 @@ def _hub(spec: str, **_) -> nn.Module:
         logging.disable(logging.NOTSET)
 
 
-def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[str, ...]) -> ForeignNet:
+def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[str, ...], img_size: int | None = None) -> ForeignNet:
     """An imported checkpoint's network: its kept program or archive, or its architecture with the saved safetensors
     (the wrapped network's, so retrained weights load the same way)."""
     outputs = tuple(imported["outputs"])
     if imported["format"] not in TRAINABLE:  # the file is the architecture
-        return ForeignNet(read_network(str(weights), imported["format"], model=None, n_outputs=len(outputs)), outputs, classes)
+        inner = read_network(str(weights), imported["format"], model=None, n_outputs=len(outputs), img_size=img_size)[0]
+        return ForeignNet(inner, outputs, classes)
     net = ForeignNet(timm.create_model(model, num_classes=len(outputs)), outputs, classes)
     try:
         load_model(net, str(weights))
     except Exception as e:
-        raise SkinartError(f"{weights} does not fit model {model} ({_first(e)}); import the model again") from None
+        raise SkinartError(f"{weights} does not fit model {model} ({first_line(e)}); import the model again") from None
     return net
 
 
@@ -236,13 +173,13 @@ def binary_malignant(option: str, labels: dict[str, str], where: str) -> list[st
     return ["malignant"]
 
 
-READERS = {"torch.export": _exported, "torchscript": _scripted, "state-dict": _state_dict, "hf-hub": _hub}
+READERS = {"torch.export": read_exported, "torchscript": read_scripted, "onnx": read_onnx, "state-dict": _state_dict, "hf-hub": _hub}
 
 
-def read_network(spec: str, fmt: str, *, model: str | None, n_outputs: int) -> nn.Module:
-    """The network a --weights value holds, as its format is read."""
-    return READERS[fmt](spec if fmt == "hf-hub" else Path(spec), model=model, n_outputs=n_outputs)
+def read_network(spec: str, fmt: str, *, model: str | None, n_outputs: int, state_key: str | None = None,
+                 img_size: int | None = None) -> tuple[nn.Module, dict]:
+    """The network a --weights value holds, as its format is read, and what the reading found that the checkpoint records
+    (the key of the state dict taken from a training checkpoint; an ONNX model's conversion)."""
+    return READERS[fmt](spec if fmt == "hf-hub" else Path(spec), model=model, n_outputs=n_outputs, state_key=state_key,
+                        img_size=img_size)
 
-
-def _first(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [e.__class__.__name__])[0][:120]

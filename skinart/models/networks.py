@@ -160,7 +160,7 @@ def check_input_size(net: nn.Module, name: str, img_size: int) -> None:
 
 def _load_weights(net: nn.Module, path: Path, name: str) -> None:
     try:
-        state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True)
+        state = timm.models.load_state_dict(str(path), weights_only=True)  # safetensors, or a pickle of tensors: never code
     except Exception as e:
         raise SkinartError(f"cannot read weights {path} ({e.__class__.__name__}); pass a .safetensors or .pth state dict") from e
     head = net.pretrained_cfg.get("classifier", "")

@@ -15,13 +15,16 @@ from skinart.rundir import METRICS_FILE, TRAIN_IDS_FILE
 
 
 def checkpoint_dataset(checkpoint: Checkpoint, *, data: str | None = None, data_root: str | None = None, split: str = "test",
-                       external: bool = False, split_external: bool = False) -> LesionDataset:
+                       external: bool = False, split_external: bool = False, data_options: dict | None = None) -> LesionDataset:
     """The data the checkpoint was trained on (its recorded loader and root unless `data`/`data_root` name others,
     which must then hold the same data), split with its own settings (ratios, seed, resize), so its test images are
     never ones it trained on. With `external`: a whole other dataset, every image of it test, or with `split_external`
-    split as the checkpoint's own data were (a threshold re-chosen on one split, judged on another)."""
+    split as the checkpoint's own data were (a threshold re-chosen on one split, judged on another). `data_options`:
+    --data csv's labels file and columns (default: the recorded ones, for the checkpoint's own loader)."""
     trained_on, img_size = checkpoint.meta.data, checkpoint.meta.img_size
-    source = read_data(*_data_location(checkpoint, data, data_root), img_size)
+    name, root = _data_location(checkpoint, data, data_root)
+    options = data_options or (trained_on.get("options") if name == trained_on["name"] else None)
+    source = read_data(name, root, img_size, options)
     _check_provenance(checkpoint, source, external)
     if external and not split_external:
         _check_threshold_unseen(checkpoint, source)
@@ -50,14 +53,15 @@ def _data_location(checkpoint: Checkpoint, data: str | None, data_root: str | No
 
 
 def _check_provenance(checkpoint: Checkpoint, source: Source, external: bool) -> None:
-    """The data must be the checkpoint's own (same loader, same fingerprint), or, for an external evaluation, not."""
+    """The data must be the checkpoint's own (the same fingerprint: the same images, labels and lesions, read by any
+    loader, e.g. HAM10000 as --data csv), or, for an external evaluation, not."""
     trained_on = checkpoint.meta.data
     recorded = trained_on.get("source_fingerprint")
     if recorded is None:
         print(f"note: {checkpoint} predates recorded data provenance, so its data cannot be verified; retrain it to "
               "record them", file=sys.stderr)
         return
-    same = source.name == trained_on["name"] and source.fingerprint == recorded
+    same = source.fingerprint == recorded
     if same and external:
         raise SkinartError(f"--external scores other data, but these are the {source.name} data {checkpoint} was trained on "
                            "(its test split is the in-distribution evaluation); drop --external, or name another dataset")

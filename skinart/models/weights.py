@@ -95,7 +95,7 @@ def read_source(path: Path) -> dict[str, torch.Tensor]:
     import timm  # here, not at the top: `skinart --help` lists the weights commands without loading timm and torch
 
     try:
-        return timm.models.load_state_dict(str(path))
+        return timm.models.load_state_dict(str(path), weights_only=True)
     except Exception as e:
         raise SkinartError(f"cannot read weights {path} ({e.__class__.__name__}); pass an EfficientNet-PyTorch .pth state dict") from e
 

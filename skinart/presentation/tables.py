@@ -32,8 +32,16 @@ def decisions(m: dict) -> list[tuple[str, dict]]:
 
 
 def provenance_lines(metrics: dict) -> list[str]:
-    """A model trained outside skinart says so above its numbers: its training data are unknown."""
-    return [f"> {metrics['training_data']}", ""] if metrics.get("training_data") else []
+    """A model trained outside skinart says so above its numbers: its training data are unknown, and what the check of
+    its import on the validation split found (a suspect import is never shown as an ordinary model)."""
+    lines = [f"> {metrics['training_data']}", ""] if metrics.get("training_data") else []
+    check = metrics.get("import_check")
+    if check:
+        where = f"import check ({check['split']} split, {check['images']} images)"
+        lines += [f"> {where}: SUSPECT: {check['warning']}" if check["verdict"] == "suspect" else
+                  f"> {where}: plausible: balanced accuracy {check['balanced_accuracy']:.3f}, above chance "
+                  f"({check['chance']:.3f}); no other naming of the outputs recalls the classes better", ""]
+    return lines
 
 
 def _binary_table(halves: dict[str, dict]) -> list[str]:

@@ -23,7 +23,8 @@ def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, spli
                  data=options.data_ref(checkpoint.data_name(), **which), malignant=malignant, **({"by": by} if by else {}))
     if run.done:
         return None
-    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root, split=split, external=external)
+    dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root, split=split, external=external,
+                                 data_options=options.data_options)
     images = dataset.splits[split]
     grouped = None if by is None else (by, subgroups(images.metadata, by, dataset.name))  # refused before anything is written
     classifier = deployed(checkpoint, options.device, precision=options.precision)

@@ -15,16 +15,15 @@ from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
 from skinart.data import DEFAULT_MALIGNANT, CLASSES, RESIZE_METHODS, LesionDataset, load_dataset
 from skinart.errors import SkinartError
 from skinart.models.foreign import (
-    TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, detect_format, parse_channels, parse_outputs, read_network,
+    TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, parse_channels, parse_outputs, read_network,
 )
+from skinart.models.model_files import detect_format
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
 from skinart.models.networks import data_config, predict, wrap
 from skinart.options import choose, parse_malignant
 from skinart.rundir import METRICS_FILE, RunDir, RunOptions, resolved, write_json
 from skinart.models.weights import file_sha256
-
-DOMINANT_SHARE = 0.9  # one class taking more of the predictions than this makes the import suspect
-
+from skinart.runs.import_check import import_check
 
 @dataclass(frozen=True)
 class ImportConfig:
@@ -38,6 +37,7 @@ class ImportConfig:
     mean: str | None = None
     std: str | None = None
     resize: str = "crop"
+    state_key: str | None = None
     threshold: float | None = None
     target_sensitivity: float | None = None
 
@@ -60,9 +60,9 @@ class ImportConfig:
 
 def _probe(net: torch.nn.Module, cfg: ImportConfig, outputs: tuple[str, ...]) -> None:
     """One forward pass on two blank images: the model must take 3×S×S and give one logit per named output."""
-    fixed = getattr(net, "shape", (None,))[1:]  # a torch.export program exported at a fixed image size
+    fixed = getattr(net, "shape", (None,))[1:]  # a program (torch.export, ONNX) exported at a fixed image size
     if any(isinstance(n, int) and n != want for n, want in zip(fixed, (3, cfg.img_size, cfg.img_size))):
-        raise SkinartError(f"the torch.export program takes {'×'.join(map(str, fixed))} images, not 3×{cfg.img_size}×{cfg.img_size}: "
+        raise SkinartError(f"{net.what} takes {'×'.join(map(str, fixed))} images, not 3×{cfg.img_size}×{cfg.img_size}: "
                            "give --img-size the side it was exported at")
     try:
         with torch.no_grad():
@@ -102,42 +102,32 @@ def import_summary(result: dict, out: Path) -> str:
             f"{'n/a' if result['auroc'] is None else format(result['auroc'], '.3f')}{at}\npredicted: {shares}")
 
 
-def import_warning(metrics: dict, labels: np.ndarray, shares: dict) -> str | None:
-    """One line when the validation scores suggest a wrong import: below always guessing the majority class, or one
-    class taking over 90 % of the predictions."""
-    majority = float(np.bincount(labels).max() / len(labels))
-    top = max(shares, key=shares.get)
-    causes = "check --classes (the model's own output order), --mean/--std (its normalisation) and --img-size/--resize (its input)"
-    if metrics["accuracy"] < majority:
-        return f"accuracy {metrics['accuracy']:.3f} on the validation split is below the majority class's share {majority:.3f}: {causes}"
-    if shares[top] > DOMINANT_SHARE:
-        return f"{shares[top]:.0%} of the validation images are predicted {top}: {causes}"
-    return None
-
-
 def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None:
     """Read the model (refused in one line before anything is written), write the checkpoint into `out` and score the
     validation split; None when `out` already holds this import."""
     outputs, classes, labels, mean, std = cfg.check(options.malignant)
     fmt = detect_format(cfg.weights)
+    check_options(fmt, cfg.weights, model=cfg.model, state_key=cfg.state_key)
     sha256 = None if fmt == "hf-hub" else file_sha256(cfg.weights)
     run = RunDir("import", out, options, data=options.data_ref(img_size=cfg.img_size, resize=cfg.resize),
                  imported=asdict(cfg), sha256=sha256, malignant=options.malignant)
     if run.done:
         return None
-    inner = read_network(cfg.weights, fmt, model=cfg.model, n_outputs=len(outputs))
+    inner, found = read_network(cfg.weights, fmt, model=cfg.model, n_outputs=len(outputs), state_key=cfg.state_key,
+                                img_size=cfg.img_size)
+    model = architecture(cfg.model, fmt, inner, cfg.weights)
     _probe(inner, cfg, outputs)
     if fmt == "hf-hub" and cfg.mean is None:  # a hub model says how it normalises
         mean, std = data_config(inner)
-    dataset = load_dataset(options.data, options.data_root, img_size=cfg.img_size, resize=cfg.resize)
+    dataset = load_dataset(options.data, options.data_root, img_size=cfg.img_size, resize=cfg.resize, options=options.data_options)
     dataset = dataset.relabelled(classes, labels) if labels else dataset
     net = ForeignNet(inner, outputs, classes)
     malignant = ["malignant"] if labels else parse_malignant(options.malignant or ",".join(DEFAULT_MALIGNANT), classes)
     meta = CheckpointMeta(
-        model=cfg.model or getattr(inner, "pretrained_cfg", {}).get("architecture") or f"{fmt}:{Path(cfg.weights).name}",
+        model=model,
         classes=classes, img_size=cfg.img_size, mean=mean, std=std, malignant=malignant, data=dataset.settings(), labels=labels,
         imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
-                  "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN})
+                  "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN, **found})
     return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta=meta)
 
 
@@ -153,13 +143,14 @@ def _write(cfg: ImportConfig, *, out: Path, run: RunDir, net: ForeignNet, datase
     metrics = classification_metrics(val.labels, probs.argmax(1), classes=dataset.classes, malignant=malignant, probs=probs,
                                      threshold=None if point is None else point["threshold"])
     shares = prediction_shares(probs.argmax(1), dataset.classes)
-    warning = import_warning(metrics, val.labels, shares)
+    check = import_check(val.labels, probs.argmax(1), dataset.classes)
     kept = None if meta.imported["format"] in TRAINABLE else Path(cfg.weights)
-    with run.staged() as tmp:
-        checkpoint = save_checkpoint(tmp, net, replace(meta, operating_point=point), kept=kept)
+    with run.staged() as tmp:  # the check's verdict kept in the checkpoint: every evaluation of the model shows it
+        checkpoint = save_checkpoint(tmp, net, replace(meta, operating_point=point, imported={**meta.imported, "check": check}),
+                                     kept=kept)
         result = {"kind": "import", **checkpoint.provenance(), "format": meta.imported["format"], "split": "val",
-                  "images": len(val), "predicted_shares": shares, "warning": warning, "operating_point": point, **metrics}
+                  "images": len(val), "predicted_shares": shares, "warning": check["warning"], "operating_point": point, **metrics}
         write_json(tmp / METRICS_FILE, result)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    if check["warning"]:
+        print(f"warning: {check['warning']}", file=sys.stderr)
     return result

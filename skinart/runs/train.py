@@ -26,6 +26,7 @@ def train_run(cfg: TrainConfig, out: Path, options: RunOptions, *, img_size: int
                  **({"weights_sha256": start_weights(cfg.weights)["sha256"]} if cfg.weights else {}))
     if run.done:
         return None
-    dataset = load_dataset(options.data, options.data_root, img_size=img_size, resize=resize, split_ratios=ratios, seed=cfg.seed)
+    dataset = load_dataset(options.data, options.data_root, img_size=img_size, resize=resize, split_ratios=ratios, seed=cfg.seed,
+                           options=options.data_options)
     with run.staged() as tmp:
         return train(dataset, cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder)
