@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import DegenerateDataWarning, bootstrap, rankdata
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from skinart.data import CLASSES, DEFAULT_MALIGNANT
+from skinart.data import CLASSES, DEFAULT_MALIGNANT, EXTRA_CLASSES
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -134,8 +134,16 @@ def classification_metrics(
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).round(4).tolist(),
         "malignant": list(malignant),
+        **_outside_data(y_pred, classes),
         **_binary_views(y_true, y_pred, [classes.index(m) for m in malignant], probs, threshold),
     }
+
+
+def _outside_data(y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """A model's outputs that no dataset here labels (ISIC 2019's scc, unk): the share of images predicted as each, every
+    one an error (none where the model has no such output)."""
+    outside = [i for i, c in enumerate(classes) if c in EXTRA_CLASSES]
+    return {"predicted_outside_data": {classes[i]: _ratio(np.sum(y_pred == i), len(y_pred)) for i in outside}} if outside else {}
 
 
 def _binary_views(y_true: np.ndarray, y_pred: np.ndarray, malignant_idx: list[int], probs: np.ndarray | None,

@@ -11,6 +11,7 @@ from skinart.commands.common import (
     CheckpointData, CheckpointDir, DataRoot, Deterministic, Device, GroupColumn, ImageColumn, LabelColumn, LabelMap, Labels,
     Malignant, Out, Overwrite, Precision, data_options, one_line_errors, skipped,
 )
+from skinart.options import finite_float
 
 if TYPE_CHECKING:
     from skinart.attacks.config import AttackConfig
@@ -125,8 +126,8 @@ def attack(
     attacker: Annotated[Optional[str], typer.Option(help="uap sub-attacker: fgsm or pgd")] = None,
     target_class: Annotated[Optional[str], typer.Option(help="targeted attack towards this class (uap, patch, fgsm, pgd, poison-*)")] = None,
     source_class: Annotated[Optional[str], typer.Option(help="poison-flip: the class whose labels are flipped")] = None,
-    fraction: Annotated[Optional[float], typer.Option(help="poison-*: share of the candidate training images to poison, in (0, 1)")] = None,
-    patch_size: Annotated[Optional[float], typer.Option(help="patch side as a share of the image side, in (0, 1]")] = None,
+    fraction: Annotated[Optional[float], typer.Option(parser=finite_float, help="poison-*: share of the candidate training images to poison, in (0, 1)")] = None,
+    patch_size: Annotated[Optional[float], typer.Option(parser=finite_float, help="patch side as a share of the image side, in (0, 1]")] = None,
     fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
     max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
     retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
