@@ -5,9 +5,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skinart.attacks.table import Method, check_method, check_patch_size, check_uap_attacker, flag
+from skinart.attacks.table import METHODS, Method, check_method, check_patch_size, check_uap_attacker, flag
 from skinart.errors import SkinartError
-from skinart.options import parse_class, parse_eps
+from skinart.options import choose, parse_class, parse_eps
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What an attack optimises: the method's own loss (accuracy), or the binary decision at the checkpoint's stored
+    operating point t, on the images whose decision it can turn (skinart.attacks.objective)."""
+
+    decision: int | None  # the decision at t the attacked images are moved away from: 1 malignant, 0 benign; None: classes
+    attacked: str  # which test images are attacked
+    measure: str  # the threat-model table's column that the objective lowers (the sanity checks compare it)
+    help: str
+
+
+OBJECTIVES = {
+    "accuracy": Objective(None, "all", "accuracy", "the method's own loss on every image (lower accuracy)"),
+    "miss": Objective(1, "malignant", "sensitivity_at_threshold", "malignant images only, p_malignant pushed below t (missed cancers, FNR@t)"),
+    "alarm": Objective(0, "benign", "specificity_at_threshold", "benign images only, p_malignant pushed above t (false alarms)"),
+}
+
+
+def objective_words(name: str) -> str:
+    """What a title adds for an objective on the decision (nothing for accuracy)."""
+    return "" if name == "accuracy" else f", objective {name}: {OBJECTIVES[name].attacked} images only"
 
 # option -> (lowest allowed value, what it is); counts and shares outside these are refused
 _RANGES = {
@@ -69,8 +92,10 @@ class AttackConfig:
     retrain_epochs: int | None = None
     params: dict = field(default_factory=dict)
     seed: int = 0
+    objective: str = "accuracy"
 
     def __post_init__(self):
+        self.objective = self.objective or "accuracy"  # a command's unset option
         # parsed once, on construction, so every config hash sees the same float ε
         for name in ("eps", "eps_step"):
             if getattr(self, name) is not None:
@@ -95,7 +120,7 @@ class AttackConfig:
     def given(self) -> list[str]:
         """The run options set on the command line (not left at their defaults)."""
         default = AttackConfig(self.method)
-        return [name for name in self.__dataclass_fields__ if name not in ("method", "seed")
+        return [name for name in self.__dataclass_fields__ if name not in ("method", "seed", "objective")
                 and getattr(self, name) not in (None, {}, getattr(default, name))]
 
     def check(self, classes: list[str]) -> tuple[int | None, int | None]:
@@ -119,6 +144,7 @@ class AttackConfig:
         if eps is not None and step is not None and step > eps:
             raise SkinartError(f"the step {step:.4g} is larger than ε {eps:.4g}; every step would be clipped back to the budget: "
                                "give an --eps-step at most --eps")
+        self._check_objective()
         target = parse_class(self.target_class, classes, "--target-class")
         source = parse_class(self.source_class, classes, "--source-class")
         if source is not None and source == target:
@@ -128,3 +154,15 @@ class AttackConfig:
         if self.patch_size is not None:
             check_patch_size(self.patch_size)
         return target, source
+
+    def _check_objective(self) -> None:
+        """The objective must be one the method's row takes; a targeted attack has its own (the target class)."""
+        choose(self.objective, OBJECTIVES, "--objective")
+        takes = self.row.objectives
+        if self.objective not in takes:
+            able = ", ".join(name for name, m in METHODS.items() if self.objective in m.objectives)
+            raise SkinartError(f"--objective {self.objective} does not apply to {self.method} (it takes {', '.join(takes)}); "
+                               f"use one of {able}")
+        if self.objective != "accuracy" and self.target_class is not None:
+            raise SkinartError(f"--objective {self.objective} moves the malignant/benign decision, and --target-class a class: "
+                               "drop one of them")

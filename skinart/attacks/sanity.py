@@ -44,9 +44,11 @@ def sweep_epsilons(eps: float) -> list[float]:
     return sorted({min(e, 1.0) for e in (eps / 4, eps / 2, eps, 1.0)})
 
 
-def gradient_checks(classifier, x: np.ndarray, labels: np.ndarray, eps: float, steps: int = SANITY_STEPS, seed: int = 0) -> dict:
+def gradient_checks(classifier, x: np.ndarray, labels: np.ndarray, eps: float, steps: int = SANITY_STEPS, seed: int = 0,
+                    what: str = "accuracy") -> dict:
     """Checks 1, 2, 3 (against noise) and 4 on images `x` attacked through `classifier`: PGD-k over an ε sweep up to
-    ε = 1, PGD-5k at ε, uniform noise in [−ε, ε]. Their accuracies are kept under `values`."""
+    ε = 1, PGD-5k at ε, uniform noise in [−ε, ε]. Their accuracies are kept under `values`. `what` names that accuracy
+    in the reasons (an objective's decision model: the sensitivity or specificity at t of the images it attacks)."""
     sweep = {e: _pgd_accuracy(classifier, x, labels, e, steps) for e in sweep_epsilons(eps)}
     at_eps, unbounded = sweep[eps], sweep[1.0]
     longer = _pgd_accuracy(classifier, x, labels, eps, 5 * steps)
@@ -54,32 +56,33 @@ def gradient_checks(classifier, x: np.ndarray, labels: np.ndarray, eps: float, s
     rises = [(a, b) for a, b in zip(sweep, list(sweep)[1:]) if sweep[b] > sweep[a] + TOLERANCE]
     curve = ", ".join(f"{e * 255:.3g}/255: {_pct(a)}" for e, a in sweep.items())
     return {
-        "unbounded": _check(unbounded > UNBOUNDED_MAX, f"PGD-{steps} at ε=1 leaves {_pct(unbounded)} accuracy "
+        "unbounded": _check(unbounded > UNBOUNDED_MAX, f"PGD-{steps} at ε=1 leaves {_pct(unbounded)} {what} "
                             f"({'more than' if unbounded > UNBOUNDED_MAX else 'at most'} {_pct(UNBOUNDED_MAX)}"
                             f"{': gradients likely masked' if unbounded > UNBOUNDED_MAX else ''})"),
         "more_steps": _check(longer > at_eps + TOLERANCE, f"PGD-{5 * steps} {_pct(longer)} vs PGD-{steps} {_pct(at_eps)} at ε"
-                             + (": more iterations raise accuracy, the attack has not converged or follows bad gradients"
+                             + (f": more iterations raise {what}, the attack has not converged or follows bad gradients"
                                 if longer > at_eps + TOLERANCE else "")),
         "noise": _check(at_eps > noise + TOLERANCE, f"PGD-{steps} {_pct(at_eps)} vs uniform noise {_pct(noise)} at ε"
                         + (": the white-box attack does worse than random noise" if at_eps > noise + TOLERANCE else "")),
-        "eps_monotone": _check(bool(rises), f"accuracy over ε ({curve})"
+        "eps_monotone": _check(bool(rises), f"{what} over ε ({curve})"
                                + (": rises with ε" if rises else " does not rise with ε")),
         "values": {"images": len(x), "steps": steps, "eps": eps, "sweep": {str(e): a for e, a in sweep.items()},
                    "pgd_5k": longer, "noise": noise},
     }
 
 
-def table_checks(table: dict, preprocessed: bool) -> dict:
-    """Check 3 against transfer (white-box accuracy at most the transfer attack's) and check 5 (the robustness flags)
-    from the threat models' table of one attack; a check without its threat models says so and does not fire."""
+def table_checks(table: dict, preprocessed: bool, measure: str = "accuracy") -> dict:
+    """Check 3 against transfer (white-box `measure` at most the transfer attack's: accuracy, or what an objective
+    lowers) and check 5 (the robustness flags) from the threat models' table of one attack; a check without its threat
+    models says so and does not fire."""
     if "white-box" in table and "transfer" in table:
-        white, transfer = table["white-box"]["accuracy"], table["transfer"]["accuracy"]
+        white, transfer = table["white-box"][measure], table["transfer"][measure]
         fired = white > transfer + TOLERANCE
         check3 = _check(fired, f"white-box {_pct(white)} vs transfer {_pct(transfer)}"
                         + (": the attack on the model itself does worse than one crafted on another" if fired else ""))
     else:
         check3 = _check(False, "not run: needs the white-box and transfer threat models", run=False)
-    flags = robustness_flags(table, preprocessed)
+    flags = robustness_flags(table, preprocessed, measure)
     raised = [name for name, value in flags.items() if value]
     check5 = _check(bool(raised), f"{', '.join(raised)} (adaptive more than {MASKING_GAP:.0%} below another threat model)"
                     if raised else "gradient_masking_suspected and robustness_overstated not raised")

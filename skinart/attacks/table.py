@@ -46,9 +46,13 @@ class Method:
     takes: tuple[str, ...] = _CRAFTED  # the run options that apply (AttackConfig fields)
     requires: tuple[str, ...] = ()  # run options that must be given
     eot: bool = True  # the adaptive attacker averages its gradients over random flips (ART's EoT preprocessor)
+    # what it can optimise (attacks.config.OBJECTIVES): its own loss, or the decision at the operating point, which it
+    # attacks through attacks.objective.DecisionNet (an attack that reads a two-class model's loss, margins or decisions)
+    objectives: tuple[str, ...] = ("accuracy",)
 
 
 _ITERATIVE = ("eps", "eps_step", "max_iter")
+_DECISION = ("accuracy", "miss", "alarm")
 # Each row: paper, distance, the arguments skinart sets or takes (its defaults; ε in [0, 1] pixel units, every other
 # ART argument at ART's default). Rows whose factory is a function are documented
 # there, in attacks.factories (uap, patch, autoattack).
@@ -58,20 +62,20 @@ METHODS: dict[str, Method] = {
     # image; N ≥ 1: from a random point of the ε ball, and with N ≥ 2 ART keeps the start with the best success rate
     # over the batch, the clean images where no start fools any); batch_size (128).
     "fgsm": Method(kind="evasion", factory="FrozenFastGradientMethod", defaults={"eps": 2 / 255, "batch_size": 128},
-                   options=("eps", "num_random_init"), bounded=True, help="Fast Gradient Sign Method (Goodfellow et al. 2015)"),
+                   options=("eps", "num_random_init"), bounded=True, objectives=_DECISION, help="Fast Gradient Sign Method (Goodfellow et al. 2015)"),
     # Projected Gradient Descent, 'Towards Deep Learning Models Resistant to Adversarial Attacks'
     # [https://arxiv.org/abs/1706.06083] (Madry et al., ICLR 2018). Distance: L∞. Arguments: eps (8/255), eps_step
     # (2/255; ε/4 when only ε is given), max_iter (20), num_random_init (1 random start; N ≥ 2: each later start
     # replaces the images it fools), batch_size (128).
     "pgd": Method(kind="evasion", factory="FrozenProjectedGradientDescent",
                   defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "num_random_init": 1, "batch_size": 128},
-                  options=_ITERATIVE + ("num_random_init",), bounded=True, help="Projected Gradient Descent (Madry et al. 2018)"),
+                  options=_ITERATIVE + ("num_random_init",), bounded=True, objectives=_DECISION, help="Projected Gradient Descent (Madry et al. 2018)"),
     # Momentum Iterative Method, 'Boosting Adversarial Attacks with Momentum' [https://arxiv.org/abs/1710.06081]
     # (Dong et al., CVPR 2018). Distance: L∞. Arguments: eps (8/255), eps_step (2/255; ε/4 when only ε is given),
     # max_iter (20), decay (ART's 1.0, --param decay=…), batch_size (128); no random start.
     "mim": Method(kind="evasion", factory="FrozenMomentumIterativeMethod",
                   defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "batch_size": 128},
-                  options=_ITERATIVE, bounded=True, help="Momentum Iterative Method (Dong et al. 2018)"),
+                  options=_ITERATIVE, bounded=True, objectives=_DECISION, help="Momentum Iterative Method (Dong et al. 2018)"),
     # Carlini & Wagner L2, 'Towards Evaluating the Robustness of Neural Networks' [https://arxiv.org/abs/1608.04644]
     # (Carlini & Wagner, IEEE S&P 2017). Distance: L2, minimal (unbounded). Arguments: max_iter (Adam steps per
     # constant, 10), binary_search_steps (5), initial_const (1.0: ART's 0.01 leaves most images unperturbed within a few
@@ -88,12 +92,12 @@ METHODS: dict[str, Method] = {
     # Arguments: eps (8/255), max_iter (queries, 300), p_init (share of pixels changed at first, 0.1), nb_restarts
     # (ART's 1), batch_size (128).
     "square": Method(kind="evasion", factory="FrozenSquareAttack", defaults={"eps": 8 / 255, "max_iter": 300, "p_init": 0.1, "batch_size": 128},
-                     options=("eps", "max_iter"), bounded=True, access="scores", takes=("max_samples", "params"),
+                     options=("eps", "max_iter"), bounded=True, objectives=_DECISION, access="scores", takes=("max_samples", "params"),
                      help="Square Attack, score-based black-box (Andriushchenko et al. 2020)"),
     # parameter-free like the original: a worst case's --max-iter (meant for PGD) must not shorten its APGD unseen
     "autoattack": Method(kind="evasion", factory="auto_attack",
                          defaults={"eps": 8 / 255, "norm": "inf", "max_iter": 100, "square_max_iter": 5000},
-                         options=("eps",), bounded=True, takes=("max_samples", "params"),
+                         options=("eps",), bounded=True, objectives=_DECISION, takes=("max_samples", "params"),
                          help="AutoAttack (Croce & Hein 2020), standard version as the original counts it: APGD-CE, APGD-T "
                          "(targeted DLR towards the min(9, classes-1) next classes), Square (5000 queries), each on the images "
                          "still correct; APGD 100 iterations (--param max_iter=N); L∞ or --param norm=2; no FAB-T (not in ART 1.20.1)",

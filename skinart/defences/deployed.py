@@ -3,6 +3,10 @@ metadata names. What every run scores and attacks (white-box)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
+from torch import nn
+
 from skinart.compute import resolve_device
 from skinart.defences.preprocessors import preprocessors
 from skinart.models.build import network
@@ -11,11 +15,14 @@ from skinart.models.networks import wrap
 
 
 def deployed(checkpoint: Checkpoint, device: str = "auto", *, defended: bool = True,
-             preprocessing_defences: list | None = None, precision: str = "fp32"):
+             preprocessing_defences: list | None = None, precision: str = "fp32",
+             head: Callable[[nn.Module], nn.Module] | None = None):
     """The checkpoint as an ART classifier in eval mode computing at `precision`, with the preprocessing defences its
-    metadata names (unless `defended` is False or `preprocessing_defences` replaces them)."""
+    metadata names (unless `defended` is False or `preprocessing_defences` replaces them); `head` puts a module around
+    the network (an attack objective's decision at the operating point: skinart.attacks.objective)."""
     meta = checkpoint.meta
     if preprocessing_defences is None and defended and meta.preprocessing:
         preprocessing_defences = preprocessors(list(meta.preprocessing), resolve_device(device))
-    return wrap(network(checkpoint).eval(), meta.img_size, meta.mean, meta.std, device,
+    net = network(checkpoint).eval()
+    return wrap(net if head is None else head(net).eval(), meta.img_size, meta.mean, meta.std, device,
                 preprocessing_defences=preprocessing_defences, precision=precision)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attacks.config import AttackConfig
+from skinart.attacks.config import OBJECTIVES, AttackConfig
+from skinart.attacks.objective import attacked_images, decision_head, decision_labels
 from skinart.attacks.factories import art_parameters, build
 from skinart.attacks.table import THREATS
 from skinart.models.checkpoint import Checkpoint
@@ -36,18 +37,31 @@ def transfer_source(checkpoint: Checkpoint, source_checkpoint: Path | None) -> C
     return source
 
 
-def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, options: RunOptions, eot: bool = True):
+def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, options: RunOptions, eot: bool = True,
+                   head=None):
     """The model the attacker differentiates under a DESIGN.md threat model: for transfer, the `source` checkpoint's
     undefended network. On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights
     without the preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor
-    is PyTorch and the method's row allows it). Each computes at the run's precision."""
+    is PyTorch and the method's row allows it). Each computes at the run's precision; `head` (an objective's decision at
+    the operating point, `objective.decision_head`) goes around the network."""
     device, precision = options.device, options.precision
     if threat == "transfer":
-        return deployed(source, device, defended=False, precision=precision)
+        return deployed(source, device, defended=False, precision=precision, head=head)
     if threat == "white-box" or not checkpoint.meta.preprocessing:
-        return deployed(checkpoint, device, defended=False, precision=precision)
+        return deployed(checkpoint, device, defended=False, precision=precision, head=head)
     chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
-    return deployed(checkpoint, device, preprocessing_defences=chain, precision=precision)
+    return deployed(checkpoint, device, preprocessing_defences=chain, precision=precision, head=head)
+
+
+def objective_threshold(cfg: AttackConfig, checkpoint: Checkpoint, malignant: list[str]) -> float | None:
+    """The operating point an objective attacks (the evaluated checkpoint's stored threshold, whoever crafts), refused in
+    one line where there is none; None for accuracy."""
+    threshold = checkpoint.threshold(malignant)
+    if OBJECTIVES[cfg.objective].decision is not None and threshold is None:
+        raise SkinartError(f"--objective {cfg.objective} attacks the decision at the stored operating point, and {checkpoint} "
+                           f"stores none for malignant {','.join(malignant)}; drop --objective, or give a checkpoint with one "
+                           "(train and import choose it on the validation split)")
+    return threshold if OBJECTIVES[cfg.objective].decision is not None else None
 
 
 def crafting_identity(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, eot: bool) -> str:
@@ -69,6 +83,8 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     on that one's images instead of crafting them again."""
     target, _ = cfg.check(checkpoint.classes)
     malignant = checkpoint.malignant_names(options.malignant)
+    threshold, objective = objective_threshold(cfg, checkpoint, malignant), OBJECTIVES[cfg.objective]
+    malignant_idx = [checkpoint.classes.index(c) for c in malignant]
     threat = choose(threat or ("transfer" if source_checkpoint else "white-box"), THREATS, "--threat")
     if source_checkpoint and threat != "transfer":
         raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
@@ -78,10 +94,10 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
                  source_checkpoint=source and source.ref(), seed=cfg.seed)
     if run.done:
         return None
-    crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot)
+    crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot, decision_head(cfg.objective, malignant_idx, threshold))
     dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     test = dataset.splits["test"]
-    keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
+    keep = sample_indices(len(test), cfg.max_samples, cfg.seed, attacked_images(objective, test.labels, malignant_idx))
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
     art_params = art_parameters(attack)  # read before generate: AutoAttack switches its sub-attacks' targeting as it runs
     start = time.perf_counter()
@@ -92,7 +108,9 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
         adv, info, arrays, _ = crafted[identity]
         info = {**info, "same_images_as": crafted[identity][3]}
     else:
-        print(f"{cfg.method} on {len(keep)} test images of {dataset.name} ({threat})", file=sys.stderr)
+        aim = "" if threshold is None else f", objective {cfg.objective}: {objective.help}, t = {threshold:.4g}"
+        print(f"{cfg.method} on {len(keep)} {'' if threshold is None else objective.attacked + ' '}test images of {dataset.name} "
+              f"({threat}{aim})", file=sys.stderr)
         adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
         crafted[identity] = (adv, info, arrays, threat)
     with run.staged() as tmp:
@@ -107,8 +125,9 @@ def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.
     method, n_classes = cfg.row, len(dataset.classes)
     seed_everything(cfg.seed)
     if method.kind == "evasion":
-        adv = craft_evasion(attack, crafter, x, one_hot(labels if target is None else np.full(len(x), target), n_classes),
-                            what=cfg.method)
+        y = one_hot(labels if target is None else np.full(len(x), target), n_classes) if cfg.objective == "accuracy" else \
+            decision_labels(OBJECTIVES[cfg.objective], len(x))
+        adv = craft_evasion(attack, crafter, x, y, what=cfg.method)
         # AutoAttack's passes: images attacked, still standing and seconds of each (the sub-attacks' budgets are art_params)
         return adv, ({"autoattack": attack.report} if getattr(attack, "report", None) else {}), {}
     train = dataset.splits["train"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinart.attacks.config import AttackConfig
+from skinart.attacks.config import OBJECTIVES, AttackConfig, objective_words
 from skinart.models.checkpoint import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
@@ -145,11 +145,14 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
                            "the run is not written, as its numbers would not be those of the stated budget; report this as a bug")
     metrics = {"kind": "attack", **checkpoint.provenance(), **metrics, "threat_model": o.threat, "access": method.access, "method": o.cfg.method,
                "bounded": method.bounded, "images": len(o.x), "eps": eps, "art_params": o.art_params,
+               # what the attack optimised, and so which test images it attacked (all; miss: malignant; alarm: benign)
+               "objective": o.cfg.objective, "attacked_images": OBJECTIVES[o.cfg.objective].attacked,
                "seconds": round(time.perf_counter() - o.start, 2), **o.info}
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
         metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
                                        "attacked": prediction_shares(adv_probs.argmax(1), classes)}
-    title = f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images)"
+    title = (f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images"
+             f"{objective_words(o.cfg.objective)})")
     _write_attack_outputs(out, metrics, o, clean_probs=clean_probs, adv_probs=adv_probs, classes=list(classes), title=title)
     return metrics
 
@@ -191,7 +194,7 @@ def write_per_image(out: Path, **columns) -> None:
 
 def _plot_roc(halves: dict[str, tuple[dict, np.ndarray]], labels: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     """ROC curves of p_malignant, one per (metrics, probabilities) pair (clean, attacked), each marked at the stored
-    operating point when there is one."""
+    operating point when there is one; no figure where no curve exists."""
     curves = {}
     for name, (m, p) in halves.items():
         malignant_idx = [classes.index(c) for c in m["malignant"]]
@@ -199,4 +202,5 @@ def _plot_roc(halves: dict[str, tuple[dict, np.ndarray]], labels: np.ndarray, cl
         if roc is not None:
             at = m["binary_at_threshold"]
             curves[name] = (roc[0], roc[1], m["auroc"], None if at is None else (1 - at["specificity"], at["sensitivity"]))
-    plot_roc(curves, path, title)
+    if curves:  # none where the images are of one kind (an objective attacks malignant or benign images only)
+        plot_roc(curves, path, title)
