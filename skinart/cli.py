@@ -13,6 +13,7 @@ from skinart.commands.steps import add_step_commands
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
 from skinart.models.weights import LITE, convert
+from skinart.options import finite_float
 
 # As in skinart.commands, each command imports what it runs (the recipes import every step's libraries) in its body.
 
@@ -53,8 +54,8 @@ def run(
                                           "sent once the steps it reads are done; needs skinart's ray extra)")] = "local",
     address: Annotated[Optional[str], typer.Option(help="with --executor ray: join a running cluster, auto, HOST:PORT or "
                                                    "ray://HOST:10001 (default: start a local Ray instance)")] = None,
-    gpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: GPUs each step holds (default: 1 on a cluster with GPUs, 0 for a --device cpu step)")] = None,
-    cpus_per_step: Annotated[Optional[float], typer.Option(help="with --executor ray: CPUs each step holds, "
+    gpus_per_step: Annotated[Optional[float], typer.Option(parser=finite_float, help="with --executor ray: GPUs each step holds (default: 1 on a cluster with GPUs, 0 for a --device cpu step)")] = None,
+    cpus_per_step: Annotated[Optional[float], typer.Option(parser=finite_float, help="with --executor ray: CPUs each step holds, "
                                                          "and its torch threads (default 1)")] = None,
 ):
     """Replay a recipe: validate it, then run its steps, each into its own run directory (in order, or on Ray)."""

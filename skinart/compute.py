@@ -26,6 +26,14 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
 
 
+def check_precision(precision: str, device: str) -> None:
+    """fp16 only on CUDA: older torch versions (the ones skinart's torch>=2.2 allows) turn CPU autocast at fp16 off with
+    a warning and compute fp32, which a run would record as fp16; bf16 is the CPU's reduced precision."""
+    if precision == "fp16" and resolve_device(device) == "cpu":
+        raise SkinartError("--precision fp16 is for CUDA devices (on CPU, older torch versions compute fp32 under it); on "
+                           "CPU use --precision bf16 or fp32")
+
+
 def environment(device: str) -> dict:
     """What a run's numbers depend on besides its settings: the device's name, torch's thread count and version, and on
     CUDA the CUDA and cuDNN versions (a CPU run's numbers do not depend on them)."""

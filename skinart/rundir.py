@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Iterator
 
 import numpy as np
 
-from skinart.compute import environment, use_deterministic
+from skinart.compute import check_precision, environment, use_deterministic
 from skinart.errors import SkinartError
+from skinart.options import check_names_fit
 
 # every run
 CONFIG_FILE = "config.json"  # the run's settings and its config hash (written last: a run without it is unfinished)
@@ -153,19 +155,34 @@ def resume_folder(out: Path, config: dict) -> Path:
     return out.parent / f".{out.name}.resume-{config_hash(config)}"
 
 
+def other_resume_folders(resume: Path) -> list[Path]:
+    """The resume folders beside `resume` of other configs into the same --out: what an earlier, different run left."""
+    prefix = resume.name[: resume.name.rindex(".resume-")]
+    return [p for p in resume.parent.glob(f"{glob.escape(prefix)}.resume-*") if p != resume]
+
+
+def drop_other_resume_folders(resume: Path) -> None:
+    """Once the run of `resume` has kept an epoch of its own, another config's progress into the same --out is dropped."""
+    for folder in other_resume_folders(resume):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextmanager
 def staged(out: Path, config: dict) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success write config.json, swap it into place and drop the run's resume
     folder. On failure nothing half-written is left: neither the temporary directory nor the parent folders this run
-    created, except a resume folder the run filled (and the folders holding it), from which the same run resumes."""
+    created, except a resume folder the run filled (and the folders holding it), from which the same run resumes.
+    Another config's resume folder is kept until this run has kept an epoch of its own (`drop_other_resume_folders`) or
+    finished: a changed option that fails at once loses nothing."""
     created = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     resume = resume_folder(out, config)
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in out.parent.glob(f".{glob.escape(out.name)}.resume-*"):  # another config's: never resumed
-        if leftover != resume:
-            shutil.rmtree(leftover, ignore_errors=True)
+    for earlier in other_resume_folders(resume):
+        if (earlier / RESUME_FILE).is_file():
+            print(f"note: a different config for {out} starts afresh; the earlier run's progress stays in {earlier} until "
+                  "this run finishes its first epoch (the earlier command resumes from it)", file=sys.stderr)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
@@ -179,6 +196,7 @@ def staged(out: Path, config: dict) -> Iterator[Path]:
         else:
             tmp.rename(out)
         shutil.rmtree(resume, ignore_errors=True)
+        drop_other_resume_folders(resume)
     except BaseException:
         if created is not None and created != out and not any(resume.glob("*")):
             shutil.rmtree(created, ignore_errors=True)
@@ -222,7 +240,10 @@ class RunDir:
                  data: dict | None = None, seed: int = 0, **settings):
         self.out, self.overwrite, self.seed = Path(out), options.overwrite, seed
         check_named(self.out, kind)
+        # the longest name skinart writes beside `out` is its resume folder's (.NAME.resume-HASH)
+        check_names_fit(self.out, "--out", added=len(resume_folder(self.out, {}).name) - len(self.out.name))
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
+        check_precision(options.precision, options.device)
         self.config = {"kind": kind, **settings, "precision": options.precision, "deterministic": options.deterministic,
                        **environment(options.device)}
         self.deterministic = options.deterministic

@@ -15,7 +15,8 @@ Placeholders in a row: {T} trained skin_cnn checkpoint, {L} its llt defence, {R}
 claim 64 px / 6 classes, {Y} a tiny recipe, {Y2} the same under another name, {RUN} the run of {Y},
 {D} the DermaMNIST-format subset, {H} the HAM10000-layout subset, {OUT} a fresh --out path, {IN} the
 folder holding this row's input copies, {RO} a directory nobody can write into, {NOTES} a folder holding the user's
-own report.md; others below.
+own report.md, {PT2} a torch.export program of a small CNN, {IMPZERO} {T}'s weights imported
+with `skinart import` and then changed by hand; others below.
 
 Many rows fail against the code issue 13 was filed on, by design: they are the issue's known bugs and
 the ones this suite found (`usage-*` rows: click's own usage errors, today a boxed multi-line message).
@@ -40,8 +41,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import invoke
+from helpers import invoke, write_pad_layout
 from safetensors.torch import load_file, save_file
+
+from skinart.data import CLASSES
 
 # ----------------------------------------------------------------------------------------- the contract
 
@@ -330,6 +333,17 @@ class Inputs:
             target = self._copy("T", "cnn-zeroed")
             zero_last_weight(target / "model.safetensors")
             return target
+        if key == "PT2":  # a torch.export program: 28 px images in, the seven classes out
+            net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 7))
+            program = torch.export.export(net.eval(), (torch.rand(2, 3, 28, 28),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            torch.export.save(program, self.root / "theirs.pt2")
+            return self.root / "theirs.pt2"
+        if key == "IMPZERO":
+            target = self.root / "imported"
+            _ok("import", "--weights", self.path("T") / "model.safetensors", "--model", "skin_cnn", "--classes", ",".join(CLASSES),
+                "--img-size", 28, "--data-root", self.src.data, "--device", "cpu", "--out", target)
+            zero_last_weight(target / "model.safetensors")
+            return target
         if key == "TNOSHA":  # a hand-written skinart.json without the weights' hash
             target = self._copy("T", "cnn-no-sha")
             meta = json.loads((target / "skinart.json").read_text())
@@ -366,6 +380,8 @@ class Inputs:
             Image.new("RGB", (28, 28)).save(os.path.join(os.fsencode(folder), b"l\xe9sion\xff.jpg"), format="PNG")
             Image.new("RGB", (28, 28)).save(folder / "b.png")
             return self.root / "latin1"
+        if key in OUTSIDE_FILES:
+            return OUTSIDE_FILES[key](self)
         raise KeyError(key)
 
     def unlock(self) -> None:
@@ -379,6 +395,73 @@ def zero_last_weight(path: Path) -> None:
     tensors = load_file(path)
     last = [k for k in tensors if k.endswith("weight")][-1]
     save_file({**tensors, last: torch.zeros_like(tensors[last])}, path)
+
+
+def flip_member_byte(path: Path) -> Path:
+    """A copy of the zip archive `path` with one byte changed in its largest data member (tensors): an archive that
+    still opens, one member failing its CRC (a bad copy, a bit flipped on disk)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little") \
+        + int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    data[start + info.compress_size // 2] ^= 0xFF
+    target = path.with_name(f"crc-{path.name}")
+    target.write_bytes(bytes(data))
+    return target
+
+
+def _cnn_weights(inputs: "Inputs") -> dict[str, torch.Tensor]:
+    return load_file(inputs.path("T") / "model.safetensors")
+
+
+def _torchscript(inputs: "Inputs") -> Path:
+    import warnings
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript
+        torch.jit.save(torch.jit.script(net.eval()), inputs.root / "theirs.ts")
+    return inputs.root / "theirs.ts"
+
+
+def _truncated_safetensors(inputs: "Inputs") -> Path:
+    whole = (inputs.path("T") / "model.safetensors").read_bytes()
+    (inputs.root / "theirs.safetensors").write_bytes(whole[: len(whole) * 2 // 3])  # a download cut short
+    return inputs.root / "theirs.safetensors"
+
+
+def _training_checkpoint(inputs: "Inputs") -> Path:
+    weights = _cnn_weights(inputs)
+    torch.save({"epoch": 3, "state_dict": weights, "state_dict_ema": weights}, inputs.root / "last.pth")
+    return inputs.root / "last.pth"
+
+
+def _state_dict_pth(inputs: "Inputs") -> Path:
+    torch.save(_cnn_weights(inputs), inputs.root / "theirs.pth")
+    return inputs.root / "theirs.pth"
+
+
+def _plain_pickle(inputs: "Inputs") -> Path:
+    import pickle
+
+    with open(inputs.root / "model.pkl", "wb") as f:  # a whole module through plain pickle: unpickling it runs code
+        pickle.dump(torch.nn.Linear(3, 7), f)
+    return inputs.root / "model.pkl"
+
+
+OUTSIDE_FILES = {  # files from outside skinart, damaged or ambiguous: models, and labels in another layout
+    "PADCSV": lambda inputs: write_pad_layout(inputs.path("H") / "HAM10000_metadata.csv", inputs.root / "metadata.csv"),
+    "TS": _torchscript,
+    "SFTRUNC": _truncated_safetensors,
+    "EMA": _training_checkpoint,
+    "PICKLE": _plain_pickle,
+    "PT2CRC": lambda inputs: flip_member_byte(inputs.path("PT2")),
+    "TSCRC": lambda inputs: flip_member_byte(inputs.path("TS")),
+    "PTHCRC": lambda inputs: flip_member_byte(_state_dict_pth(inputs)),
+}
 
 
 @contextmanager
@@ -478,6 +561,19 @@ def add_step(**s):
     return edit(lambda r: r["steps"].append(s))
 
 
+def imports(weights: str, *steps: dict, **params):
+    """The validation recipe made an import of `weights` (outputs in CLASSES' order, 28 px), then `steps`."""
+    def make(r, inputs):
+        del r["model"], r["reference"]
+        r["steps"] = [{"name": "imp", "command": "import", "params": {"weights": inputs.resolve(weights), "classes": list(CLASSES),
+                                                                     "img_size": 28, "device": "cpu", **params}}, *steps]
+    return make
+
+
+LONG = "{IN}/" + "w" * 300 + ".safetensors"  # a name no common file system holds (255 bytes at most)
+FINITE = "is not a finite number"
+
+
 TRAIN = [
     case("train-model-typo", train("--model", "resnet19"), "unknown model 'resnet19'", "resnet18"),
     case("train-model-capitalised", train("--model", "Skin_CNN"), "unknown model 'Skin_CNN'"),
@@ -509,7 +605,16 @@ TRAIN = [
     case("train-malignant-unknown", train("--malignant", "mel,cancer"), "--malignant", "cancer"),
     case("train-malignant-every-class", train("--malignant", "akiec,bcc,bkl,df,mel,nv,vasc"), "--malignant"),
     case("train-weights-missing", train("--weights", "{IN}/w.safetensors"), "--weights"),
-    case("train-weights-is-directory", train("--weights", "{T}"), "--weights"),
+    case("train-weights-is-directory", train("--weights", "{T}"), "--weights", "is a folder, not a file"),
+    case("train-weights-name-too-long", train("--weights", LONG), "--weights", "longer than the file system allows",
+         re.compile(r"\(\d+, os.pathconf PC_NAME_MAX\)"), re.compile("^(?!.*disk space)")),
+    case("train-out-name-too-long-for-the-staging-names", train("--out", "{IN}/" + "o" * 250), "--out",
+         re.compile(r"choose a name of at most \d+ characters"), re.compile("^(?!.*disk space)")),
+    case("train-lr-overflows-a-float", train("--lr", "1e999"), "--lr", f"1e999 {FINITE}"),
+    case("train-weight-decay-nan", train("--weight-decay", "nan"), "--weight-decay", FINITE),
+    case("train-target-sensitivity-inf", train("--target-sensitivity", "inf"), "--target-sensitivity", FINITE),
+    case("train-malignant-empty", train("--malignant", ""), "--malignant is empty", "mel,bcc,akiec", re.compile(r"^(?!.*\(none\))")),
+    case("train-precision-fp16-on-cpu", train("--precision", "fp16"), "--precision fp16", "bf16"),
     case("train-weights-of-other-model", train("--model", "resnet18", "--weights", "{T}/model.safetensors"), "resnet18"),
     case("train-pretrained-skin-cnn", train("--pretrained"), "drop --pretrained"),
     case("train-pretrained-and-weights", train("--model", "resnet18", "--pretrained", "--weights", "{T}/model.safetensors"),
@@ -541,6 +646,9 @@ EVALUATE = [
     case("evaluate-checkpoint-corrupt-json", evaluate(checkpoint="{TBADJSON}"), "not valid JSON"),
     case("evaluate-checkpoint-truncated-weights", evaluate(checkpoint="{TBADW}"), "model.safetensors", "copy the file", HASHES),
     case("evaluate-checkpoint-weights-zeroed", evaluate(checkpoint="{TZERO}"), "cnn-zeroed/model.safetensors", HASHES),
+    case("evaluate-checkpoint-imported-weights-changed", evaluate(checkpoint="{IMPZERO}"), HASHES,
+         re.compile(r"^(?!.*skinart train).*write the checkpoint again with `skinart import`")),
+    case("evaluate-precision-fp16-on-cpu", evaluate("--precision", "fp16"), "--precision fp16", "bf16"),
     case("evaluate-checkpoint-meta-without-sha256", evaluate(checkpoint="{TNOSHA}"), "lacks weights_sha256", "skinart train"),
     case("evaluate-checkpoint-weights-do-not-fit", evaluate(checkpoint="{T6}"), "does not fit"),
     case("evaluate-split-typo", evaluate("--split", "holdout"), "'holdout'", "train, val, test"),
@@ -558,7 +666,6 @@ EVALUATE = [
     case("evaluate-out-is-attack-run-overwrite", evaluate("--out", "{A}", "--overwrite"), "--out", "attack"),
     case("evaluate-eps-without-attack", evaluate("--eps", "8/255"), "--eps", "--attack"),
     case("evaluate-threat-without-attack", evaluate("--threat", "transfer"), "--threat", "--attack"),
-    case("evaluate-objective-without-attack", evaluate("--objective", "miss"), "--objective applies only with --attack"),
 ]
 
 EVALUATE_ATTACK = [
@@ -580,8 +687,6 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-list-empty-item", threats("fgsm,,pgd"), "--attack", "distinct methods"),
     case("evaluate-attack-list-typo", threats("fgsm,autoatack"), "unknown attack method 'autoatack'"),
     case("evaluate-attack-list-unbounded", threats("fgsm,cw"), "--attack cw is unbounded", "bounded"),
-    case("evaluate-attack-list-objective-uap", threats("pgd,uap", "--eps", "8/255", "--objective", "miss"),
-         "--objective miss does not apply to uap", "pgd"),
     case("evaluate-attack-list-poison", threats("fgsm,poison-flip"), "--attack poison-flip"),
     case("evaluate-attack-list-option-none-takes", threats("fgsm,square", "--eps", "8/255", "--eps-step", "1/255"), "--eps-step applies to none"),
     case("evaluate-attack-list-eps-step-above-eps", threats("fgsm,pgd", "--eps", "2/255", "--eps-step", "8/255"), "--eps-step"),
@@ -625,6 +730,10 @@ ATTACK = [
     case("attack-pgd-param-max-iter-words", attack("pgd", "--param", "max_iter=abc"), "max_iter", "--param"),
     case("attack-pgd-param-unknown-key", attack("pgd", "--param", "colour=red"), "colour"),
     case("attack-pgd-param-no-equals", attack("pgd", "--param", "decay"), "is not key=value"),
+    case("attack-pgd-param-eps-step-inf", attack("pgd", "--param", "eps_step=.inf"), "--param eps_step=.inf", FINITE),
+    case("attack-cw-param-overflows-a-float", attack("cw", "--param", "confidence=1e999"), "--param confidence=1e999", FINITE),
+    case("attack-flip-fraction-nan", flip("--fraction", "nan"), "--fraction", FINITE),
+    case("attack-patch-size-overflows-a-float", attack("patch", "--patch-size", "1e999"), "--patch-size", FINITE),
     case("attack-pgd-param-negative-step", attack("pgd", "--param", "eps_step=-1"), "eps_step"),
     case("attack-pgd-param-norm-bad", attack("pgd", "--param", "norm=3"), "norm"),
     case("attack-pgd-eps-step-above-eps", attack("pgd", "--eps", "2/255", "--eps-step", "8/255"), re.compile("--eps-step|eps_step")),
@@ -643,10 +752,6 @@ ATTACK = [
     case("attack-square-target-class", attack("square", "--target-class", "mel"), "--target-class"),
     case("attack-hopskipjump-eps", attack("hopskipjump", "--eps", "8/255"), "--eps does not apply to hopskipjump"),
     case("attack-hopskipjump-param-max-eval-zero", attack("hopskipjump", "--param", "max_eval=0"), "max_eval"),
-    case("attack-objective-typo", attack("pgd", "--objective", "misses"), "unknown --objective 'misses'", "miss"),
-    case("attack-objective-on-uap", attack("uap", "--objective", "miss"), "--objective miss does not apply to uap", "pgd"),
-    case("attack-objective-with-target-class", attack("pgd", "--objective", "alarm", "--target-class", "mel"), "--objective alarm",
-         "--target-class"),
     case("attack-uap-attacker-typo", attack("uap", "--attacker", "deepfool"), "unknown --attacker 'deepfool'"),
     case("attack-uap-targeted-pgd-attacker", attack("uap", "--attacker", "pgd", "--target-class", "nv"), "supports only --attacker fgsm"),
     case("attack-uap-fit-samples-zero", attack("uap", "--fit-samples", "0"), "--fit-samples"),
@@ -741,6 +846,9 @@ DEFEND = [
     case("defend-madry-attacks", defend("madry", "--attacks", "pgd,mim"), "--attacks"),
     case("defend-madry-ratio", defend("madry", "--ratio", "0.3"), "--ratio"),
     case("defend-combined-without-retrained", defend("combined"), "--retrained"),
+    case("defend-combined-retrained-from-another-checkpoint", defend("combined", "--retrained", "{R}"), "--retrained",
+         "was retrained from", "not from --checkpoint"),
+    case("defend-retrain-ratio-inf", defend("retrain", "--ratio", "inf"), "--ratio", FINITE),
     case("defend-combined-retrained-is-plain", ["defend", "--method", "combined", "--retrained", "{T}", "--data-root", "{D}",
                                                 "--out", "{OUT}"], "--retrained"),
     case("defend-combined-retrained-is-llt", ["defend", "--method", "combined", "--retrained", "{L}", "--data-root", "{D}",
@@ -821,6 +929,21 @@ RECIPES = [
     case("recipe-param-wrong-type", validate(param(0, epochs="many")), "steps[0].params.epochs"),
     case("recipe-epochs-zero", validate(param(0, epochs=0)), "steps[0].params.epochs"),
     case("recipe-lr-negative", validate(param(0, lr=-0.01)), "steps[0].params.lr"),
+    case("recipe-lr-inf", validate(param(0, lr=float("inf"))), "steps[0].params.lr", FINITE),
+    case("recipe-import-file-missing", validate(imports("{IN}/theirs.pt2")), "steps[0].params.weights", "does not exist"),
+    case("recipe-retrains-an-imported-program", validate(imports("{PT2}", {"name": "rt", "command": "defend",
+                                                                          "params": {"checkpoint": "imp", "method": "retrain"}})),
+         "steps[1].params.checkpoint", "defend --method retrain retrains the model",
+         "writes no checkpoint skinart can retrain"),
+    case("recipe-poisons-an-imported-model", validate(imports("{T}/model.safetensors", {
+        "name": "flip", "command": "attack", "params": {"checkpoint": "imp", "method": "poison-flip", "source_class": "nv",
+                                                        "target_class": "bkl", "fraction": 0.2}}, model="skin_cnn")),
+         "steps[1].params.checkpoint", "writes no checkpoint trained by skinart"),
+    case("recipe-combined-checkpoint-not-the-retrained-source",
+         validate(edit(lambda r: r["steps"].extend([{"name": "train2", "command": "train", "params": {"epochs": 1}},
+                                                    {"name": "comb", "command": "defend", "params": {
+                                                        "method": "combined", "checkpoint": "train2", "retrained": "rt"}}]))),
+         "steps[9].params.checkpoint", "was retrained from 'train', not from step 'train2'"),
     case("recipe-target-sensitivity-above-one", validate(param(0, target_sensitivity=1.5)), "steps[0].params.target_sensitivity", "(0, 1]"),
     case("recipe-device-typo", validate(param(0, device="gpu")), "steps[0].params.device"),
     case("recipe-required-option-missing", validate(edit(lambda r: step(1)(r)["params"].pop("checkpoint"))), "steps[1].params.checkpoint"),
@@ -899,6 +1022,10 @@ CERTIFY = [
     case("certify-no-sigma-checkpoint-trained-without-noise", certify(), "give --sigma"),
     case("certify-checkpoint-with-a-preprocessing-defence", certify("--sigma", "0.25", checkpoint="{L}"), "preprocessing defence",
          "source checkpoint"),
+    case("defend-randomized-smoothing-variant-typo", defend("randomized-smoothing", "--variant", "gauss"), "--variant 'gauss'",
+         "gaussian, smoothadv, macer"),
+    case("defend-randomized-smoothing-sigma-above-one", defend("randomized-smoothing", "--sigma", "2"), "--sigma 2", "(0, 1]"),
+    case("defend-sigma-on-a-preprocessing-defence", defend("llt", "--sigma", "0.5"), "--sigma does not apply to llt"),
 ]
 
 DATA_INFO = [
@@ -940,7 +1067,45 @@ USAGE = [  # click's own parsing: types, missing and unknown options
     case("usage-validate-recipe-missing", ["recipes", "validate"], re.compile("(?i)recipe")),
 ]
 
-CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE + CERTIFY
+def import_(weights: str, *extra):
+    return ["import", "--weights", weights, "--classes", ",".join(CLASSES), "--img-size", "28", "--data-root", "{D}",
+            "--device", "cpu", "--out", "{OUT}", *extra]
+
+
+def csv_data(*extra):
+    return ["--data", "csv", "--data-root", "{H}", "--labels", "{PADCSV}", "--image-column", "img_id", *extra]
+
+
+CSV_DATA = [  # issue 38: --data csv, a folder of images labelled by a CSV file
+    case("train-data-csv-unknown-labels", train(*csv_data("--label-column", "diagnostic")), "ACK (", "NEV (", "SEK (",
+         "--label-map NAME=CLASS"),
+    case("train-data-csv-without-labels", train("--data", "csv", "--data-root", "{H}"), "--labels FILE.csv"),
+    case("train-labels-for-another-dataset", train("--data", "ham10000", "--data-root", "{H}", "--labels", "{PADCSV}"),
+         "--labels describe a CSV-labelled folder", "--data csv"),
+    case("train-label-map-to-no-class", train(*csv_data("--label-column", "diagnostic", "--label-map", "NEV=nevus")),
+         "--label-map maps to nevus"),
+    case("train-data-csv-image-column-absent", train(*csv_data("--label-column", "diagnostic", "--image-column", "file")),
+         "lacks column(s) file"),
+    case("import-data-csv-one-hot-not-numbers", import_("{PT2}", *csv_data()), "not one-hot 0/1", "--label-column"),
+]
+
+IMPORT = [  # issue 38: imports that cannot go quietly wrong
+    case("import-model-names-a-program", import_("{PT2}", "--model", "resnet50"), "--model resnet50", "torch.export",
+         "drop --model"),
+    case("import-state-key-for-a-program", import_("{PT2}", "--state-key", "state_dict"), "--state-key", "drop --state-key"),
+    case("import-safetensors-truncated", import_("{SFTRUNC}", "--model", "skin_cnn"), "damaged safetensors", "truncated",
+         "save it again"),
+    case("import-torch-export-member-bad-crc", import_("{PT2CRC}"), "fails its CRC check", "save it again"),
+    case("import-torchscript-member-bad-crc", import_("{TSCRC}"), "fails its CRC check"),
+    case("import-pth-member-bad-crc", import_("{PTHCRC}", "--model", "skin_cnn"), "fails its CRC check"),
+    case("import-training-checkpoint-with-ema", import_("{EMA}", "--model", "skin_cnn"), "2 state dicts (state_dict, "
+         "state_dict_ema)", "--state-key"),
+    case("import-state-key-absent", import_("{EMA}", "--model", "skin_cnn", "--state-key", "model"), "--state-key model",
+         "state_dict, state_dict_ema"),
+    case("import-plain-pickle-with-code", import_("{PICKLE}", "--model", "skin_cnn"), "pickles Python code"),
+]
+
+CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE + CERTIFY + IMPORT + CSV_DATA
 
 
 def test_there_are_well_over_a_hundred_rows_with_unique_ids():
@@ -1044,8 +1209,9 @@ def test_every_progress_line_of_an_attacked_evaluation_says_what_it_is(sources, 
     assert not unlabelled, unlabelled
 
 
-def test_the_combined_defence_summary_names_the_retrained_run(sources, tmp_path):
-    result = invoke("defend", "--method", "combined", "--retrained", sources.base / "rt", "--data-root", sources.data,
-                    "--device", "cpu", "--out", tmp_path / "combined")
+def test_the_combined_defence_summary_names_the_retrained_run(sources, trained, tmp_path):
+    """--checkpoint beside --retrained is taken when it is the checkpoint the weights were retrained from."""
+    result = invoke("defend", "--method", "combined", "--retrained", sources.base / "rt", "--checkpoint", trained,
+                    "--data-root", sources.data, "--device", "cpu", "--out", tmp_path / "combined")
     assert result.exit_code == 0, result.stderr[-400:]
     assert f"combined on {sources.base / 'rt'}: clean test" in result.stdout and "None" not in result.stdout

@@ -157,19 +157,69 @@ def _rows(out):
         return list(csv.DictReader(f))
 
 
-def test_certify_writes_per_image_rows_curves_and_both_bounds(trained, derma_subset, tmp_path):
+@pytest.fixture(scope="module")
+def noise_checkpoint(trained, derma_subset, tmp_path_factory):
+    """`trained` fine-tuned for an epoch under noise of σ 0.12 by `skinart defend --method randomized-smoothing`."""
+    out = tmp_path_factory.mktemp("runs") / "noise"
+    result = invoke("defend", "--method", "randomized-smoothing", "--sigma", 0.12, "--retrain-epochs", 1, "--checkpoint", trained,
+                    "--data-root", derma_subset, "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_training_under_noise_writes_a_checkpoint_recording_sigma(noise_checkpoint, trained):
+    meta, source = (json.loads((folder / "skinart.json").read_text()) for folder in (noise_checkpoint, trained))
+    assert {k: meta["defence"][k] for k in ("method", "variant", "sigma", "art_class", "epochs")} == \
+        {"method": "randomized-smoothing", "variant": "gaussian", "sigma": 0.12, "art_class": "PyTorchRandomizedSmoothing", "epochs": 1}
+    assert meta["weights_sha256"] != source["weights_sha256"] and meta["operating_point"]["threshold"] is not None
+
+
+@pytest.mark.parametrize("variant", ["smoothadv", "macer"])
+def test_each_trained_variant_trains_the_checkpoints_own_weights(variant):
+    from skinart.certification.training import noise_trainer
+    from skinart.toolbox import PyTorchDataGenerator
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = helpers.Tiny(4)
+    classifier = wrap(net, TINY_SIZE, (0.5,) * 3, (0.25,) * 3, device="cpu", optimizer=torch.optim.Adam(net.parameters(), 1e-2))
+    x, labels = template_images(rng, rng.uniform(0, 1, (4, 3, TINY_SIZE, TINY_SIZE)).astype(np.float32), 64)
+    batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.eye(4)[labels]), batch_size=32)
+    before = [p.detach().clone() for p in net.parameters()]
+    noise_trainer(variant, 0.25)(classifier).fit_generator(PyTorchDataGenerator(batches, 64, 32))
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_smoothadv_attacks_inside_an_l2_ball_where_arts_attacks_in_linf():
+    from skinart.certification.training import L2SmoothAdv
+    from skinart.toolbox import PyTorchSmoothAdv
+
+    classifier, _, x, _ = tiny_model(4, 10, seed=1)
+    settings = dict(model=classifier.model, loss=classifier.loss, input_shape=classifier.input_shape, nb_classes=4,
+                    optimizer=torch.optim.SGD(classifier.model.parameters(), 0.0), clip_values=(0, 1), preprocessing=None,
+                    device_type="cpu", scale=0.25, epsilon=0.5, num_steps=2)
+    ours, arts = L2SmoothAdv(**settings), PyTorchSmoothAdv(**settings)
+    moved = ours.attack.generate(x) - x
+    assert np.linalg.norm(moved.reshape(len(x), -1), axis=1).max() <= 0.25 + 1e-5  # ε / num_steps
+    assert np.abs(arts.attack.generate(x) - x).max() > 0.09  # ART's: an L∞ step of 0.1 on every pixel
+
+
+def test_certify_writes_per_image_rows_curves_and_both_bounds(noise_checkpoint, derma_subset, tmp_path):
     from skinart.models.checkpoint import Checkpoint
     from skinart.models.provenance import checkpoint_dataset
 
     out = tmp_path / "certify"
-    args = ["certify", "--checkpoint", trained, "--data-root", derma_subset, "--sigma", 0.12, "--n", 100, "--n0", 20,
+    args = ["certify", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--n", 100, "--n0", 20,
             "--max-samples", 10, "--radii", "0.05,0.2", "--attack-steps", 2, "--eot", 4, "--device", "cpu", "--out", out]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     metrics, rows = json.loads((out / "metrics.json").read_text()), _rows(out)
-    test = checkpoint_dataset(Checkpoint.load(trained)).splits["test"]
+    assert metrics["sigma"] == 0.12  # the checkpoint's own σ
+    checkpoint = Checkpoint.load(noise_checkpoint)
+    test = checkpoint_dataset(checkpoint).splits["test"]
     assert [r["image_id"] for r in rows] == [str(test.ids[int(r["index"])]) for r in rows] and len(rows) == 10
-    assert [r["true_class"] for r in rows] == [Checkpoint.load(trained).classes[test.labels[int(r["index"])]] for r in rows]
+    assert [r["true_class"] for r in rows] == [checkpoint.classes[test.labels[int(r["index"])]] for r in rows]
     right = [r["certified_class"] == r["true_class"] for r in rows]
     # certified accuracy at radius 0 is the smoothed classifier's accuracy where it did not abstain, times its share
     assert metrics["certified_accuracy_at_0"] == pytest.approx(np.mean(right))
@@ -188,3 +238,8 @@ def test_certify_writes_per_image_rows_curves_and_both_bounds(trained, derma_sub
     assert (out / "certified.png").stat().st_size > 0 and "no perturbation of L2 norm < 0.2" in (out / "metrics.md").read_text()
     again = invoke(*args)
     assert again.exit_code == 0 and "skipped" in again.stderr
+    report = invoke("report", out, "--out", tmp_path / "report", "--bootstrap", 0)
+    assert report.exit_code == 0, report.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert f"certified accuracy {100 * metrics['empirical'][0]['certified_accuracy']:.1f} % at L2 0.05" in md  # the radius nearest σ
+    assert "## Certified robustness" in md and (tmp_path / "report" / "report_figures" / "certified.png").is_file()

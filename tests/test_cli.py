@@ -1,10 +1,12 @@
 """The commands end to end on generated data (small DermaMNIST-format npz, the paper's small CNN, few epochs)."""
 
+import inspect
 import json
 import os
 import re
 import subprocess
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from helpers import invoke
 
 from skinart.cli import app
 from skinart.metrics import p_malignant, threshold_metrics
+from skinart.options import finite_float
 from skinart.rundir import RESUME_FILE
 
 
@@ -205,8 +208,8 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(given, exp
     assert out.stdout.strip() == expected, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "import", "evaluate", "attack", "defend", "report", "run", "recipes validate",
-                                     "data info"])
+@pytest.mark.parametrize("command", ["train", "import", "evaluate", "attack", "defend", "certify", "report", "run",
+                                     "recipes validate", "data info"])
 def test_help_fits_80_columns_with_every_option_name_whole(command, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("TERMINAL_WIDTH", "80")
@@ -221,3 +224,21 @@ def test_help_fits_80_columns_with_every_option_name_whole(command, monkeypatch)
         cmd = cmd.commands[word]
     declared = {opt for param in cmd.params for opt in param.opts + param.secondary_opts if opt.startswith("--")}
     assert declared and declared <= shown, declared - shown  # every option of the command, each name whole
+
+
+def _callbacks(typer_app: typer.Typer):
+    for info in typer_app.registered_commands:
+        yield inspect.unwrap(info.callback)
+    for group in typer_app.registered_groups:
+        yield from _callbacks(group.typer_instance)
+
+
+def test_every_float_option_parses_with_the_finite_float_parser():
+    """inf, nan and 1e999 are refused as click parses every float option of every command (and every recipe value for
+    one), through the one parser: an option added with a plain float would take them."""
+    parsers = {}
+    for command in _callbacks(app):
+        for name, hint in typing.get_type_hints(command, include_extras=True).items():
+            if typing.get_origin(hint) is typing.Annotated and float in (hint.__origin__, *typing.get_args(hint.__origin__)):
+                parsers[f"{command.__name__} --{name}"] = hint.__metadata__[0].parser
+    assert len(parsers) >= 11 and all(parser is finite_float for parser in parsers.values()), parsers

@@ -17,6 +17,7 @@ import torch
 import torchvision
 import yaml
 from safetensors.torch import save_file
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from skinart.models.checkpoint import Checkpoint
@@ -240,6 +241,65 @@ def test_binary_models_are_attacked_by_fgsm_pgd_and_autoattack(classes, derma_su
         assert m["adversarial"]["accuracy"] <= m["clean"]["accuracy"] and "training_data" in m
 
 
+ISIC2019 = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC")  # an ISIC 2019 model's outputs, as it names them
+
+
+@pytest.mark.slow
+def test_an_isic_2019_model_is_scored_on_the_datas_classes_its_scc_an_error_and_malignant(derma_subset, tmp_path):
+    data = np.load(derma_subset)
+    own = [ISIC2019.index({"akiec": "AK"}.get(CLASSES[label], CLASSES[label].upper())) for label in data["train_labels"].ravel()]
+    net = _fit(_tiny_cnn(8), _as_input(data["train_images"]), torch.tensor(own), epochs=6, loss=nn.functional.cross_entropy)
+    with torch.no_grad():  # scc never a label here: its bias raised until it wins on a tenth of the images, as it would
+        z = net(_normalise(_as_input(data["train_images"])))
+        net[-1].bias[7] += float(torch.quantile(z[:, :7].max(1).values - z[:, 7], 0.1))
+    torch.export.save(torch.export.export(net, (torch.rand(2, 3, 28, 28),), dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      tmp_path / "isic2019.pt2")
+    result = _import(tmp_path / "isic2019.pt2", tmp_path / "imported", derma_subset, ISIC2019)
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.load(tmp_path / "imported")
+    assert checkpoint.classes == (*CLASSES, "scc") and checkpoint.meta.malignant == ("akiec", "bcc", "mel", "scc")
+    metrics = _evaluate(tmp_path / "imported", tmp_path / "evaluated")
+    test = checkpoint_dataset(checkpoint, split="test").splits["test"]
+    with torch.no_grad():
+        theirs = torch.softmax(net(_normalise(_as_input(test.images))), 1).numpy()[:, [ISIC2019.index(n) for n in ("AK", "BCC", "BKL", "DF", "MEL", "NV", "VASC", "SCC")]]
+    predicted = theirs.argmax(1)
+    assert 0 < np.mean(predicted == 7) == pytest.approx(metrics["predicted_outside_data"]["scc"])
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == test.labels))  # an scc prediction is never right
+    assert metrics["per_class"]["scc"]["support"] == 0 and len(metrics["confusion_matrix"]) == 8
+    malignant = np.isin(test.labels, [0, 1, 4])
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(malignant, theirs[:, [0, 1, 4, 7]].sum(1)))
+    assert "predicted as classes the data lack" in (tmp_path / "evaluated" / "metrics.md").read_text()
+    result = invoke("attack", "--checkpoint", tmp_path / "imported", "--method", "pgd", "--eps", "8/255", "--max-iter", 5,
+                    "--out", tmp_path / "pgd", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "scc" in json.loads((tmp_path / "pgd" / METRICS_FILE).read_text())["adversarial"]["predicted_outside_data"]
+
+
+@pytest.mark.slow
+def test_a_melanoma_against_the_rest_model_gets_binary_metrics_with_mel_positive(derma_subset, tmp_path):
+    data = np.load(derma_subset)
+    mel = torch.tensor(data["train_labels"].ravel() == CLASSES.index("mel")).float()
+    net = _fit(_tiny_cnn(1), _as_input(data["train_images"]), mel, epochs=6,
+               loss=lambda z, t: nn.functional.binary_cross_entropy_with_logits(z[:, 0], t, pos_weight=torch.tensor(4.0)))
+    torch.export.save(torch.export.export(net, (torch.rand(2, 3, 28, 28),), dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      tmp_path / "mel.pt2")
+    result = _import(tmp_path / "mel.pt2", tmp_path / "imported", derma_subset, ("mel",))
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.load(tmp_path / "imported")
+    assert checkpoint.classes == ("other", "mel") and checkpoint.meta.malignant == ("mel",)
+    metrics = _evaluate(tmp_path / "imported", tmp_path / "evaluated")
+    test = checkpoint_dataset(checkpoint, split="test").splits["test"]
+    assert np.array_equal(test.labels, (np.load(derma_subset)["test_labels"].ravel() == CLASSES.index("mel")).astype(int))
+    with torch.no_grad():
+        theirs = torch.sigmoid(net(_normalise(_as_input(test.images)))[:, 0]).numpy()
+    assert list(metrics["per_class"]) == ["other", "mel"] and metrics["malignant"] == ["mel"]
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(test.labels, theirs))
+    assert metrics["binary"]["sensitivity"] == pytest.approx(np.mean(theirs[test.labels == 1] > 0.5))
+    result = invoke("attack", "--checkpoint", tmp_path / "imported", "--method", "fgsm", "--eps", "8/255", "--out",
+                    tmp_path / "fgsm", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.slow
 def test_a_torch_export_program_is_defended_by_preprocessing_and_refused_retraining_in_one_line(imported, tmp_path):
     result = invoke("defend", "--checkpoint", imported["torch.export"], "--method", "retrain", "--out", tmp_path / "rt", "--device", "cpu")
@@ -335,7 +395,8 @@ BAD = {
     "unexpected keys": (("extra", "resnet18", ORDER, 28), "0 missing tensors (none), 1 unexpected (first 'head.weight')"),
     "shape mismatch": (("state-dict", "resnet18", ("benign", "malignant"), 28), "'fc.weight' is (7, 512) in the file but (2, 512)"),
     "no architecture": (("state-dict", None, ORDER, 28), "name it with --model"),
-    "unknown class": (("torch.export", None, ORDER[:6] + ("scc",), 28), "names scc, which the data do not have"),
+    "unknown class": (("torch.export", None, ORDER[:6] + ("cancer",), 28), "names cancer, which are no class"),
+    "an extra class in place of one": (("torch.export", None, ORDER[:6] + ("scc",), 28), "lists 6 of the 7 classes (missing df)"),
     "missing class": (("torch.export", None, ORDER[:6], 28), "lists 6 of the 7 classes (missing df)"),
     "too many outputs named": (("torchscript", None, ("benign", "malignant"), 28), "outputs of shape (7,) per image, but --classes names 2"),
 }

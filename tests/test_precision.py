@@ -49,6 +49,13 @@ def test_an_unknown_precision_is_refused_in_one_line(trained):
         deployed(Checkpoint.load(trained), "cpu", precision="fp8")
 
 
+def test_fp16_reaching_a_cpu_classifier_is_refused_in_one_line(trained):
+    """Given or inherited (a retraining takes its checkpoint's training precision): never fp16 recorded for an fp32
+    computation, as older torch versions' CPU autocast would give."""
+    with pytest.raises(SkinartError, match=r"^--precision fp16 is for CUDA devices .*; on CPU use --precision bf16 or fp32$"):
+        deployed(Checkpoint.load(trained), "cpu", precision="fp16")
+
+
 def test_logits_come_back_as_fp32(trained, test_split):
     model = deployed(Checkpoint.load(trained), "cpu", precision="bf16").model
     assert model(torch.from_numpy(test_split[0][:4])).dtype == torch.float32

@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import save_file
 
 from skinart.recipes.plan import load_recipe, plan
 from helpers import invoke
@@ -50,10 +52,33 @@ def write(path: Path, recipe: dict) -> Path:
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_shipped_recipes_validate(recipe):
-    result = invoke("recipes", "validate", recipe)
+def test_shipped_recipes_validate(recipe, tmp_path):
+    """Each as shipped; the one importing a model, with a state dict file where examples/outside_model.py writes its own
+    (validation refuses a missing import file before the first step)."""
+    imported = load_recipe(recipe).get("model", {}).get("import")
+    if imported:
+        save_file({"fc.weight": torch.zeros(7, 512)}, tmp_path / Path(imported).name)
+    result = invoke("recipes", "validate", recipe, *(("--set", f"model.import={tmp_path / Path(imported).name}") if imported else ()))
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_a_recipe_importing_a_missing_file_is_refused_before_its_first_step(tmp_path):
+    """quickstart-imported.yaml before examples/outside_model.py has written the model it imports."""
+    missing = tmp_path / "theirs.pth"
+    result = invoke("recipes", "validate", RECIPES[0].parent / "quickstart-imported.yaml", "--set", f"model.import={missing}")
+    assert result.exit_code == 2 and f"--weights {missing} does not exist" in result.stderr, result.stderr
+
+
+def test_a_worst_case_over_attacks_whose_default_eps_agree_needs_no_eps(derma_subset, tmp_path):
+    """pgd and uap both default to 8/255: one budget, so no --eps is asked for (fgsm's 2/255 beside pgd's is: a row of
+    test_bad_inputs)."""
+    recipe = {"name": "same-eps", "data": {"loader": "dermamnist", "root": str(derma_subset)}, "model": {"name": "skin_cnn"},
+              "steps": [{"name": "train", "command": "train", "params": {"epochs": 1}},
+                        {"name": "worst", "command": "evaluate", "params": {"checkpoint": "train", "attack": ["pgd", "uap"],
+                                                                            "threat": "white-box"}}]}
+    result = invoke("recipes", "validate", write(tmp_path / "same-eps.yaml", recipe))
+    assert result.exit_code == 0, result.output
 
 
 def test_grid_and_references_expand_into_tasks(derma_subset):
@@ -133,7 +158,7 @@ def _broken(tmp_path, root, edit) -> str:
     (lambda r: r["steps"][0]["params"].update(optimizer="adam"), r"steps\[0\]\.params\.optimizer: unknown --optimizer 'adam'"),
     (lambda r: r["steps"][0]["params"].update(device="gpu"), r"steps\[0\]\.params\.device: unknown device 'gpu'"),
     (lambda r: r["steps"][7]["params"].update(method="patch", patch_size=1.5), r"steps\[7\]\.params\.patch_size: --patch-size 1.5 must be in \(0, 1\]"),
-    (lambda r: r["model"].update(weights="nope.safetensors"), r"model\.weights: weights file nope.safetensors does not exist"),
+    (lambda r: r["model"].update(weights="nope.safetensors"), r"model\.weights: --weights nope.safetensors does not exist"),
     (lambda r: r["steps"][9]["params"].update(bootstrap=-5), r"steps\[9\]\.params\.bootstrap: .*greater than or equal to 0"),
 ])
 def test_bad_recipes_name_the_key_path(tmp_path, derma_subset, edit, expected):

@@ -80,3 +80,26 @@ def test_a_retraining_interrupted_after_an_epoch_resumes_to_the_numbers_of_one_n
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stderr, resumed.stderr
     assert len(started) == 3  # the rerun trained epoch 2 only
     _same_as_uninterrupted(tmp_path / "runs", whole)
+
+
+@pytest.mark.slow
+def test_a_changed_option_keeps_the_earlier_progress_until_the_new_run_has_an_epoch(derma_subset, tmp_path, monkeypatch):
+    """Two epochs of a training are kept while a run with one option changed fails before its first epoch ends (one line
+    says where they are); once the new run has an epoch of its own, they go."""
+    args = ("train", "--data-root", derma_subset, "--model", "skin_cnn", "--epochs", 3, "--device", "cpu", "--out", tmp_path / "run")
+
+    def lost_at_epoch(epoch: int, *changed):
+        with monkeypatch.context() as patched:
+            _machine_lost_at_epoch(patched, epoch)
+            result = invoke(*args, *changed)
+        assert "injected failure" in str(result.exception), result.output
+        return result
+
+    lost_at_epoch(3)  # two epochs finished
+    [earlier] = tmp_path.glob(".run.resume-*")
+    changed = lost_at_epoch(1, "--lr", "0.002")
+    assert (earlier / RESUME_FILE).is_file()
+    said = [line for line in changed.stderr.splitlines() if str(earlier) in line]
+    assert len(said) == 1 and "different config" in said[0] and "starts afresh" in said[0], changed.stderr
+    lost_at_epoch(2, "--lr", "0.002")  # its first epoch finished
+    assert not earlier.exists() and len(list(tmp_path.glob(".run.resume-*"))) == 1

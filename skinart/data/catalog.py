@@ -23,6 +23,10 @@ CLASS_DESCRIPTIONS = {
     "vasc": "vascular lesions",
 }
 DEFAULT_MALIGNANT = ("akiec", "bcc", "mel")
+# outputs of published models that no dataset here labels (ISIC 2019: squamous cell carcinoma, "none of the others"):
+# predicting one is an error; a malignant one's probability counts towards p_malignant
+EXTRA_CLASSES = {"scc": "squamous cell carcinoma", "unk": "none of the other classes (ISIC 2019's UNK)"}
+MALIGNANT_EXTRA_CLASSES = ("scc",)
 SPLIT_NAMES = ("train", "val", "test")
 CHOOSABLE_SPLITS = ("val", "train")  # where an operating point may be chosen again; never test: it is judged there
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")

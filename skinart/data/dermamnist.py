@@ -70,7 +70,7 @@ def open_npz(path: Path):
     try:
         with open(path, "rb") as f:  # numpy reads any other file as a pickle (and refuses it as one): say what it is instead
             zipped = f.read(4) == b"PK\x03\x04"
-        npz = np.load(path) if zipped else None
+        npz = np.load(path, allow_pickle=False) if zipped else None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SkinartError(f"{path} is not a readable npz file ({e}); pass a MedMNIST-format dermamnist*.npz") from e
     if npz is None:

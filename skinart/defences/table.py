@@ -15,7 +15,7 @@ from skinart.options import choose, parse_eps
 
 @dataclass(frozen=True)
 class Defence:
-    kind: str  # preprocess | retrain | combined | detect: the run that builds it
+    kind: str  # preprocess | retrain | combined | detect | noise: the run that builds it
     help: str
     takes: tuple[str, ...]  # the `skinart defend` options that apply, besides --out, --data, --data-root, --device
     needs: str = "checkpoint"  # the option naming what it defends
@@ -59,6 +59,9 @@ DEFENCES: dict[str, Defence] = {
                      defaults={"eps": _PGD["eps"], "eps_step": _PGD["eps_step"], "max_iter": 7}),
     "combined": Defence("combined", "retrained weights + llt (the thesis's best defence)", ("checkpoint", "retrained", "quality"),
                         needs="retrained"),
+    # fine-tuning under Gaussian noise through ART's randomized-smoothing classes (certification.table.VARIANTS)
+    "randomized-smoothing": Defence("noise", "fine-tuning under Gaussian noise of σ through ART's randomized-smoothing classes, "
+                                    "for `skinart certify`", ("checkpoint", "sigma", "variant", "retrain_epochs")),
     "detect-poison": Defence("detect", "ART ActivationDefence / SpectralSignatureDefense on a poisoned run's training split",
                              ("poisoned_run", "detector"), needs="poisoned_run"),
 }

@@ -30,7 +30,8 @@ CHECKPOINT_FORMAT = "skinart-checkpoint/1"
 _REQUIRED = ("model", "classes", "img_size", "mean", "std", "malignant", "weights_sha256", "data")
 _SEQUENCES = ("classes", "mean", "std", "malignant", "preprocessing")
 _TYPES = {"model": str, "img_size": int, "data": dict, "weights_sha256": str, "operating_point": (dict, type(None)),
-          "imported": (dict, type(None)), "labels": (dict, type(None)), "train_config": (dict, type(None))}
+          "imported": (dict, type(None)), "labels": (dict, type(None)), "train_config": (dict, type(None)),
+          "written_by": (str, type(None))}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class CheckpointMeta:
     train_ids: str | None = None  # the file of the training split's image ids, when recorded
     imported: dict | None = None  # a model trained outside skinart: its file, sha256, format and outputs (foreign.py)
     labels: dict | None = None  # the data's classes -> these classes, when they differ (a binary model)
+    written_by: str | None = None  # the command that wrote it (`skinart import`, `skinart defend --method llt`...): the fix
+    # a damaged checkpoint's refusal names; None in checkpoints written before skinart recorded it
     weights_sha256: str = ""  # set by save_checkpoint from the file it writes; required in every skinart.json
     format: str = CHECKPOINT_FORMAT
     skinart_version: str = __version__
@@ -143,8 +146,9 @@ class Checkpoint:
     def malignant_names(self, option: str | None = None) -> list[str]:
         """The malignant set: the one given (checked against the classes), else the checkpoint's own. A binary model's
         `malignant` output stands for the data's classes it was imported with: naming those is naming it."""
-        if option and self.meta.labels and not {n.strip() for n in option.split(",")} <= set(self.classes):
-            return binary_malignant(option, self.meta.labels, str(self))
+        named = {n.strip() for n in option.split(",")} if option else set()
+        if named and self.meta.labels and len(self.classes) == 2 and not named <= set(self.classes):
+            return binary_malignant(option, self.meta.labels, str(self), self.classes[1])
         return parse_malignant(option or ",".join(self.meta.malignant), self.classes)
 
     def provenance(self) -> dict:
@@ -190,9 +194,10 @@ class Checkpoint:
         except OSError as e:
             raise SkinartError(f"cannot read {weights} ({e.strerror or e}); copy the checkpoint again") from None
         if found != self.meta.weights_sha256:
+            again = f"`{self.meta.written_by}`" if self.meta.written_by else "the command that wrote it"
             raise SkinartError(f"{weights} has sha256 {found}, not the {self.meta.weights_sha256} recorded in "
                                f"{self.path / META_FILE}: the weights changed after they were written; copy the file with "
-                               "that sha256 again (or write the checkpoint again with `skinart train`)")
+                               f"that sha256 again (or write the checkpoint again with {again})")
 
     # its data
     @cached_property

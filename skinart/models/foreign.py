@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_model
 from torch import nn
 
-from skinart.data import CLASSES
+from skinart.data import CLASSES, DEFAULT_MALIGNANT, EXTRA_CLASSES, MALIGNANT_EXTRA_CLASSES
 from skinart.errors import SkinartError
 from skinart.models.model_files import read_state_dict
 from skinart.models.networks import check_model_name, hub_unreachable
@@ -24,7 +24,8 @@ from skinart.models.weights import COUNTER
 
 TRAINED_BY = "outside skinart"
 TRAINING_DATA_UNKNOWN = "training data unknown: overlap with the evaluation images not checked"
-BINARY = ("benign", "malignant")
+BINARIES = (("benign", "malignant"), ("other", "mel"))  # a binary model's (negative, positive) outputs
+ALIASES = {"ak": "akiec"}  # ISIC 2019's name for actinic keratoses and intraepithelial carcinoma
 # format -> the file a checkpoint keeps it in: programs and archives as given (their code is their architecture), state
 # dicts (and hub models) as the safetensors of the wrapped network
 FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "onnx": ONNX_FILE, "state-dict": WEIGHTS_FILE,
@@ -32,23 +33,34 @@ FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "onnx": ON
 TRAINABLE = ("state-dict", "hf-hub")  # a timm architecture skinart can rebuild, retrain and save
 
 
-def parse_outputs(text: str, malignant: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], dict | None]:
-    """(the model's outputs in its own order, the checkpoint's classes, the data's classes -> the checkpoint's, or None
-    when they are the same): every class by name, or a binary model (benign,malignant or one logit: malignant)."""
-    outputs = tuple(n.strip().lower() for n in str(text).split(",") if n.strip())
+def parse_outputs(text: str, malignant: str | None) -> tuple[tuple[str, ...], tuple[str, ...], dict | None, list[str]]:
+    """(the model's outputs in its own order, the checkpoint's classes, the data's classes -> the checkpoint's or None
+    when they are the same, the malignant classes), every output by name: the data's classes (ISIC 2019's ak for
+    akiec) and outputs the data lack (scc, unk: predicting them is an error, scc's probability malignant), or a binary
+    model: benign,malignant (one logit: malignant; the data's --malignant classes are its positive) or melanoma against
+    the rest (other,mel; one logit: mel)."""
+    outputs = tuple(ALIASES.get(n, n) for n in (n.strip().lower() for n in str(text).split(",")) if n)
     if len(set(outputs)) != len(outputs) or not outputs:
         raise SkinartError(f"--classes {text!r}: name each of the model's outputs once, in its own order, e.g. mel,nv,bcc,akiec,bkl,df,vasc")
-    if set(outputs) in ({"malignant"}, set(BINARY)):
-        return outputs, BINARY, {c: "malignant" if c in malignant else "benign" for c in CLASSES}
-    unknown = [n for n in outputs if n not in CLASSES]
+    data_malignant = parse_malignant(malignant or ",".join(DEFAULT_MALIGNANT), CLASSES)
+    for negative, positive in BINARIES:
+        if set(outputs) in ({positive}, {negative, positive}):
+            stands = data_malignant if positive == "malignant" else [positive]
+            return outputs, (negative, positive), {c: positive if c in stands else negative for c in CLASSES}, [positive]
+    unknown = [n for n in outputs if n not in CLASSES and n not in EXTRA_CLASSES]
     if unknown:
-        raise SkinartError(f"--classes names {', '.join(unknown)}, which the data do not have; name the outputs with "
-                           f"{', '.join(CLASSES)} (or benign,malignant, or malignant for one logit)")
-    if len(outputs) != len(CLASSES):
-        missing = [c for c in CLASSES if c not in outputs]
-        raise SkinartError(f"--classes lists {len(outputs)} of the {len(CLASSES)} classes (missing {', '.join(missing)}); a model "
-                           "is compared on every class of the data, or as binary: benign,malignant (or malignant, one logit)")
-    return outputs, CLASSES, None
+        raise SkinartError(f"--classes names {', '.join(unknown)}, which are no class; name the outputs with {', '.join(CLASSES)} "
+                           f"(ISIC 2019's ak for akiec), {', '.join(EXTRA_CLASSES)} for outputs the data lack, or as a binary "
+                           "model: benign,malignant (malignant, one logit) or other,mel (mel, one logit)")
+    missing = [c for c in CLASSES if c not in outputs]
+    if missing:
+        raise SkinartError(f"--classes lists {len(CLASSES) - len(missing)} of the {len(CLASSES)} classes (missing {', '.join(missing)}); "
+                           "a model is compared on every class of the data, or as binary: benign,malignant (or malignant, "
+                           "one logit) or other,mel (mel)")
+    extra = tuple(n for n in outputs if n in EXTRA_CLASSES)
+    classes = CLASSES + extra
+    return outputs, classes, {c: c for c in CLASSES} if extra else None, \
+        data_malignant + [c for c in extra if c in MALIGNANT_EXTRA_CLASSES]
 
 
 def parse_channels(text: str | None, option: str, default: float) -> tuple[float, ...]:
@@ -163,14 +175,14 @@ def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[
     return net
 
 
-def binary_malignant(option: str, labels: dict[str, str], where: str) -> list[str]:
-    """A binary model's malignant output named by the data's classes it stands for (the ones mapped to it at import);
+def binary_malignant(option: str, labels: dict[str, str], where: str, positive: str = "malignant") -> list[str]:
+    """A binary model's positive output named by the data's classes it stands for (the ones mapped to it at import);
     any other set is refused: the model's outputs cannot be remapped after import."""
-    mapped = sorted(c for c, m in labels.items() if m == "malignant")
+    mapped = sorted(c for c, m in labels.items() if m == positive)
     if sorted(parse_malignant(option, CLASSES)) != mapped:
-        raise SkinartError(f"--malignant {option}: {where} is a binary model whose malignant output stands for "
-                           f"{', '.join(mapped)} (its import's --malignant); drop --malignant, or import it again with this one")
-    return ["malignant"]
+        raise SkinartError(f"--malignant {option}: {where} is a binary model whose {positive} output stands for "
+                           f"{', '.join(mapped)} (as imported); drop --malignant, or import it again with this one")
+    return [positive]
 
 
 READERS = {"torch.export": read_exported, "torchscript": read_scripted, "onnx": read_onnx, "state-dict": _state_dict, "hf-hub": _hub}

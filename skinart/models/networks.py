@@ -15,7 +15,7 @@ import torch
 from timm.models import register_model
 from torch import nn
 
-from skinart.compute import PRECISIONS, resolve_device
+from skinart.compute import PRECISIONS, check_precision, resolve_device
 from skinart.data import CLASSES, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
@@ -217,6 +217,7 @@ def wrap(
     """
     device = resolve_device(device)
     dtype = PRECISIONS[choose(precision, PRECISIONS, "--precision")]  # torch's name for it
+    check_precision(precision, device)  # an fp16 inherited from a checkpoint's training as well as one given
     model = nn.Sequential(Normalize(mean, std), net).to(memory_format=torch.channels_last)
     if dtype is not None:
         model = Autocast(model, getattr(torch, dtype))

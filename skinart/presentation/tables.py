@@ -44,6 +44,15 @@ def provenance_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def outside_lines(metrics: dict) -> list[str]:
+    """A model with outputs the data lack (ISIC 2019's scc, unk): how often it chose one, every time an error."""
+    outside = metrics.get("predicted_outside_data")
+    if not outside:
+        return []
+    shares = ", ".join(f"{c} {pct(s)}" for c, s in outside.items())
+    return ["", f"predicted as classes the data lack (each an error; a malignant one counts in p_malignant): {shares} %"]
+
+
 def _binary_table(halves: dict[str, dict]) -> list[str]:
     """One row per set of images and decision: argmax beside the operating point, the same columns."""
     lines = ["| images | decision | binary accuracy | sensitivity | specificity | PPV | NPV | FNR |", "|---|---|---|---|---|---|---|---|"]
@@ -80,7 +89,8 @@ def metrics_markdown(metrics: dict, title: str) -> str:
     """Multi-class metrics (and the AUROC of p_malignant), the binary ones at argmax and at the operating point, per class,
     labelled by the split or data they were measured on."""
     halves = {split_label(metrics): metrics}
-    lines = [f"# {title}", "", *provenance_lines(metrics), *chosen_here_lines(metrics), *_multiclass_table(halves), "",
+    lines = [f"# {title}", "", *provenance_lines(metrics), *chosen_here_lines(metrics), *_multiclass_table(halves),
+             *outside_lines(metrics), "",
              *_binary_table(halves), "", "| class | recall | specificity | precision | support |", "|---|---|---|---|---|"]
     for name, c in metrics["per_class"].items():
         lines.append(f"| {name} | {pct(c['recall'])} | {pct(c['specificity'])} | {pct(c['precision'])} | {c['support']} |")

@@ -9,56 +9,24 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
-from skinart.attacks.table import check_method
 from skinart.commands.steps import STEP_COMMANDS, step_group
-from skinart.defences.table import check_defence
 from skinart.errors import SkinartError
 from skinart.recipes.file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
 from skinart.report.rows import ROW_METRICS
 from skinart.commands.checks import check_step
+from skinart.recipes.tasks import READS, Task, check_sources, writes
 
 # Options naming another run directory: a step name there means that step's output.
 REFERENCE_OPTIONS = ("checkpoint", "source_checkpoint", "retrained", "poisoned_run", "adversarial_run")
 RUNNER_OPTIONS = ("out", "overwrite")  # set by the runner, never by a recipe
 
 
-@dataclass
-class Task:
-    """One command invocation of a run: a step, or one member of a step's grid."""
-
-    name: str
-    step: str
-    command: str
-    params: dict
-    grid: dict = field(default_factory=dict)  # the grid values (and referenced members) that made this task
-    uses: dict = field(default_factory=dict)  # reference option -> task name it reads
-
-    def argv(self, run_dir: Path) -> list[str]:
-        # every command writes its own run directory; report reads the whole run instead
-        args = [self.command] + ([str(run_dir)] if self.command == "report" else ["--out", str(run_dir / self.name)])
-        params = {k: str(run_dir / self.uses[k]) if k in self.uses else v for k, v in self.params.items()}
-        return args + [a for key, value in params.items() for a in _cli_args(key, value)]
-
-
 def _options(command) -> dict:
     return {p.name: p for p in command.params if p.param_type_name == "option" and p.name not in RUNNER_OPTIONS + ("help",)}
-
-
-def _cli_args(key: str, value) -> list[str]:
-    """A recipe value as command-line words: lists comma-joined, mappings as repeated key=value, flags as --x/--no-x."""
-    flag = "--" + key.replace("_", "-")
-    if isinstance(value, bool):
-        return [flag if value else "--no-" + key.replace("_", "-")]
-    if isinstance(value, dict):  # --param: ART keywords
-        return [w for k, v in value.items() for w in (flag, f"{k}={v}")]
-    if isinstance(value, list):
-        return [flag, ",".join(map(str, value))]
-    return [flag, str(value)]
 
 
 def _slug(value) -> str:
@@ -164,25 +132,6 @@ def _step_options(path: str, step: dict, options: dict, globals_: dict) -> tuple
     return params, grid
 
 
-# what each reference option reads, and what each kind of step writes
-READS = {"checkpoint": "checkpoint", "source_checkpoint": "checkpoint", "retrained": "retrained checkpoint",
-         "poisoned_run": "poisoned run", "adversarial_run": "adversarial test set"}
-_DEFENCE_WRITES = {"preprocess": {"checkpoint"}, "combined": {"checkpoint"}, "retrain": {"checkpoint", "retrained checkpoint"},
-                   "detect": set()}
-
-
-def _writes(task: Task) -> set[str]:
-    """What an (already validated) task's run directory is, for the steps that read it."""
-    if task.command in ("train", "import"):
-        return {"checkpoint"}
-    if task.command == "defend":
-        return _DEFENCE_WRITES[check_defence(task.params["method"]).kind]
-    if task.command == "attack":
-        poison = check_method(task.params["method"]).kind == "poison"
-        return {"checkpoint", "poisoned run"} if poison else {"adversarial test set"}
-    return set()
-
-
 def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) -> dict:
     """key -> list of (value, referenced task name): a grid key takes each of its values; a reference option naming
     an earlier step takes each of that step's tasks; anything else a reference names must be a directory."""
@@ -197,7 +146,7 @@ def _fan_out(path: str, params: dict, grid: dict, options: dict, members: dict) 
                 raise SkinartError(f"{where}: '{target}' is neither an earlier step ({', '.join(members) or 'none yet'}) "
                                    "nor an existing directory")
             for task in members.get(target, []):
-                if READS[key] not in _writes(task):
+                if READS[key] not in writes(task, members):
                     raise SkinartError(f"{where}: step '{target}' ({task.command} {task.params.get('method', '')}) writes no "
                                        f"{READS[key]}; name a step that does")
         if refs:
@@ -253,6 +202,7 @@ def plan(recipe: dict) -> list[Task]:
         members[name] = _grid_tasks(name, command, params, grid, choices)
         for task in members[name]:
             _check_task(path, commands[command], task, step)
+            check_sources(path, step, task, members)
         tasks += members[name]
     _check_references(recipe.get("reference", {}), tasks)
     return tasks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skinart.report.certified import certified_figure
 from skinart.presentation.figures import plot_grouped_bars, plot_lines, plot_small_multiples
 from skinart.report.findings import NOT_ATTACKED
 from skinart.report.rows import attacked, pivot_rows, threat_suffix
@@ -125,7 +126,10 @@ def study_figures(rows: list[dict], entries: list[dict], tasks: dict[str, dict],
             plot_small_multiples(severity, folder / "severity.png", "severity (0: clean)", colour_title="shift", references=clean)),
            ("Metrics vs poisoned share of the training data (the thesis's Fig. 4.6)",
             plot_lines(poisoned, folder / "poisoned_share.png", "poisoned share", "%")),
-           ("Accuracy vs adversarial share of the training data", plot_lines(share, folder / "adversarial_share.png", "adversarial share", "accuracy %"))]
+           ("Accuracy vs adversarial share of the training data", plot_lines(share, folder / "adversarial_share.png", "adversarial share", "accuracy %")),
+           ("Certified robustness: certified accuracy (lower bound) and what PGD with EOT left (upper bound) of each smoothed "
+            "classifier against the L2 radius",
+            certified_figure([e for e in entries if e["section"] == "certified"], folder / "certified.png"))]
     if not any(folder.iterdir()):  # nothing to draw: no empty folder either
         folder.rmdir()
     return [(title, path) for title, path in out if path is not None]

@@ -39,12 +39,12 @@ def _inline(path: Path) -> str:
 
 def _findings(found: list[tuple[str, int | None]]) -> tuple[list[str], list[str]]:
     """The Findings section first, in markdown and HTML, each finding naming (linking, in HTML) its table row (a shift
-    finding, None, names the Natural shift tables)."""
+    finding, None, names the Natural shift tables; a finding of another section names its table)."""
     if not found:
         return [], []
-    md = ["## Findings", ""] + [f"- {text} " + ("(Natural shift tables)" if i is None else f"(multi-class table, row {i + 1})")
+    md = ["## Findings", ""] + [f"- {text} " + ("(Natural shift tables)" if i is None else f"({i})" if isinstance(i, str) else f"(multi-class table, row {i + 1})")
                                 for text, i in found] + [""]
-    html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li>{escape(text)}</li>" if i is None else
+    html = ["<h2 id='findings'>Findings</h2><ul>"] + [f"<li>{escape(text)}</li>" if not isinstance(i, int) else
                                                      f"<li><a href='#{row_anchor(i)}'>{escape(text)}</a></li>" for text, i in found] + ["</ul>"]
     return md, html
 

@@ -19,6 +19,7 @@ from skinart.presentation.tables import threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, PER_IMAGE_FILE, PREDICTIONS_FILE
 from skinart.attacks.sanity import sanity_label
 from skinart.report.basis import data_label, import_check
+from skinart.report.certified import certified_entries
 from skinart.report.subgroups import subgroup_entries
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
@@ -211,6 +212,8 @@ ROWS_BY_KIND = {
                                                  subgroup_entries(task, _model(task), [m])),
     # a defended checkpoint's clean test metrics: the row is the defended model itself
     "defend": lambda task, where, m, options: ([_row(task, where, m, options, model=task["name"], attack="clean", threat="—", kind="defend")], []),
+    # a certification: both bounds per radius, for the report's Certified robustness section (report.certified)
+    "certify": lambda task, where, m, options: ([], certified_entries(task, _model(task), m)),
 }
 
 

@@ -15,6 +15,7 @@ from skinart.report.documents import documents, run_figures
 from skinart.report.findings import findings
 from skinart.report.rows import ReportOptions, collect_rows
 from skinart.report.runs import REPORT_HTML, REPORT_JSON, REPORT_MD, Labels, check_report_out, collect_run_rows, find_runs
+from skinart.report.certified import certified_findings
 from skinart.report.shifts import shift_findings
 from skinart.report.tables import TOO_SMALL, build_tables
 from skinart.rundir import PLAN_FILE, read_plan
@@ -47,6 +48,7 @@ def _write(out: Path, title: str, intro: list[str], rows: list[dict], detections
     """Figures, then report.md, report.html and report.json into `out`, each under a temporary name then renamed."""
     figures = study_figures(rows, detections, tasks, out / "report_figures")
     found = findings(rows) + [(text, None) for text in shift_findings([d for d in detections if d["section"] == "shift"])]
+    found += [(text, "Certified robustness table") for text in certified_findings([d for d in detections if d["section"] == "certified"])]
     md, html = documents(out, title, intro=intro, found=found, figures=figures, images=images,
                          tables=build_tables(rows, detections, recipe, options))
     result = {"rows": rows, "detections": detections, **extra}

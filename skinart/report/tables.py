@@ -11,6 +11,7 @@ from skinart.presentation.tables import pct
 from skinart.report.findings import NOT_ATTACKED, row_anchor
 from skinart.report.rows import ReportOptions, attacked, pivot_rows, threat_suffix
 from skinart.report.sanity import sanity_cell
+from skinart.report.certified import certified_tables
 from skinart.report.shifts import shift_tables
 from skinart.report.subgroups import subgroup_tables
 
@@ -182,7 +183,7 @@ def build_tables(rows: list[dict], entries: list[dict], recipe: dict, options: R
         tables.append(Table("Poison detection (the poisoned training split)", ["run", "detector", "precision", "recall", "F1", "flagged", "poisoned"],
                             [[d["task"], str(d["detector"]), pct(d["precision"]), pct(d["recall"]), pct(d["f1"]), str(d["flagged"]),
                               str(d["poisoned"])] for d in poison]))
-    for section, make in (("shift", shift_tables), ("subgroup", subgroup_tables)):
+    for section, make in (("shift", shift_tables), ("subgroup", subgroup_tables), ("certified", certified_tables)):
         mine = [d for d in entries if d["section"] == section]
         tables += [Table(title + on_data(mine), header, lines, notes=notes) for title, header, lines, notes in make(mine)]
     return [table for table in tables if table.lines]

@@ -12,15 +12,15 @@ import numpy as np
 import torch
 
 from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
-from skinart.data import DEFAULT_MALIGNANT, CLASSES, RESIZE_METHODS, LesionDataset, load_dataset
+from skinart.data import RESIZE_METHODS, LesionDataset, load_dataset
 from skinart.errors import SkinartError
 from skinart.models.foreign import (
     TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, parse_channels, parse_outputs, read_network,
 )
-from skinart.models.model_files import detect_format
+from skinart.models.model_files import GIVE, detect_format
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
 from skinart.models.networks import data_config, predict, wrap
-from skinart.options import choose, parse_malignant
+from skinart.options import check_file, choose
 from skinart.rundir import METRICS_FILE, RunDir, RunOptions, resolved, write_json
 from skinart.models.weights import file_sha256
 from skinart.runs.import_check import import_check
@@ -42,7 +42,12 @@ class ImportConfig:
     target_sensitivity: float | None = None
 
     def check(self, malignant: str | None = None) -> tuple:
-        """(outputs, classes, label map, mean, std), refusing in one line what can be told without reading the file."""
+        """(outputs, classes, label map, malignant classes, mean, std), refusing in one line what can be told without
+        reading the file (a recipe that imports it is refused before its first step)."""
+        if self.weights.startswith("hf-hub:") and not self.weights.removeprefix("hf-hub:").strip():
+            raise SkinartError("--weights hf-hub: names no model; write hf-hub:ORG/NAME, e.g. hf-hub:timm/resnet18.a1_in1k")
+        if not self.weights.startswith("hf-hub:"):
+            check_file(self.weights, "--weights", GIVE)
         if self.img_size < 8:
             raise SkinartError(f"--img-size {self.img_size}: give the side in px the model takes (at least 8)")
         choose(self.resize, RESIZE_METHODS, "--resize")
@@ -54,8 +59,9 @@ class ImportConfig:
             raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
         if (self.mean is None) != (self.std is None):
             raise SkinartError("--mean and --std are the model's normalisation together: give both, or neither (the model takes [0, 1])")
-        outputs, classes, labels = parse_outputs(self.classes, parse_malignant(malignant or ",".join(DEFAULT_MALIGNANT), CLASSES))
-        return outputs, classes, labels, parse_channels(self.mean, "--mean", 0.0), parse_channels(self.std, "--std", 1.0)
+        outputs, classes, labels, malignant_classes = parse_outputs(self.classes, malignant)
+        return (outputs, classes, labels, malignant_classes, parse_channels(self.mean, "--mean", 0.0),
+                parse_channels(self.std, "--std", 1.0))
 
 
 def _probe(net: torch.nn.Module, cfg: ImportConfig, outputs: tuple[str, ...]) -> None:
@@ -105,7 +111,7 @@ def import_summary(result: dict, out: Path) -> str:
 def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None:
     """Read the model (refused in one line before anything is written), write the checkpoint into `out` and score the
     validation split; None when `out` already holds this import."""
-    outputs, classes, labels, mean, std = cfg.check(options.malignant)
+    outputs, classes, labels, malignant, mean, std = cfg.check(options.malignant)
     fmt = detect_format(cfg.weights)
     check_options(fmt, cfg.weights, model=cfg.model, state_key=cfg.state_key)
     sha256 = None if fmt == "hf-hub" else file_sha256(cfg.weights)
@@ -122,9 +128,8 @@ def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None
     dataset = load_dataset(options.data, options.data_root, img_size=cfg.img_size, resize=cfg.resize, options=options.data_options)
     dataset = dataset.relabelled(classes, labels) if labels else dataset
     net = ForeignNet(inner, outputs, classes)
-    malignant = ["malignant"] if labels else parse_malignant(options.malignant or ",".join(DEFAULT_MALIGNANT), classes)
     meta = CheckpointMeta(
-        model=model,
+        model=model, written_by="skinart import",
         classes=classes, img_size=cfg.img_size, mean=mean, std=std, malignant=malignant, data=dataset.settings(), labels=labels,
         imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
                   "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN, **found})

@@ -49,7 +49,8 @@ def poison_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     print(f"{cfg.method}: {len(indices)} of {allowed.sum()} candidate training images poisoned → {classes[target]}; retraining",
           file=sys.stderr)
     with run.staged() as tmp:
-        retrained = train(poisoned, train_cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder)["checkpoint"]
+        retrained = train(poisoned, train_cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder,
+                          extra_meta={"written_by": f"skinart attack --method {cfg.method}"})["checkpoint"]
         checkpoints = dict(zip(MODELS, (checkpoint, retrained)))
         models = {name: deployed(c, options.device, precision=options.precision) for name, c in checkpoints.items()}
         # each model at its own operating point: the poisoned one chose its threshold on val after retraining

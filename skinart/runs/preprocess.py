@@ -34,15 +34,20 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
     source = checkpoint.source or resolved(checkpoint.path)
     with run.staged() as tmp:
         # the source's operating point is kept: a defence that moves the scores is judged at the same threshold
-        defended = checkpoint.derive(tmp, preprocessing=(entry,),
+        defended = checkpoint.derive(tmp, preprocessing=(entry,), written_by=f"skinart defend --method {label or method}",
                                      defence={**(checkpoint.meta.defence or {}), "method": label or method, "source": source})
         return evaluate(deployed(defended, options.device, precision=options.precision), dataset.splits["test"], defended,
                         malignant=list(checkpoint.meta.malignant), out=tmp, title=f"{checkpoint.meta.model} + {label or method} on {dataset.name} test", kind="defend")
 
 
-def combined_run(retrained: Checkpoint, out: Path, options: RunOptions, *, settings: dict) -> dict | None:
-    """The thesis's best defence: llt attached to adversarially retrained weights."""
+def combined_run(retrained: Checkpoint, out: Path, options: RunOptions, *, settings: dict,
+                 source: Path | None = None) -> dict | None:
+    """The thesis's best defence: llt attached to adversarially retrained weights; `source`, the --checkpoint given
+    beside --retrained, must be the checkpoint they were retrained from."""
     if (retrained.meta.defence or {}).get("method") not in [n for n, d in DEFENCES.items() if d.kind == "retrain"]:
         raise SkinartError(f"combined needs retrained weights and {retrained} has none: pass --retrained RUN, a run of "
                            "`skinart defend --method retrain` (or madry)")
+    if source is not None and retrained.source != resolved(source):
+        raise SkinartError(f"--retrained {retrained} was retrained from {retrained.source}, not from --checkpoint {source}; "
+                           "give the retraining of that checkpoint, or drop --checkpoint (combined defends --retrained's weights)")
     return preprocess_run("llt", retrained, out, options, settings=settings, label="combined")

@@ -46,7 +46,7 @@ def rechoose_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, on: 
              "replaced": checkpoint.meta.operating_point}
     test = dataset.splits["test"]
     with run.staged() as tmp:
-        derived = checkpoint.derive(tmp, operating_point=point)
+        derived = checkpoint.derive(tmp, operating_point=point, written_by="skinart evaluate --external --rechoose-threshold")
         stored_here = threshold_metrics(test.labels, p_malignant(predict(classifier, test.images), malignant_idx), stored,
                                         malignant_idx)
         return evaluate(classifier, test, derived, malignant=malignant, out=tmp, kind="rechoose",

@@ -89,7 +89,8 @@ def retrain_run(cfg: RetrainConfig, method: str, checkpoint: Checkpoint, out: Pa
     if run.done:
         return None
     dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
-    defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}, **checkpoint.lineage()}
+    defence = {"defence": {"method": method, "source": resolved(checkpoint.path), **asdict(cfg)}, **checkpoint.lineage(),
+               "written_by": f"skinart defend --method {method}"}
     malignant = list(checkpoint.meta.malignant)
     with run.staged() as tmp:
         if method == "madry" or cfg.mode == "online":  # Madry's PGD training regenerates every batch by definition

@@ -29,4 +29,5 @@ def train_run(cfg: TrainConfig, out: Path, options: RunOptions, *, img_size: int
     dataset = load_dataset(options.data, options.data_root, img_size=img_size, resize=resize, split_ratios=ratios, seed=cfg.seed,
                            options=options.data_options)
     with run.staged() as tmp:
-        return train(dataset, cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder)
+        return train(dataset, cfg, tmp, device=options.device, malignant=malignant, resume=run.resume_folder,
+                     extra_meta={"written_by": "skinart train"})

@@ -22,7 +22,9 @@ from skinart.data import CLASS_WEIGHT_POWERS, DEFAULT_MALIGNANT, LesionDataset, 
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant
 from skinart.models.networks import check_input_size, create_model, data_config, predict, wrap
 from skinart.presentation.figures import plot_training_curves
-from skinart.rundir import HISTORY_FILE, RESUME_FILE, random_states, resolved, seed_everything, set_random_states, write_json
+from skinart.rundir import (
+    HISTORY_FILE, RESUME_FILE, drop_other_resume_folders, random_states, resolved, seed_everything, set_random_states, write_json,
+)
 from skinart.models.weights import start_weights
 from skinart.models.build import network
 
@@ -162,13 +164,14 @@ class _Progress:
 
 def _save_epoch(folder: Path, s: _Setup, progress: _Progress) -> None:
     """Everything the next epoch starts from (weights, optimiser, schedule, the loop's progress, every random state),
-    written whole or not at all."""
+    written whole or not at all; then another config's progress into the same --out, kept until now, is dropped."""
     folder.mkdir(parents=True, exist_ok=True)
     # vars, not asdict: asdict would deep-copy the best weights every epoch only to write them
     state = {"progress": vars(progress), "net": s.net.state_dict(), "optimizer": s.optimizer.state_dict(),
              "scheduler": s.scheduler.state_dict(), "batches": s.batches.random_state(), "random": random_states()}
     torch.save(state, folder / f"{RESUME_FILE}.partial")
     (folder / f"{RESUME_FILE}.partial").replace(folder / RESUME_FILE)
+    drop_other_resume_folders(folder)
 
 
 def _resumed(folder: Path, s: _Setup) -> _Progress:
