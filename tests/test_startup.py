@@ -13,6 +13,8 @@ import pytest
 
 from skinart.attacks.factories import FACTORIES
 from skinart.attacks.table import METHODS
+from skinart.certification.table import VARIANTS
+from skinart.certification.training import ESTIMATORS
 from skinart.defences.preprocessors import PREPROCESSORS
 from skinart.defences.table import DEFENCES, DETECTORS
 from skinart.runs.detect import ART_DETECTORS
@@ -38,6 +40,8 @@ REFUSALS = {
                                "--out", "{tmp}/out"],
     "train --optimizer nope": ["train", "--optimizer", "nope", "--out", "{tmp}/out"],
     "train --precision fp64": ["train", "--precision", "fp64", "--out", "{tmp}/out"],
+    "certify --n 5": ["certify", "--sigma", "0.25", "--n", "5", *PATHS],
+    "defend --variant nope": ["defend", "--method", "randomized-smoothing", "--variant", "nope", *PATHS],
 }
 # In one fresh interpreter, each refusal in turn (its exit code, and the heavy libraries loaded so far): the first one
 # to load a library is the one named.
@@ -74,7 +78,8 @@ def test_refusals_that_need_no_model_load_no_heavy_library(tmp_path):
     (set(AUGMENTATION_NAMES), set(AUGMENTATIONS)),
     (set(OPTIMIZER_NAMES), set(OPTIMIZERS)),
     (set(SCHEDULER_NAMES), set(SCHEDULERS)),
-], ids=["attack factories", "preprocessors", "detectors", "augmentations", "optimizers", "schedulers"])
+    ({v.art_class for v in VARIANTS.values()}, set(ESTIMATORS)),
+], ids=["attack factories", "preprocessors", "detectors", "augmentations", "optimizers", "schedulers", "smoothing variants"])
 def test_every_name_a_table_gives_is_bound_where_it_runs(names, bound):
     """The pure-data tables name what runs; the modules that load torch and ART bind each name (and nothing more)."""
     assert names == bound
