@@ -67,15 +67,18 @@ def train(
 @one_line_errors
 def import_model(
     weights: Annotated[str, typer.Option(help="the model: a torch.export .pt2, a TorchScript archive, an ONNX file (the onnx "
-                                         "extra), a .safetensors/.pth state dict (with --model) or hf-hub:ORG/NAME")],
-    classes: Annotated[str, typer.Option(help="the model's outputs in its own order, by name: all of "
-                                         "akiec,bcc,bkl,df,mel,nv,vasc (ISIC 2019's ak; scc, unk: outputs the data "
-                                         "lack), or benign,malignant (malignant: one logit), or other,mel (mel)")],
-    img_size: Annotated[int, typer.Option(help="the side in px the model takes")],
+                                         "extra), a .safetensors/.pth state dict (with --model), hf-hub:ORG/NAME or "
+                                         "local-dir:FOLDER (timm's config.json and weights)")],
     out: Out,
+    classes: Annotated[Optional[str], typer.Option(help="the model's outputs in its own order, by name: all of "
+                                                   "akiec,bcc,bkl,df,mel,nv,vasc (ISIC 2019's ak; scc, unk: outputs the data "
+                                                   "lack), or benign,malignant (malignant: one logit), or other,mel (mel); "
+                                                   "default for hf-hub:/local-dir: its label_names")] = None,
+    img_size: Annotated[Optional[int], typer.Option(help="the side in px the model takes (default for hf-hub:/local-dir: "
+                                                    "its input size)")] = None,
     model: Annotated[Optional[str], typer.Option(help="a state dict's timm architecture (torchvision ResNets share timm's names)")] = None,
     mean: Annotated[Optional[str], typer.Option(help="the mean the model subtracts from [0, 1] RGB, e.g. 0.485,0.456,0.406 "
-                                                "(default: none, the model takes [0, 1])")] = None,
+                                                "(default: a timm architecture's own; a program: none, it takes [0, 1])")] = None,
     std: Annotated[Optional[str], typer.Option(help="the std it divides by, e.g. 0.229,0.224,0.225 (with --mean)")] = None,
     resize: Annotated[str, typer.Option(help="crop (centre square, then resize) or squash")] = "crop",
     state_key: Annotated[Optional[str], typer.Option(help="the state dict to import from a training checkpoint holding several "

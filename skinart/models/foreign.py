@@ -5,11 +5,13 @@ which gives the network's outputs the checkpoint's class order (one logit z beco
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import timm
 import torch
+from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_model
 from torch import nn
 
@@ -29,8 +31,9 @@ ALIASES = {"ak": "akiec"}  # ISIC 2019's name for actinic keratoses and intraepi
 # format -> the file a checkpoint keeps it in: programs and archives as given (their code is their architecture), state
 # dicts (and hub models) as the safetensors of the wrapped network
 FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "onnx": ONNX_FILE, "state-dict": WEIGHTS_FILE,
-         "hf-hub": WEIGHTS_FILE}
-TRAINABLE = ("state-dict", "hf-hub")  # a timm architecture skinart can rebuild, retrain and save
+         "hf-hub": WEIGHTS_FILE, "local-dir": WEIGHTS_FILE}
+TRAINABLE = ("state-dict", "hf-hub", "local-dir")  # a timm architecture skinart can rebuild, retrain and save
+HUBS = ("hf-hub", "local-dir")  # models that bring their own config (timm's hf-hub: and local-dir: prefixes)
 
 
 def parse_outputs(text: str, malignant: str | None) -> tuple[tuple[str, ...], tuple[str, ...], dict | None, list[str]]:
@@ -90,7 +93,7 @@ def check_options(fmt: str, spec: str, *, model: str | None, state_key: str | No
 def architecture(model: str | None, fmt: str, inner: nn.Module, spec: str) -> str:
     """The name the checkpoint records for the network: --model for a state dict, a hub model's own architecture
     (--model, if given, must be it), else the format and file name."""
-    if fmt == "hf-hub":
+    if fmt in HUBS:
         own = getattr(inner, "pretrained_cfg", {}).get("architecture")
         if model and model != own:
             raise SkinartError(f"--model {model}: {spec} is a {own}; drop --model (a hub model names its architecture)")
@@ -146,18 +149,38 @@ def fit_state(net: nn.Module, state: dict, what: str, target: str) -> None:
 
 
 def _hub(spec: str, **_) -> tuple[nn.Module, dict]:
-    host = hub_unreachable(spec.removeprefix("hf-hub:"))
-    if host:
+    if spec.startswith("hf-hub:") and (host := hub_unreachable(spec.removeprefix("hf-hub:"))):
         raise SkinartError(f"cannot fetch {spec} from the Hugging Face hub: {host} cannot be reached from here and it is not "
                            "in the cache; save its weights where the hub is reachable and import the file with --model")
     logging.disable(logging.WARNING)  # huggingface_hub logs each failed request: the error below is the one line
     try:
-        return timm.create_model(spec, pretrained=True), {}
-    except Exception as e:  # offline, unknown repository, gated model: many types
-        raise SkinartError(f"cannot fetch {spec} from the Hugging Face hub ({e.__class__.__name__}); offline, save its weights "
-                           "where the hub is reachable and import the file with --model") from None
+        net = timm.create_model(spec, pretrained=True)
+    except Exception as e:  # offline, unknown repository, gated model, a folder without config.json: many types
+        raise SkinartError(f"cannot read {spec} ({e.__class__.__name__}: {first_line(e)}); offline, save its weights where "
+                           "the hub is reachable and import the file with --model") from None
     finally:
         logging.disable(logging.NOTSET)
+    return net, hub_metadata(spec, net)
+
+
+def hub_metadata(spec: str, net: nn.Module) -> dict:
+    """What a hub or local-dir model says of itself (its config.json, timm's pretrained_cfg), recorded and used as the
+    import's defaults: its output names, input size, the arguments it was built with, and the hub revision read."""
+    cfg = getattr(net, "pretrained_cfg", {}) or {}
+    config = _config_file(spec)
+    about = json.loads(config.read_text()) if config else {}
+    revision = config.parent.name if config and spec.startswith("hf-hub:") else None  # .../snapshots/<commit>/config.json
+    return {"label_names": list(cfg.get("label_names") or []) or None, "input_size": list(cfg.get("input_size") or []) or None,
+            "model_args": {k: v for k, v in (about.get("model_args") or {}).items() if k != "num_classes"}, "revision": revision}
+
+
+def _config_file(spec: str) -> Path | None:
+    """A hub model's config.json as cached, or a local-dir model's."""
+    if spec.startswith("local-dir:"):
+        found = Path(spec.removeprefix("local-dir:")).expanduser() / "config.json"
+    else:
+        found = try_to_load_from_cache(spec.removeprefix("hf-hub:"), "config.json")
+    return Path(found) if isinstance(found, (str, Path)) and Path(found).is_file() else None
 
 
 def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[str, ...], img_size: int | None = None) -> ForeignNet:
@@ -167,7 +190,7 @@ def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[
     if imported["format"] not in TRAINABLE:  # the file is the architecture
         inner = read_network(str(weights), imported["format"], model=None, n_outputs=len(outputs), img_size=img_size)[0]
         return ForeignNet(inner, outputs, classes)
-    net = ForeignNet(timm.create_model(model, num_classes=len(outputs)), outputs, classes)
+    net = ForeignNet(timm.create_model(model, num_classes=len(outputs), **imported.get("model_args") or {}), outputs, classes)
     try:
         load_model(net, str(weights))
     except Exception as e:
@@ -185,13 +208,14 @@ def binary_malignant(option: str, labels: dict[str, str], where: str, positive: 
     return [positive]
 
 
-READERS = {"torch.export": read_exported, "torchscript": read_scripted, "onnx": read_onnx, "state-dict": _state_dict, "hf-hub": _hub}
+READERS = {"torch.export": read_exported, "torchscript": read_scripted, "onnx": read_onnx, "state-dict": _state_dict,
+           "hf-hub": _hub, "local-dir": _hub}
 
 
 def read_network(spec: str, fmt: str, *, model: str | None, n_outputs: int, state_key: str | None = None,
                  img_size: int | None = None) -> tuple[nn.Module, dict]:
     """The network a --weights value holds, as its format is read, and what the reading found that the checkpoint records
     (the key of the state dict taken from a training checkpoint; an ONNX model's conversion)."""
-    return READERS[fmt](spec if fmt == "hf-hub" else Path(spec), model=model, n_outputs=n_outputs, state_key=state_key,
+    return READERS[fmt](spec if fmt in HUBS else Path(spec), model=model, n_outputs=n_outputs, state_key=state_key,
                         img_size=img_size)
 

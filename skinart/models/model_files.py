@@ -18,8 +18,9 @@ from timm.models import clean_state_dict
 
 from skinart.errors import SkinartError
 
-GIVE = ("pass a torch.export .pt2, a TorchScript archive, an ONNX file, a .safetensors/.pth state dict (with --model) "
-        "or hf-hub:ORG/NAME")
+GIVE = ("pass a torch.export .pt2, a TorchScript archive, an ONNX file, a .safetensors/.pth state dict (with --model), "
+        "hf-hub:ORG/NAME or local-dir:FOLDER (timm's config.json and weights)")
+HUB_PREFIXES = ("hf-hub:", "local-dir:")  # models that bring their own config, read by timm
 _ZIP_MAGIC = b"PK\x03\x04"
 # ONNX's ModelProto starts with ir_version (field 1, varint) followed by another of its fields (producer_name,
 # producer_version, domain, model_version, doc_string, graph, opset_import: tags 0x12 0x1a 0x22 0x28 0x32 0x3a 0x42)
@@ -29,8 +30,8 @@ _ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42}
 def detect_format(spec: str) -> str:
     """The format of a --weights value, from the file's bytes (never its name, never by unpickling it), refusing a file
     that is damaged (a truncated safetensors, an archive member failing its CRC) in one line."""
-    if spec.startswith("hf-hub:"):
-        return "hf-hub"
+    if spec.startswith(HUB_PREFIXES):
+        return spec.split(":", 1)[0]
     path = Path(spec)
     if not path.is_file():
         raise SkinartError(f"--weights {spec} does not exist; {GIVE}")

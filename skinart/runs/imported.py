@@ -15,9 +15,10 @@ from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
 from skinart.data import RESIZE_METHODS, LesionDataset, load_dataset
 from skinart.errors import SkinartError
 from skinart.models.foreign import (
-    TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, parse_channels, parse_outputs, read_network,
+    HUBS, TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, parse_channels, parse_outputs,
+    read_network,
 )
-from skinart.models.model_files import GIVE, detect_format
+from skinart.models.model_files import GIVE, HUB_PREFIXES, detect_format
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
 from skinart.models.networks import data_config, predict, wrap
 from skinart.options import check_file, choose
@@ -31,8 +32,8 @@ class ImportConfig:
     normalisation) and the operating point (given, or chosen on the validation split for a target sensitivity)."""
 
     weights: str
-    classes: str
-    img_size: int
+    classes: str | None = None  # a hub or local-dir model's own label_names when not given
+    img_size: int | None = None  # a hub or local-dir model's own input size when not given
     model: str | None = None
     mean: str | None = None
     std: str | None = None
@@ -46,9 +47,13 @@ class ImportConfig:
         reading the file (a recipe that imports it is refused before its first step)."""
         if self.weights.startswith("hf-hub:") and not self.weights.removeprefix("hf-hub:").strip():
             raise SkinartError("--weights hf-hub: names no model; write hf-hub:ORG/NAME, e.g. hf-hub:timm/resnet18.a1_in1k")
-        if not self.weights.startswith("hf-hub:"):
+        hub = self.weights.startswith(HUB_PREFIXES)
+        if not hub:
             check_file(self.weights, "--weights", GIVE)
-        if self.img_size < 8:
+        if not hub and (self.classes is None or self.img_size is None):
+            raise SkinartError(f"--classes and --img-size name {self.weights}'s outputs and the side it takes: give both (only "
+                               "a hf-hub: or local-dir: model brings its own)")
+        if self.img_size is not None and self.img_size < 8:
             raise SkinartError(f"--img-size {self.img_size}: give the side in px the model takes (at least 8)")
         choose(self.resize, RESIZE_METHODS, "--resize")
         if self.threshold is not None and self.target_sensitivity is not None:
@@ -59,9 +64,8 @@ class ImportConfig:
             raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
         if (self.mean is None) != (self.std is None):
             raise SkinartError("--mean and --std are the model's normalisation together: give both, or neither (the model takes [0, 1])")
-        outputs, classes, labels, malignant_classes = parse_outputs(self.classes, malignant)
-        return (outputs, classes, labels, malignant_classes, parse_channels(self.mean, "--mean", 0.0),
-                parse_channels(self.std, "--std", 1.0))
+        named = parse_outputs(self.classes, malignant) if self.classes is not None else (None,) * 4
+        return (*named, parse_channels(self.mean, "--mean", 0.0), parse_channels(self.std, "--std", 1.0))
 
 
 def _probe(net: torch.nn.Module, cfg: ImportConfig, outputs: tuple[str, ...]) -> None:
@@ -111,29 +115,54 @@ def import_summary(result: dict, out: Path) -> str:
 def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None:
     """Read the model (refused in one line before anything is written), write the checkpoint into `out` and score the
     validation split; None when `out` already holds this import."""
-    outputs, classes, labels, malignant, mean, std = cfg.check(options.malignant)
+    outputs = cfg.check(options.malignant)[0]
     fmt = detect_format(cfg.weights)
     check_options(fmt, cfg.weights, model=cfg.model, state_key=cfg.state_key)
-    sha256 = None if fmt == "hf-hub" else file_sha256(cfg.weights)
+    sha256 = None if fmt in HUBS else file_sha256(cfg.weights)
     run = RunDir("import", out, options, data=options.data_ref(img_size=cfg.img_size, resize=cfg.resize),
                  imported=asdict(cfg), sha256=sha256, malignant=options.malignant)
     if run.done:
         return None
-    inner, found = read_network(cfg.weights, fmt, model=cfg.model, n_outputs=len(outputs), state_key=cfg.state_key,
+    inner, found = read_network(cfg.weights, fmt, model=cfg.model, n_outputs=len(outputs) if outputs else None,
+                                state_key=cfg.state_key, 
                                 img_size=cfg.img_size)
     model = architecture(cfg.model, fmt, inner, cfg.weights)
+    cfg = _own_defaults(cfg, found)
+    outputs, classes, labels, malignant, mean, std = cfg.check(options.malignant)
     _probe(inner, cfg, outputs)
-    if fmt == "hf-hub" and cfg.mean is None:  # a hub model says how it normalises
+    if cfg.mean is None and fmt in TRAINABLE:  # a timm architecture's own normalisation (a hub model's, from its config)
         mean, std = data_config(inner)
+        found["normalisation"] = f"{model}'s own in timm" if fmt == "state-dict" else "the model's own config"
+        if fmt == "state-dict":
+            print(f"note: no --mean/--std: {model}'s own normalisation in timm is used (mean {','.join(f'{m:g}' for m in mean)}, "
+                  f"std {','.join(f'{v:g}' for v in std)}); pass --mean 0,0,0 --std 1,1,1 for a model taking [0, 1] pixels",
+                  file=sys.stderr)
     dataset = load_dataset(options.data, options.data_root, img_size=cfg.img_size, resize=cfg.resize, options=options.data_options)
     dataset = dataset.relabelled(classes, labels) if labels else dataset
     net = ForeignNet(inner, outputs, classes)
     meta = CheckpointMeta(
         model=model, written_by="skinart import",
         classes=classes, img_size=cfg.img_size, mean=mean, std=std, malignant=malignant, data=dataset.settings(), labels=labels,
-        imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt == "hf-hub" else resolved(cfg.weights),
+        imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt in HUBS else resolved(cfg.weights),
                   "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN, **found})
     return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta=meta)
+
+
+def _own_defaults(cfg: ImportConfig, found: dict) -> ImportConfig:
+    """--classes and --img-size, when not given, from what a hub or local-dir model says of itself (its label_names when
+    they name skin-lesion classes, its input size)."""
+    names, size = found.get("label_names"), found.get("input_size")
+    if cfg.classes is None and not names:
+        raise SkinartError(f"{cfg.weights} names no outputs (no label_names in its config): give them with --classes, in its own order")
+    if cfg.img_size is None and not size:
+        raise SkinartError(f"{cfg.weights} gives no input size in its config: give the side it takes with --img-size")
+    if cfg.classes is None:
+        try:
+            parse_outputs(",".join(names), None)
+        except SkinartError:
+            raise SkinartError(f"{cfg.weights}'s label_names ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}) are no "
+                               "skin-lesion classes: name its outputs with --classes, in its own order") from None
+    return replace(cfg, classes=cfg.classes or ",".join(names), img_size=cfg.img_size or int(size[-1]))
 
 
 def _write(cfg: ImportConfig, *, out: Path, run: RunDir, net: ForeignNet, dataset: LesionDataset, options: RunOptions,
