@@ -190,14 +190,16 @@ def prediction_shares(y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) 
     return {c: float(counts[i] / len(y_pred)) for i, c in enumerate(classes)}
 
 
-def worst_case_choice(y_true: np.ndarray, probs: list[np.ndarray], malignant_idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def worst_case_choice(y_true: np.ndarray, probs: list[np.ndarray], malignant_idx: list[int],
+                      by_decision: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per image over several attacks: (the attack that hurts it most, its prediction, the worst p_malignant), as
-    `worst_case_metrics` describes."""
+    `worst_case_metrics` describes; `by_decision` (attacks on the decision at the operating point): the attack that hurts
+    it most is the one giving it that worst p_malignant."""
     preds = np.stack([p.argmax(1) for p in probs])  # attacks × images
     truth = np.isin(y_true, malignant_idx)
     harm = 2 * (np.isin(preds, malignant_idx) != truth) + (preds != y_true)  # a binary flip always changes the class too
-    chosen = harm.argmax(0)
     scores = np.stack([p_malignant(p, malignant_idx) for p in probs])
+    chosen = np.where(truth, scores.argmin(0), scores.argmax(0)) if by_decision else harm.argmax(0)
     return chosen, preds[chosen, np.arange(len(y_true))], np.where(truth, scores.min(0), scores.max(0))
 
 
@@ -207,7 +209,7 @@ def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tup
     it correct (so `accuracy` is the robust accuracy). Its prediction is that of the attack that hurts it most (one that
     flips its malignant/benign decision, else one that changes its class, else the first); its p_malignant is the lowest
     over the attacks for a malignant image and the highest for a benign one, so the AUROC and the operating point see the
-    worst case too."""
+    worst case over the decision too."""
     malignant_idx = [classes.index(m) for m in malignant]
     _, worst, worst_scores = worst_case_choice(y_true, probs, malignant_idx)
     metrics = classification_metrics(y_true, worst, classes=classes, malignant=malignant)
@@ -295,8 +297,9 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int, mali
 MASKING_GAP = 0.10  # adaptive accuracy this far below transfer (or white-box) accuracy raises a flag
 
 
-def robustness_flags(table: dict, preprocessed: bool) -> dict:
+def robustness_flags(table: dict, preprocessed: bool, measure: str = "accuracy") -> dict:
     """Only a preprocessor can hide gradients here: masking shows as the attack through it (BPDA, EOT) beating the
-    attack that ignores it. Adaptive far below transfer, with or without one, means the transfer number overstates."""
-    below = lambda a, b: a in table and b in table and table[a]["accuracy"] < table[b]["accuracy"] - MASKING_GAP  # noqa: E731
+    attack that ignores it. Adaptive far below transfer, with or without one, means the transfer number overstates.
+    `measure`: the table's column compared (accuracy, or what an attack objective lowers)."""
+    below = lambda a, b: a in table and b in table and table[a][measure] < table[b][measure] - MASKING_GAP  # noqa: E731
     return {"robustness_overstated": below("adaptive", "transfer"), "gradient_masking_suspected": preprocessed and below("adaptive", "white-box")}

@@ -666,6 +666,7 @@ EVALUATE = [
     case("evaluate-out-is-attack-run-overwrite", evaluate("--out", "{A}", "--overwrite"), "--out", "attack"),
     case("evaluate-eps-without-attack", evaluate("--eps", "8/255"), "--eps", "--attack"),
     case("evaluate-threat-without-attack", evaluate("--threat", "transfer"), "--threat", "--attack"),
+    case("evaluate-objective-without-attack", evaluate("--objective", "miss"), "--objective applies only with --attack"),
 ]
 
 EVALUATE_ATTACK = [
@@ -687,6 +688,8 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-list-empty-item", threats("fgsm,,pgd"), "--attack", "distinct methods"),
     case("evaluate-attack-list-typo", threats("fgsm,autoatack"), "unknown attack method 'autoatack'"),
     case("evaluate-attack-list-unbounded", threats("fgsm,cw"), "--attack cw is unbounded", "bounded"),
+    case("evaluate-attack-list-objective-uap", threats("pgd,uap", "--eps", "8/255", "--objective", "miss"),
+         "--objective miss does not apply to uap", "pgd"),
     case("evaluate-attack-list-poison", threats("fgsm,poison-flip"), "--attack poison-flip"),
     case("evaluate-attack-list-option-none-takes", threats("fgsm,square", "--eps", "8/255", "--eps-step", "1/255"), "--eps-step applies to none"),
     case("evaluate-attack-list-eps-step-above-eps", threats("fgsm,pgd", "--eps", "2/255", "--eps-step", "8/255"), "--eps-step"),
@@ -752,6 +755,10 @@ ATTACK = [
     case("attack-square-target-class", attack("square", "--target-class", "mel"), "--target-class"),
     case("attack-hopskipjump-eps", attack("hopskipjump", "--eps", "8/255"), "--eps does not apply to hopskipjump"),
     case("attack-hopskipjump-param-max-eval-zero", attack("hopskipjump", "--param", "max_eval=0"), "max_eval"),
+    case("attack-objective-typo", attack("pgd", "--objective", "misses"), "unknown --objective 'misses'", "miss"),
+    case("attack-objective-on-uap", attack("uap", "--objective", "miss"), "--objective miss does not apply to uap", "pgd"),
+    case("attack-objective-with-target-class", attack("pgd", "--objective", "alarm", "--target-class", "mel"), "--objective alarm",
+         "--target-class"),
     case("attack-uap-attacker-typo", attack("uap", "--attacker", "deepfool"), "unknown --attacker 'deepfool'"),
     case("attack-uap-targeted-pgd-attacker", attack("uap", "--attacker", "pgd", "--target-class", "nv"), "supports only --attacker fgsm"),
     case("attack-uap-fit-samples-zero", attack("uap", "--fit-samples", "0"), "--fit-samples"),

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from skinart.runs.imported import ImportConfig
 
 # evaluate's options that configure its attack
-_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint")
+_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint", "objective")
 
 
 def _common(p: dict) -> None:
@@ -142,7 +142,7 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
     for option in options:
         if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
             raise SkinartError(f"{flag(option)} applies to none of {p['attack']}; drop it")
-    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"],
+    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"], objective=p["objective"],
                          **{o: p[o] for o in options if len(names) == 1 or o in methods[name].options}) for name in names]
     budgets = {cfg.method: cfg.budget for cfg in cfgs}  # each method's default where --eps is not given
     if len(set(budgets.values())) > 1:

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from skinart.rundir import RunOptions
 
 
+ObjectiveOption = Annotated[Optional[str], typer.Option(
+    help="what the attack optimises: accuracy (default; every image), miss (malignant images only, p_malignant pushed below "
+         "the stored threshold t: missed cancers) or alarm (benign images only, pushed above t); miss and alarm need a "
+         "checkpoint with an operating point and a method that takes them (fgsm, pgd, mim, square, autoattack)")]
+
+
 @one_line_errors
 def evaluate(
     checkpoint: CheckpointDir,
@@ -38,6 +44,7 @@ def evaluate(
                                                   "on the test split, under the threat models side by side; several, "
                                                   "comma-separated (e.g. fgsm,pgd,autoattack): each and the per-image worst case")] = None,
     threat: Annotated[Optional[str], typer.Option(help="with --attack: white-box, transfer, adaptive or all (default all)")] = None,
+    objective: ObjectiveOption = None,
     eps: Annotated[Optional[str], typer.Option(help="with --attack: budget, e.g. 8/255")] = None,
     eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
     max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
@@ -68,6 +75,7 @@ def evaluate(
     from skinart.commands.checks import evaluate_config
 
     cfgs, threats, shifts = evaluate_config(locals())  # before the run's imports (seconds)
+    from skinart.attacks.config import objective_words
     from skinart.models.checkpoint import Checkpoint
     from skinart.presentation.tables import threats_markdown, worst_case_markdown
     from skinart.rundir import RunOptions
@@ -93,9 +101,9 @@ def evaluate(
         return skipped(out) if metrics is None else typer.echo(evaluation_markdown(metrics, f"{checkpoint} on {scored}"))
     if len(cfgs) > 1:
         metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
-        return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case"))
+        return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case{objective_words(cfgs[0].objective)}"))
     metrics = threats_run(cfgs[0], loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
-    return skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}"))
+    return skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}{objective_words(cfgs[0].objective)}"))
 
 
 def _attack(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, source_checkpoint: Path | None,
@@ -130,6 +138,7 @@ def attack(
     patch_size: Annotated[Optional[float], typer.Option(parser=finite_float, help="patch side as a share of the image side, in (0, 1]")] = None,
     fit_samples: Annotated[int, typer.Option(help="uap/patch: training images the perturbation is fitted on")] = 1000,
     max_samples: Annotated[Optional[int], typer.Option(help="attack a seeded sample of this many test images (default: all)")] = None,
+    objective: ObjectiveOption = None,
     retrain_epochs: Annotated[Optional[int], typer.Option(help="poison-*: retraining epochs (default: the checkpoint's)")] = None,
     param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", help="further ART parameter, e.g. decay=0.9 (repeatable)")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="craft on this model instead (transfer / black-box)")] = None,
@@ -147,6 +156,7 @@ def attack(
     from skinart.commands.checks import attack_config
 
     cfg = attack_config(locals())  # before the run's imports (seconds)
+    from skinart.attacks.config import objective_words
     from skinart.models.checkpoint import Checkpoint
     from skinart.presentation.tables import attack_markdown
     from skinart.rundir import RunOptions
@@ -158,7 +168,7 @@ def attack(
     if metrics is None:
         return skipped(out)
     if metrics["kind"] == "attack":
-        typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}"))
+        typer.echo(attack_markdown(metrics, f"{method} on {checkpoint}{objective_words(cfg.objective)}"))
     else:
         typer.echo(f"{method}: poisoned model written to {out} (metrics.json)")
 
