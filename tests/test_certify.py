@@ -55,6 +55,22 @@ def test_batched_certify_equals_arts_own_per_image_loop_on_a_seed(tiny):
     assert len(set(batched[0])) > 2 and (batched[1] > 0).any()  # several classes certified: a real comparison
 
 
+def test_the_binary_certificate_agrees_with_the_class_one_where_the_class_decides_malignancy(tiny):
+    """Counted from the same noisy copies, the decision "the class is malignant" gets at least the certified class's votes:
+    where that class decides malignancy, the binary certificate says the same with a radius at least as large."""
+    from skinart.certification.smoothing import certified, class_rule
+
+    classifier, x, _ = tiny
+    malignant = torch.tensor([2, 3])
+    rules = {"class": (class_rule, 4), "malignant": (lambda logits: torch.isin(logits.argmax(1), malignant).long(), 2)}
+    votes = smoothed(classifier, sigma=0.25, sample_size=50, alpha=ALPHA).vote_counts(x, (50, 200), rules, batch_size=128)
+    (cls, radius), (decision, binary_radius) = (certified(v[:, 0], v[:, 1], 200, 0.25, ALPHA) for v in votes.values())
+    decided = cls >= 0
+    assert decided.sum() >= 5
+    np.testing.assert_array_equal(decision[decided], np.isin(cls[decided], [2, 3]).astype(int))
+    assert (binary_radius[decided] >= radius[decided] - 1e-12).all()
+
+
 class Constant(nn.Module):
     """Logits that ignore the image: every noisy copy votes class 2."""
 
