@@ -42,6 +42,10 @@ REFUSALS = {
     "train --precision fp64": ["train", "--precision", "fp64", "--out", "{tmp}/out"],
     "certify --n 5": ["certify", "--sigma", "0.25", "--n", "5", *PATHS],
     "defend --variant nope": ["defend", "--method", "randomized-smoothing", "--variant", "nope", *PATHS],
+    "import --img-size 4": ["import", "--weights", "{tmp}/theirs.pt2", "--classes", "malignant", "--img-size", "4",
+                            "--out", "{tmp}/out"],
+    "import --classes nope": ["import", "--weights", "{tmp}/theirs.pt2", "--classes", "nope", "--img-size", "32",
+                              "--out", "{tmp}/out"],
 }
 # In one fresh interpreter, each refusal in turn (its exit code, and the heavy libraries loaded so far): the first one
 # to load a library is the one named.
@@ -61,6 +65,7 @@ print(json.dumps(seen))
 
 
 def test_refusals_that_need_no_model_load_no_heavy_library(tmp_path):
+    (tmp_path / "theirs.pt2").write_bytes(b"not read: the refusals come first")
     cases = {name: [part.format(tmp=tmp_path) for part in args] for name, args in REFUSALS.items()}
     out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

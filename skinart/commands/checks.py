@@ -11,7 +11,6 @@ again against the checkpoint's own."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING
 
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.table import THREATS, check_method, flag
@@ -21,12 +20,10 @@ from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGR
 from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
 from skinart.shifts.config import ShiftConfig
 from skinart.errors import SkinartError
+from skinart.models.import_options import ImportConfig
 from skinart.compute import DEVICES, PRECISIONS
 from skinart.options import choose, parse_malignant, parse_params
 from skinart.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from skinart.runs.imported import ImportConfig
 
 # evaluate's options that configure its attack
 _EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint", "objective")
@@ -210,8 +207,6 @@ def import_config(p: dict, given: set[str] = frozenset()) -> ImportConfig:
     """`skinart import`: the file (there, not read yet: the run reads it), the outputs by name, the input and the
     operating point, and the data."""
     _common(p)
-    from skinart.runs.imported import ImportConfig  # torch and timm (seconds): imported once the options shared have passed
-
     cfg = ImportConfig(**{f.name: p[f.name] for f in fields(ImportConfig)})
     cfg.check(p["malignant"])
     check_data(p["data"], p["data_root"], p["img_size"], p["resize"], data_options(p))

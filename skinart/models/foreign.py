@@ -15,7 +15,7 @@ from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_model
 from torch import nn
 
-from skinart.data import CLASSES, DEFAULT_MALIGNANT, EXTRA_CLASSES, MALIGNANT_EXTRA_CLASSES
+from skinart.data import CLASSES
 from skinart.errors import SkinartError
 from skinart.models.model_files import read_state_dict
 from skinart.models.networks import check_model_name, hub_unreachable
@@ -26,57 +26,12 @@ from skinart.models.weights import COUNTER
 
 TRAINED_BY = "outside skinart"
 TRAINING_DATA_UNKNOWN = "training data unknown: overlap with the evaluation images not checked"
-BINARIES = (("benign", "malignant"), ("other", "mel"))  # a binary model's (negative, positive) outputs
-ALIASES = {"ak": "akiec"}  # ISIC 2019's name for actinic keratoses and intraepithelial carcinoma
 # format -> the file a checkpoint keeps it in: programs and archives as given (their code is their architecture), state
 # dicts (and hub models) as the safetensors of the wrapped network
 FILES = {"torch.export": EXPORTED_FILE, "torchscript": SCRIPTED_FILE, "onnx": ONNX_FILE, "state-dict": WEIGHTS_FILE,
          "hf-hub": WEIGHTS_FILE, "local-dir": WEIGHTS_FILE}
 TRAINABLE = ("state-dict", "hf-hub", "local-dir")  # a timm architecture skinart can rebuild, retrain and save
 HUBS = ("hf-hub", "local-dir")  # models that bring their own config (timm's hf-hub: and local-dir: prefixes)
-
-
-def parse_outputs(text: str, malignant: str | None) -> tuple[tuple[str, ...], tuple[str, ...], dict | None, list[str]]:
-    """(the model's outputs in its own order, the checkpoint's classes, the data's classes -> the checkpoint's or None
-    when they are the same, the malignant classes), every output by name: the data's classes (ISIC 2019's ak for
-    akiec) and outputs the data lack (scc, unk: predicting them is an error, scc's probability malignant), or a binary
-    model: benign,malignant (one logit: malignant; the data's --malignant classes are its positive) or melanoma against
-    the rest (other,mel; one logit: mel)."""
-    outputs = tuple(ALIASES.get(n, n) for n in (n.strip().lower() for n in str(text).split(",")) if n)
-    if len(set(outputs)) != len(outputs) or not outputs:
-        raise SkinartError(f"--classes {text!r}: name each of the model's outputs once, in its own order, e.g. mel,nv,bcc,akiec,bkl,df,vasc")
-    data_malignant = parse_malignant(malignant or ",".join(DEFAULT_MALIGNANT), CLASSES)
-    for negative, positive in BINARIES:
-        if set(outputs) in ({positive}, {negative, positive}):
-            stands = data_malignant if positive == "malignant" else [positive]
-            return outputs, (negative, positive), {c: positive if c in stands else negative for c in CLASSES}, [positive]
-    unknown = [n for n in outputs if n not in CLASSES and n not in EXTRA_CLASSES]
-    if unknown:
-        raise SkinartError(f"--classes names {', '.join(unknown)}, which are no class; name the outputs with {', '.join(CLASSES)} "
-                           f"(ISIC 2019's ak for akiec), {', '.join(EXTRA_CLASSES)} for outputs the data lack, or as a binary "
-                           "model: benign,malignant (malignant, one logit) or other,mel (mel, one logit)")
-    missing = [c for c in CLASSES if c not in outputs]
-    if missing:
-        raise SkinartError(f"--classes lists {len(CLASSES) - len(missing)} of the {len(CLASSES)} classes (missing {', '.join(missing)}); "
-                           "a model is compared on every class of the data, or as binary: benign,malignant (or malignant, "
-                           "one logit) or other,mel (mel)")
-    extra = tuple(n for n in outputs if n in EXTRA_CLASSES)
-    classes = CLASSES + extra
-    return outputs, classes, {c: c for c in CLASSES} if extra else None, \
-        data_malignant + [c for c in extra if c in MALIGNANT_EXTRA_CLASSES]
-
-
-def parse_channels(text: str | None, option: str, default: float) -> tuple[float, ...]:
-    """--mean/--std: three numbers (RGB) applied to [0, 1] pixels; none given: the identity."""
-    if text is None:
-        return (default,) * 3
-    try:
-        values = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise SkinartError(f"{option} {text!r} is not three numbers; write e.g. {option} 0.485,0.456,0.406") from None
-    if len(values) != 3 or (option == "--std" and min(values) <= 0):
-        raise SkinartError(f"{option} {text!r}: give three numbers, one per RGB channel{' (each > 0)' if option == '--std' else ''}")
-    return values
 
 
 def check_options(fmt: str, spec: str, *, model: str | None, state_key: str | None) -> None:

@@ -17,10 +17,8 @@ from safetensors.torch import load_file
 from timm.models import clean_state_dict
 
 from skinart.errors import SkinartError
+from skinart.models.import_options import GIVE, HUB_PREFIXES
 
-GIVE = ("pass a torch.export .pt2, a TorchScript archive, an ONNX file, a .safetensors/.pth state dict (with --model), "
-        "hf-hub:ORG/NAME or local-dir:FOLDER (timm's config.json and weights)")
-HUB_PREFIXES = ("hf-hub:", "local-dir:")  # models that bring their own config, read by timm
 _ZIP_MAGIC = b"PK\x03\x04"
 # ONNX's ModelProto starts with ir_version (field 1, varint) followed by another of its fields (producer_name,
 # producer_version, domain, model_version, doc_string, graph, opset_import: tags 0x12 0x1a 0x22 0x28 0x32 0x3a 0x42)

@@ -5,67 +5,25 @@ and the validation split scored at once so a wrong import (class order, normalis
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
-from skinart.data import RESIZE_METHODS, LesionDataset, load_dataset
+from skinart.data import LesionDataset, load_dataset
 from skinart.errors import SkinartError
 from skinart.models.foreign import (
-    HUBS, TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, parse_channels, parse_outputs,
-    read_network,
+    HUBS, TRAINED_BY, TRAINING_DATA_UNKNOWN, TRAINABLE, ForeignNet, architecture, check_options, read_network,
 )
-from skinart.models.model_files import GIVE, HUB_PREFIXES, detect_format
+from skinart.models.import_options import ImportConfig, parse_outputs
+from skinart.models.model_files import detect_format
 from skinart.metrics import choose_threshold, classification_metrics, p_malignant, prediction_shares
 from skinart.models.networks import data_config, predict, wrap
-from skinart.options import check_file, choose
 from skinart.rundir import METRICS_FILE, RunDir, RunOptions, resolved, write_json
 from skinart.models.weights import file_sha256
 from skinart.runs.import_check import import_check
-
-@dataclass(frozen=True)
-class ImportConfig:
-    """`skinart import`'s own options: the file, the model's outputs in its own order, its input (size, resize,
-    normalisation) and the operating point (given, or chosen on the validation split for a target sensitivity)."""
-
-    weights: str
-    classes: str | None = None  # a hub or local-dir model's own label_names when not given
-    img_size: int | None = None  # a hub or local-dir model's own input size when not given
-    model: str | None = None
-    mean: str | None = None
-    std: str | None = None
-    resize: str = "crop"
-    state_key: str | None = None
-    threshold: float | None = None
-    target_sensitivity: float | None = None
-
-    def check(self, malignant: str | None = None) -> tuple:
-        """(outputs, classes, label map, malignant classes, mean, std), refusing in one line what can be told without
-        reading the file (a recipe that imports it is refused before its first step)."""
-        if self.weights.startswith("hf-hub:") and not self.weights.removeprefix("hf-hub:").strip():
-            raise SkinartError("--weights hf-hub: names no model; write hf-hub:ORG/NAME, e.g. hf-hub:timm/resnet18.a1_in1k")
-        hub = self.weights.startswith(HUB_PREFIXES)
-        if not hub:
-            check_file(self.weights, "--weights", GIVE)
-        if not hub and (self.classes is None or self.img_size is None):
-            raise SkinartError(f"--classes and --img-size name {self.weights}'s outputs and the side it takes: give both (only "
-                               "a hf-hub: or local-dir: model brings its own)")
-        if self.img_size is not None and self.img_size < 8:
-            raise SkinartError(f"--img-size {self.img_size}: give the side in px the model takes (at least 8)")
-        choose(self.resize, RESIZE_METHODS, "--resize")
-        if self.threshold is not None and self.target_sensitivity is not None:
-            raise SkinartError("--threshold is the owner's operating point and --target-sensitivity chooses one: give one of them")
-        if self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise SkinartError(f"--threshold {self.threshold} is not a probability; give the p_malignant threshold in [0, 1]")
-        if self.target_sensitivity is not None and not 0 < self.target_sensitivity <= 1:
-            raise SkinartError(f"--target-sensitivity must be in (0, 1], got {self.target_sensitivity}")
-        if (self.mean is None) != (self.std is None):
-            raise SkinartError("--mean and --std are the model's normalisation together: give both, or neither (the model takes [0, 1])")
-        named = parse_outputs(self.classes, malignant) if self.classes is not None else (None,) * 4
-        return (*named, parse_channels(self.mean, "--mean", 0.0), parse_channels(self.std, "--std", 1.0))
 
 
 def _probe(net: torch.nn.Module, cfg: ImportConfig, outputs: tuple[str, ...]) -> None:
