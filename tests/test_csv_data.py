@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from skinart.data import csv_options, load_dataset
 from skinart.errors import SkinartError
@@ -73,3 +74,19 @@ def test_a_checkpoint_trained_on_ham10000_scores_the_same_on_its_pad_layout_csv(
     for key in ("accuracy", "macro_recall", "auroc", "per_class", "binary", "binary_at_threshold", "confusion_matrix"):
         assert scores["csv"][key] == scores["own"][key], key
     assert scores["csv"]["data"]["name"] == "csv" and scores["csv"]["data"]["options"]["group_column"] == "lesion_id"
+
+
+@pytest.mark.slow
+def test_a_recipe_trains_and_evaluates_on_csv_data_named_in_its_data_section(ham_subset, pad_csv, tmp_path):
+    flags = dict(zip(PAD_OPTIONS[::2], PAD_OPTIONS[1::2]))
+    recipe = {"name": "pad", "seed": 0,
+              "data": {"loader": "csv", "root": str(ham_subset), "labels": str(pad_csv), "size": 28,
+                       **{k.removeprefix("--").replace("-", "_"): v for k, v in flags.items()}},
+              "model": {"name": "skin_cnn"},
+              "steps": [{"name": "train", "command": "train", "params": {"epochs": 1, "device": "cpu"}},
+                        {"name": "clean", "command": "evaluate", "params": {"checkpoint": "train", "device": "cpu"}}]}
+    (tmp_path / "pad.yaml").write_text(yaml.safe_dump(recipe))
+    result = invoke("run", tmp_path / "pad.yaml", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "run" / "clean" / "metrics.json").read_text())["data"]
+    assert data["name"] == "csv" and data["options"]["label_column"] == "diagnostic"

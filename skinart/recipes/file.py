@@ -15,7 +15,10 @@ STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
 # Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
 GLOBAL_OPTIONS = {
     "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
-             "balance": "balance", "malignant": "malignant"},
+             "balance": "balance", "malignant": "malignant",
+             # loader: csv, a folder of images labelled by a CSV file (data/csv_labels.py)
+             "labels": "labels", "image_column": "image_column", "label_column": "label_column", "label_map": "label_map",
+             "group_column": "group_column"},
     # model.import: a model trained outside skinart, for the import step (its file, outputs, input and normalisation)
     "model": {"name": "model", "pretrained": "pretrained", "weights": "weights", "import": "weights", "classes": "classes",
               "img_size": "img_size", "mean": "mean", "std": "std"},
@@ -25,7 +28,8 @@ GLOBAL_PATHS = {option: f"{section}.{key}" for section, table in GLOBAL_OPTIONS.
                 if (section, key) not in (("model", "import"), ("model", "img_size"))} | {"seed": "seed"}
 # the recipe-wide settings' types, checked even when no step takes the setting
 GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "resize": str, "name": str, "weights": str,
-                "import": str, "img_size": int}
+                "import": str, "img_size": int, "labels": str, "image_column": str, "label_column": str, "label_map": str,
+                "group_column": str}
 
 
 def expect(path: str, value, kind: type) -> None:
