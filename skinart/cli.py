@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from skinart import __version__
-from skinart.commands.common import Data, DataRoot, OneLineGroup, SplitRatios, one_line_errors
+from skinart.commands.common import (
+    Data, DataRoot, GroupColumn, ImageColumn, LabelColumn, LabelMap, Labels, OneLineGroup, SplitRatios, data_options, one_line_errors,
+)
 from skinart.commands.steps import add_step_commands
 from skinart.data import describe
 from skinart.errors import EXIT_BAD_INPUT, SkinartError
@@ -95,9 +97,14 @@ def data_info(
     data_root: DataRoot = None,
     split_ratios: SplitRatios = None,
     seed: Annotated[int, typer.Option(min=0, help="seed of the lesion-grouped split")] = 0,
+    labels: Labels = None,
+    image_column: ImageColumn = None,
+    label_column: LabelColumn = None,
+    label_map: LabelMap = None,
+    group_column: GroupColumn = None,
 ):
     """Classes, counts per split and lesions shared between splits."""
-    typer.echo(describe(data, data_root, split_ratios, seed))
+    typer.echo(describe(data, data_root, split_ratios, seed, data_options(locals())))
 
 
 @app.command("shifts")

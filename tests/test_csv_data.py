@@ -38,6 +38,14 @@ def test_a_pad_ufes_layout_csv_of_ham10000_is_the_same_data_split_the_same_way(h
     assert "options" not in ham.settings()
 
 
+def test_data_info_counts_the_csv_as_ham10000(ham_subset, pad_csv):
+    ham = invoke("data", "info", "--data", "ham10000", "--data-root", ham_subset)
+    ours = invoke("data", "info", "--data", "csv", "--data-root", ham_subset, "--labels", pad_csv, *PAD_OPTIONS)
+    assert ham.exit_code == ours.exit_code == 0, ours.output
+    table = lambda out: out[out.index("split "):out.index("groups shared")]  # noqa: E731
+    assert table(ours.stdout) == table(ham.stdout) and "groups shared between splits: 0" in ours.stdout
+
+
 def test_one_hot_columns_are_read_by_name(ham_subset, tmp_path):
     with open(ham_subset / "HAM10000_metadata.csv", newline="") as f:
         rows = list(csv.DictReader(f))
