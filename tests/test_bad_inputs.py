@@ -427,9 +427,9 @@ def _torchscript(inputs: "Inputs") -> Path:
     return inputs.root / "theirs.ts"
 
 
-def _truncated_safetensors(inputs: "Inputs") -> Path:
+def _truncated_safetensors(inputs: "Inputs", keep: float = 2 / 3) -> Path:
     whole = (inputs.path("T") / "model.safetensors").read_bytes()
-    (inputs.root / "theirs.safetensors").write_bytes(whole[: len(whole) * 2 // 3])  # a download cut short
+    (inputs.root / "theirs.safetensors").write_bytes(whole[: max(16, int(len(whole) * keep))])  # a download cut short
     return inputs.root / "theirs.safetensors"
 
 
@@ -456,6 +456,7 @@ OUTSIDE_FILES = {  # files from outside skinart, damaged or ambiguous: models, a
     "PADCSV": lambda inputs: write_pad_layout(inputs.path("H") / "HAM10000_metadata.csv", inputs.root / "metadata.csv"),
     "TS": _torchscript,
     "SFTRUNC": _truncated_safetensors,
+    "SFHEAD": lambda inputs: _truncated_safetensors(inputs, keep=0),  # cut inside its header
     "EMA": _training_checkpoint,
     "PICKLE": _plain_pickle,
     "PT2CRC": lambda inputs: flip_member_byte(inputs.path("PT2")),
@@ -1074,6 +1075,7 @@ USAGE = [  # click's own parsing: types, missing and unknown options
     case("usage-validate-recipe-missing", ["recipes", "validate"], re.compile("(?i)recipe")),
 ]
 
+
 def import_(weights: str, *extra):
     return ["import", "--weights", weights, "--classes", ",".join(CLASSES), "--img-size", "28", "--data-root", "{D}",
             "--device", "cpu", "--out", "{OUT}", *extra]
@@ -1102,6 +1104,8 @@ IMPORT = [  # issue 38: imports that cannot go quietly wrong
     case("import-state-key-for-a-program", import_("{PT2}", "--state-key", "state_dict"), "--state-key", "drop --state-key"),
     case("import-safetensors-truncated", import_("{SFTRUNC}", "--model", "skin_cnn"), "damaged safetensors", "truncated",
          "save it again"),
+    case("import-safetensors-cut-in-its-header", import_("{SFHEAD}", "--model", "skin_cnn"), "damaged safetensors",
+         "header alone"),
     case("import-torch-export-member-bad-crc", import_("{PT2CRC}"), "fails its CRC check", "save it again"),
     case("import-torchscript-member-bad-crc", import_("{TSCRC}"), "fails its CRC check"),
     case("import-pth-member-bad-crc", import_("{PTHCRC}", "--model", "skin_cnn"), "fails its CRC check"),

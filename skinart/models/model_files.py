@@ -51,8 +51,11 @@ def safetensors_header(path: Path, head: bytes) -> dict | None:
     shorter or longer than its header says (a truncated download) or the header is not its JSON."""
     size = int.from_bytes(head[:8], "little")
     total = path.stat().st_size
-    if len(head) <= 8 or head[8:9] != b"{" or not 0 < size < total:
+    if len(head) <= 8 or head[8:9] != b"{" or size == 0:
         return None
+    if size >= total:
+        raise SkinartError(f"--weights {path} is a damaged safetensors file: its header alone should be {size} bytes, the "
+                           f"file has {total} (truncated); copy or save it again")
     try:
         with open(path, "rb") as f:
             f.seek(8)
