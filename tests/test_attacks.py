@@ -116,14 +116,16 @@ def test_targeted_patch_and_uap_move_predictions_toward_the_target(trained, derm
     assert (tmp_path / "patch" / "patch.png").stat().st_size > 0
     clean, attacked = _target_share(tmp_path / "patch", CLASSES.index("mel"))
     assert attacked > clean + 0.1
-    uap = attack(trained, derma_subset, tmp_path / "tuap", "--method", "uap", "--target-class", "bkl", "--fit-samples", 100,
-                 "--max-iter", 2, "--max-samples", 60)
-    # The targeted UAP records the shares it caused; it does not raise the target's share at 8/255 here (nor on the
-    # real subset: bkl 13.3 % -> 11.7 % for uap and uap-sgd), which the closing note of issue 23 reports.
-    clean, attacked = _target_share(tmp_path / "tuap", CLASSES.index("bkl"))
-    assert uap["predicted_shares"]["clean"]["bkl"] == pytest.approx(clean, abs=1e-3)
-    assert uap["predicted_shares"]["attacked"]["bkl"] == pytest.approx(attacked, abs=1e-3)
-    assert 0 <= uap["fit_targeted_success_rate"] <= 1 and 0 <= uap["targeted_success_rate"] <= 1
+    # The targeted UAPs at 8/255 (issue 37): ART's with one FGSM step of 1/255 as its sub-attacker never grew δ here (mel
+    # stayed at its clean share); with the row's minimal step, and skinart's SGD UAP, mel goes from 18 % to 38 % of 60.
+    for method in ("uap", "uap-sgd"):
+        uap = attack(trained, derma_subset, tmp_path / method, "--method", method, "--target-class", "mel", "--fit-samples", 100,
+                     "--max-iter", 3, "--max-samples", 60)
+        clean, attacked = _target_share(tmp_path / method, CLASSES.index("mel"))
+        assert attacked >= clean + 0.1, (method, clean, attacked)
+        assert uap["predicted_shares"]["clean"]["mel"] == pytest.approx(clean, abs=1e-3)
+        assert uap["predicted_shares"]["attacked"]["mel"] == pytest.approx(attacked, abs=1e-3)
+        assert len(uap["fit_targeted_by_pass"]) == uap["fit_passes"] and 0 < uap["fit_targeted_success_rate"] <= 1
 
 
 def test_transfer_from_a_source_checkpoint(trained, derma_subset, tmp_path):

@@ -58,23 +58,26 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def fit_universal(attack, x_fit: np.ndarray, *, target: int | None, n_classes: int) -> tuple[np.ndarray, dict]:
     """Fit a universal perturbation on `x_fit` (untargeted: against the model's own predictions), printing the fit
-    fooling rate the attack reports after every pass (its `on_pass`: ART's UAPs as `PassScored`, or skinart's SGD UAP).
+    fooling rate (targeted: the share of fit images at the target) the attack reports after every pass (its `on_pass`:
+    ART's UAPs as `PassScored`, or skinart's SGD UAP).
 
     On one torch thread: ART's UAP predicts and differentiates one image at a time, where torch's intra-op threads
     cost more than they save (on a busy 2-core machine a batch-of-one gradient took 545 ms with 2 threads, 9 ms with
     1); the SGD UAP's batches of 32 small images also ran 3-6x faster on 1 thread than 2."""
     y = None if target is None else one_hot(np.full(len(x_fit), target), n_classes)
     by_pass, start = [], time.perf_counter()
+    rate = "fit fooling rate" if target is None else "fit share at the target"  # what the stopping rule reads
 
-    def on_pass(n: int, fooling: float) -> None:
-        by_pass.append(round(fooling, 4))
-        print(f"  pass {n}/{attack.max_iter}: fit fooling rate {fooling:.3f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    def on_pass(n: int, value: float) -> None:
+        by_pass.append(round(value, 4))
+        print(f"  pass {n}/{attack.max_iter}: {rate} {value:.3f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
 
     attack.on_pass = on_pass
     with torch_threads(1):
         attack.generate(x_fit, y)
     info = {"fit_samples": len(x_fit), "fit_fooling_rate": float(attack.fooling_rate), "fit_passes": len(by_pass),
-            "fit_fooling_by_pass": by_pass, "fit_seconds": round(time.perf_counter() - start, 2)}
+            "fit_fooling_by_pass" if target is None else "fit_targeted_by_pass": by_pass,
+            "fit_seconds": round(time.perf_counter() - start, 2)}
     if target is not None:
         info["fit_targeted_success_rate"] = float(attack.targeted_success_rate)
     return attack.noise.astype(np.float32), info

@@ -37,8 +37,10 @@ class SGDUniversalPerturbation(EvasionAttack):
 
     Only the images that δ does not fool yet add their gradient to a step: Shafahi et al. clip the loss for the same
     reason (fooled images with an ever growing loss would otherwise steer δ). The δ kept is the one with the highest
-    fit fooling rate seen at the end of a pass, and a pass that does not improve on it halves the step: sign steps of
-    a fixed size do not settle; after `patience` such passes in a row the fit ends (a goal out of reach at this ε).
+    fit fooling rate (targeted: share of fit images at the target) seen at the end of a pass, counting no δ at all as
+    a candidate (so the δ kept never does worse on the fit images than none), and a pass that does not improve on it
+    halves the step: sign steps of a fixed size do not settle; after `patience` such passes in a row the fit ends (a
+    goal out of reach at this ε).
     """
 
     attack_params = EvasionAttack.attack_params + ["eps", "eps_step", "max_iter", "delta", "batch_size", "patience", "targeted"]
@@ -49,7 +51,7 @@ class SGDUniversalPerturbation(EvasionAttack):
         super().__init__(estimator=classifier)
         self.eps, self.eps_step, self.max_iter = eps, eps_step, max_iter
         self.delta, self.batch_size, self.patience, self.targeted = delta, batch_size, patience, targeted
-        self.on_pass: Callable[[int, float], None] | None = None  # told (pass, fit fooling rate) after every pass
+        self.on_pass: Callable[[int, float], None] | None = None  # told (pass, its goal: fit fooling or target rate) each pass
         self.noise = self.fooling_rate = self.targeted_success_rate = None
         self._check_params()
 
@@ -82,7 +84,9 @@ class SGDUniversalPerturbation(EvasionAttack):
     def _fit(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         clean = self._decisions(x, 0.0)
         labels = y if y is not None else np.eye(self.estimator.nb_classes, dtype=np.float32)[clean]
-        noise, best, step, stale = np.zeros_like(x[:1]), (-1.0, None), self.eps_step, 0
+        noise, step, stale = np.zeros_like(x[:1]), self.eps_step, 0
+        start = np.mean(clean == labels.argmax(1)) if self.targeted else 0.0
+        best = (start, noise, 0.0, start)  # no δ: a pass that does no better on the fit images than none is not kept
         for n in range(1, self.max_iter + 1):
             order = np.random.permutation(len(x))
             for i in range(0, len(x), self.batch_size):
@@ -96,7 +100,7 @@ class SGDUniversalPerturbation(EvasionAttack):
             else:  # sign steps of a fixed size circle around a good δ: a pass that found no better one halves the step
                 step, stale = step / 2, stale + 1
             if self.on_pass:
-                self.on_pass(n, fooling)
+                self.on_pass(n, goal)
             if goal >= 1 - self.delta or stale == self.patience:
                 break
         _, self.noise, self.fooling_rate, hit = best

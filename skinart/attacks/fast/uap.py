@@ -26,7 +26,8 @@ SUB_ATTACKERS = {"fgsm": FrozenFastGradientMethod, "pgd": FrozenProjectedGradien
 class PassScored:
     """Mixin for ART's UAPs (listed before the ART class): `generate` runs the class's `_passes` (ART's loop, copied)
     with the weights frozen; the sub-attacker, named by `attacker`, is skinart's class (`SUB_ATTACKERS`) where
-    skinart has one; and `on_pass(pass, fit fooling rate)`, when set, is told after every pass over the fit images."""
+    skinart has one; and `on_pass(pass, rate)`, when set, is told after every pass over the fit images the rate its
+    stopping rule reads: the fit fooling rate, targeted the share of fit images at the target."""
 
     on_pass: Callable[[int, float], None] | None = None
 
@@ -115,7 +116,7 @@ class PassScoredTargetedUniversalPerturbation(PassScored, TargetedUniversalPertu
             x_adv, y_adv = self._scored(x, noise)
             fooling_rate = np.sum(clean != y_adv) / len(x)
             targeted_success_rate = np.sum(y_adv == target_index) / len(x)
-            self._tell(nb_iter, fooling_rate)
+            self._tell(nb_iter, targeted_success_rate)
         self.fooling_rate, self.targeted_success_rate = fooling_rate, targeted_success_rate
         self.converged, self.noise = nb_iter < self.max_iter, noise
         return x_adv
