@@ -107,6 +107,7 @@ def test_a_miss_run_attacks_malignant_images_only_and_records_its_objective(miss
     out, result = miss_run
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["objective"] == "miss" and metrics["attacked_images"] == "malignant"
+    assert metrics["measure"] == "sensitivity_at_threshold"  # what the sanity checks and the robustness flags compare
     assert [a["objective"] for a in json.loads((out / CONFIG_FILE).read_text())["attacks"]] == ["miss", "miss"]
     test_labels = np.load(derma_subset)["test_labels"].ravel()
     malignant = [CLASSES.index(c) for c in ("akiec", "bcc", "mel")]

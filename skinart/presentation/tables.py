@@ -190,11 +190,12 @@ def _sanity_lines(sanity: dict | None) -> list[str]:
 def threats_markdown(metrics: dict, title: str) -> str:
     """One attack under several threat models side by side, with the two robustness flags in words and the sanity checks."""
     lines = [f"# {title}", "", *provenance_lines(metrics)] + _threat_table(metrics["threats"], "threat model")
+    measure = metrics.get("measure", "accuracy").replace("_at_threshold", " at t")  # what the flags compared (an objective's)
     if metrics["gradient_masking_suspected"]:
-        lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves accuracy more than "
+        lines += ["", f"**likely gradient masking**: the adaptive attack (through the preprocessor) leaves {measure} more than "
                   f"{MASKING_GAP:.0%} below the attack that ignores it; the preprocessor's robustness comes from hiding gradients."]
     if metrics.get("robustness_overstated"):
-        lines += ["", f"**transfer overstates robustness**: the adaptive attack's accuracy is more than {MASKING_GAP:.0%} below "
+        lines += ["", f"**transfer overstates robustness**: the adaptive attack's {measure} is more than {MASKING_GAP:.0%} below "
                   "the transfer attack's; the number under the thesis's protocol (attacks crafted on the source model) "
                   "is not the defence's robustness."]
     return "\n".join(lines + _sanity_lines(metrics.get("sanity"))) + FOOTER

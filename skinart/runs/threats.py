@@ -64,8 +64,10 @@ _SANITY_RUN: dict[str, tuple[dict, Path]] = {}
 
 
 def objective_record(cfg: AttackConfig) -> dict:
-    """What a run of attacks says of its objective: its name and the test images it attacked (all, malignant, benign)."""
-    return {"objective": cfg.objective, "attacked_images": OBJECTIVES[cfg.objective].attacked}
+    """What a run of attacks says of its objective: its name, the test images it attacked (all, malignant, benign) and
+    the table's column it lowers, which the sanity checks and robustness flags compare."""
+    objective = OBJECTIVES[cfg.objective]
+    return {"objective": cfg.objective, "attacked_images": objective.attacked, "measure": objective.measure}
 
 
 def _sanity_key(checkpoint: Checkpoint, options: RunOptions, eps: float, seed: int, objective: str, malignant: list[str]) -> str:
