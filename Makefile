@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e '.[test,lite,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lite,ray,onnx,certify]'
 	touch $@
 
 demo: install
