@@ -40,7 +40,7 @@ def art_certifier(classifier, sigma: float, n0: int, alpha: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", type=Path, default=Path("/work/qs_refactor/train"))
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a trained checkpoint, e.g. runs/quickstart/train")
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--n0", type=int, default=100)

@@ -218,20 +218,6 @@ def worst_case_metrics(y_true: np.ndarray, probs: list[np.ndarray], classes: tup
     return metrics
 
 
-def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
-    """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
-    if not len(clean):
-        return {"linf_max": None, "l2_mean": None}
-    linf, l2 = per_image_norms(clean, adversarial)
-    return {"linf_max": float(linf.max()), "l2_mean": float(l2.mean())}
-
-
-def per_image_norms(clean: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L∞, L2) of adversarial − clean for each image, in [0, 1] pixel units."""
-    delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)
-    return np.abs(delta).max(axis=1), np.linalg.norm(delta, axis=1)
-
-
 def _macro_recall(y, p, n_classes: int, axis: int = -1):
     recalls = [np.sum((y == c) & (p == c), axis=axis) / np.sum(y == c, axis=axis) for c in range(n_classes)]
     return np.nanmean(np.stack(recalls), axis=0)

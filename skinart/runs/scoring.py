@@ -16,7 +16,7 @@ from skinart.models.checkpoint import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
 from skinart.metrics import (
-    attack_metrics, classification_metrics, p_malignant, per_image_norms, perturbation_norms, prediction_shares,
+    attack_metrics, classification_metrics, p_malignant, prediction_shares,
     restoring_threshold, roc_points, threshold_interval,
 )
 from skinart.models.networks import predict
@@ -159,6 +159,20 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
 
 PER_IMAGE_COLUMNS = ("image_id", "true_class", "clean_prediction", "clean_p_malignant", "attacked_prediction",
                      "attacked_p_malignant", "linf", "l2", "robust", "attack")
+
+
+def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
+    """Measured L∞ (max over samples) and mean L2 of adversarial − clean, in [0, 1] pixel units."""
+    if not len(clean):
+        return {"linf_max": None, "l2_mean": None}
+    linf, l2 = per_image_norms(clean, adversarial)
+    return {"linf_max": float(linf.max()), "l2_mean": float(l2.mean())}
+
+
+def per_image_norms(clean: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L∞, L2) of adversarial − clean for each image, in [0, 1] pixel units."""
+    delta = (adversarial.astype(np.float32) - clean.astype(np.float32)).reshape(len(clean), -1)
+    return np.abs(delta).max(axis=1), np.linalg.norm(delta, axis=1)
 
 
 def per_image_rows(*, ids: np.ndarray, labels: np.ndarray, classes: list[str], malignant: list[str], clean_probs: np.ndarray,
