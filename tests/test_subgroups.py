@@ -217,7 +217,7 @@ def test_evaluate_by_sex_and_site_end_to_end(ham_model, tmp_path):
     result = invoke("report", tmp_path / "by-sex", tmp_path / "by-site", "--out", tmp_path / "report", "--bootstrap", 0)
     assert result.exit_code == 0, result.output
     md = (tmp_path / "report" / "report.md").read_text()
-    table = md.split("## Subgroups: every metric per group (clean images)")[1].split("\n## ")[0]
+    table = md.split("## Subgroups: every metric per group (clean and attacked images)")[1].split("\n## ")[0]
     for by, metrics in written.items():
         for name, g in metrics["subgroups"]["groups"].items():
             line = next(line for line in table.splitlines() if line.startswith(f"| by-{by} |") and f"| {name}" in line)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from skinart.attacks.config import AttackConfig
-from skinart.attacks.table import THREATS, check_method, flag
+from skinart.attacks.table import METHODS, THREATS, check_method, flag
 from skinart.certification.table import CertifyConfig, NoiseTrainingConfig, parse_radii
 from skinart.commands.common import data_options
 from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
@@ -64,7 +64,7 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     _check_by(p)
     _check_rechoose(p)
     shift = _shift_config(p)
-    if shift is not None:
+    if shift is not None and not p["attack"]:
         return [], (), shift
     if p["external"] and (p["split"] is not None or p["attack"]):
         drop = "--split" if p["split"] is not None else "--attack"
@@ -79,17 +79,17 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     if p["split"] is not None:
         raise SkinartError("--split applies to the clean evaluation; with --attack the test split is attacked: drop --split")
     threat = choose(p["threat"] or "all", ("all",) + THREATS, "--threat")
-    return _attack_configs(p), THREATS if threat == "all" else (threat,), None
+    cfgs = _attack_configs(p)
+    if shift is not None:
+        _check_shifted_attack(cfgs, shift)
+    return cfgs, THREATS if threat == "all" else (threat,), shift
 
 
 def _check_by(p: dict) -> None:
     """--by: a subgroup the data's metadata name (whether the data carry them is known once the run reads them), on a
-    clean or a shift evaluation."""
-    if p["by"] is None:
-        return
-    choose(p["by"], SUBGROUPS, "--by")
-    if p["attack"] is not None:
-        raise SkinartError("--by applies to clean and --shift evaluations; drop --by or --attack")
+    clean, shift or attack evaluation."""
+    if p["by"] is not None:
+        choose(p["by"], SUBGROUPS, "--by")
 
 
 def _check_rechoose(p: dict) -> None:
@@ -114,11 +114,28 @@ def _shift_config(p: dict) -> ShiftConfig | None:
         if p["severity"] != "all":  # --seed is every evaluation's (a recipe's seed reaches every step that takes it)
             raise SkinartError("--severity applies only with --shift; add --shift NAME[,NAME...]|all or drop it")
         return None
-    for option in ("attack", "split") + tuple(o for o in _EVALUATE_ATTACK if o != "max_samples"):
-        if p[option] is not None:
-            raise SkinartError(f"{flag(option)} does not combine with --shift (shifts score the test split, or every image "
-                               f"with --external, clean); drop {flag(option)} or run it as another evaluate")
+    if not p["attack"]:
+        for option in ("split",) + tuple(o for o in _EVALUATE_ATTACK if o != "max_samples"):
+            if p[option] is not None:
+                raise SkinartError(f"{flag(option)} does not combine with --shift alone (shifts score the test split, or "
+                                   f"every image with --external); drop {flag(option)}, or add --attack METHOD")
     return ShiftConfig.parse(p["shift"], p["severity"], seed=p["seed"], max_samples=p["max_samples"], by=p["by"])
+
+
+# the methods whose images are crafted per test image, so they can be the shifted test images (universal and patch
+# methods fit on training images, which no shift touches; poisons retrain)
+_SHIFTABLE = tuple(name for name, row in METHODS.items() if row.kind == "evasion")
+
+
+def _check_shifted_attack(cfgs: list[AttackConfig], shift: ShiftConfig) -> None:
+    """--attack with --shift: evasion methods, each crafting on the test images under one shift at one severity."""
+    if len(shift.shifts) > 1 or len(shift.severities) > 1:
+        raise SkinartError("--attack with --shift attacks the test images under one shift at one severity: give one of each, "
+                           "e.g. --shift jpeg_compression --severity 3 (another evaluate for each other pair)")
+    for cfg in cfgs:
+        if cfg.row.kind != "evasion":
+            raise SkinartError(f"--attack {cfg.method} with --shift: a {cfg.row.kind} attack is fitted on unshifted training "
+                               f"images, not crafted on the shifted test images; with --shift choose {', '.join(_SHIFTABLE)}")
 
 
 def _attack_configs(p: dict) -> list[AttackConfig]:

@@ -52,8 +52,9 @@ def evaluate(
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
                                                               "(default: the defended checkpoint's source)")] = None,
     shift: Annotated[Optional[str], typer.Option(help="natural shifts (corruptions, dermoscopy artefacts), comma-separated, "
-                                                 "or all: every metric at the stored threshold under each (`skinart shifts` lists them)")] = None,
-    severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all")] = "all",
+                                                 "or all: every metric at the stored threshold under each (`skinart shifts` lists them); "
+                                                 "with --attack (evasion methods): one shift, whose images are attacked")] = None,
+    severity: Annotated[str, typer.Option(help="with --shift: severities 1-5, e.g. 1,3,5 or 2-4 or all; with --attack one, e.g. 3")] = "all",
     seed: Annotated[int, typer.Option(min=0, help="seed of --max-samples' sample, of --attack's random starts and of --shift's corruptions "
                                          "(a clean evaluation draws nothing)")] = 0,
     rechoose_threshold: Annotated[bool, typer.Option(help="with --external: choose the threshold for the checkpoint's target "
@@ -61,8 +62,9 @@ def evaluate(
                                                      "test split, and write OUT as a checkpoint holding it")] = False,
     on: Annotated[Optional[str], typer.Option(help="with --rechoose-threshold: the split of the external data the "
                                               "threshold is chosen on, val or train (default val)")] = None,
-    by: Annotated[Optional[str], typer.Option(help="clean or --shift (a split or --external): every metric per subgroup of the images, with bootstrap "
-                                              "CIs and the largest gap: sex, age or site (data with metadata: HAM10000)")] = None,
+    by: Annotated[Optional[str], typer.Option(help="clean, --shift or --attack: every metric per subgroup of the images (attacked: of the "
+                                              "attacked and the unattacked images), with bootstrap CIs and the largest gap: sex, age "
+                                              "or site (data with metadata: HAM10000)")] = None,
     precision: Precision = "fp32",
     deterministic: Deterministic = False,
     device: Device = "auto",
@@ -84,6 +86,7 @@ def evaluate(
     from skinart.runs.rechoose import rechoose_run, stored_then_rechosen
     from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
+    from skinart.shifts.config import ImageShift
     from skinart.runs.worst_case import worst_case_run
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
@@ -92,18 +95,21 @@ def evaluate(
     if rechoose_threshold:
         metrics = rechoose_run(loaded, out, options, on=on or "val")
         return skipped(out) if metrics is None else typer.echo(stored_then_rechosen(metrics))
-    if shifts is not None:
+    if shifts is not None and not cfgs:
         metrics = shift_run(shifts, loaded, out, options, external=external)
         return skipped(out) if metrics is None else typer.echo(shift_markdown(metrics, f"{checkpoint} under natural shift"))
     if not cfgs:
         metrics = evaluate_run(loaded, out, options, split=split or "test", external=external, by=by)
         scored = "external data" if external else split or "test"
         return skipped(out) if metrics is None else typer.echo(evaluation_markdown(metrics, f"{checkpoint} on {scored}"))
+    shifted = None if shifts is None else ImageShift(shifts.shifts[0], shifts.severities[0])  # one of each (checked)
+    on = f"{checkpoint}{'' if shifted is None else ' under ' + shifted.words()}"
     if len(cfgs) > 1:
-        metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
-        return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {checkpoint}: worst case{objective_words(cfgs[0].objective)}"))
-    metrics = threats_run(cfgs[0], loaded, out, options, threats=threats, source_checkpoint=source_checkpoint)
-    return skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {checkpoint}{objective_words(cfgs[0].objective)}"))
+        metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint,
+                                 shift=shifted, by=by)
+        return skipped(out) if metrics is None else typer.echo(worst_case_markdown(metrics, f"{attack} on {on}: worst case{objective_words(cfgs[0].objective)}"))
+    metrics = threats_run(cfgs[0], loaded, out, options, threats=threats, source_checkpoint=source_checkpoint, shift=shifted, by=by)
+    return skipped(out) if metrics is None else typer.echo(threats_markdown(metrics, f"{attack} on {on}{objective_words(cfgs[0].objective)}"))
 
 
 def _attack(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, source_checkpoint: Path | None,

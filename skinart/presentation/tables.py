@@ -33,8 +33,12 @@ def decisions(m: dict) -> list[tuple[str, dict]]:
 
 def provenance_lines(metrics: dict) -> list[str]:
     """A model trained outside skinart says so above its numbers: its training data are unknown, and what the check of
-    its import on the validation split found (a suspect import is never shown as an ordinary model)."""
+    its import on the validation split found (a suspect import is never shown as an ordinary model); an attack of shifted
+    images says that its clean numbers are theirs."""
     lines = [f"> {metrics['training_data']}", ""] if metrics.get("training_data") else []
+    if metrics.get("shift"):
+        lines += [f"> clean = the test images under {metrics['shift']} severity {metrics['severity']} (corrupted as `evaluate "
+                  "--shift` corrupts them), unattacked; attacked = those images attacked", ""]
     check = metrics.get("import_check")
     if check:
         where = f"import check ({check['split']} split, {check['images']} images)"

@@ -41,7 +41,7 @@ def sanity_cell(sanity: dict | None) -> str:
 
 
 def _accuracy(rows: list[dict], method: str, threat: str) -> float | None:
-    return next((r["metrics"]["accuracy"] for r in rows if r["attack"] == method and r["threat"].split(",")[0] == threat
+    return next((r["metrics"]["accuracy"] for r in rows if r.get("method", r["attack"]) == method and r["threat"].split(",")[0] == threat
                  and not r.get("worst_case")), None)
 
 
@@ -93,6 +93,6 @@ def fired_findings(rows: list[dict]) -> list[tuple[str, int]]:
         for key in sanity["fired"]:
             base, method = _split(key)
             texts = [_gradient_check(base, sanity.get("values", {}), row["model"])] if base in (
-                "unbounded", "more_steps", "noise", "eps_monotone") else _table_check(base, sanity[key], method or row["attack"], row["model"], mine)
+                "unbounded", "more_steps", "noise", "eps_monotone") else _table_check(base, sanity[key], method or row.get("method", row["attack"]), row["model"], mine)
             found += [(f"sanity check failed ({task}): {text}", first) for text in texts]
     return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,14 @@ from skinart.attacks.table import THREATS
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import resolve_device
 from skinart.attacks.loops import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
-from skinart.data import LesionDataset, to_model_input
+from skinart.data import LesionDataset, Split, subgroups, to_model_input
 from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.defences.preprocessors import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything
 from skinart.runs.scoring import AttackOutcome, write_attack
+from skinart.shifts.apply import apply_shift
+from skinart.shifts.config import ImageShift
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
 
@@ -76,11 +79,14 @@ def crafting_identity(threat: str, checkpoint: Checkpoint, source: Checkpoint | 
 
 
 def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *,
-               source_checkpoint: Path | None = None, threat: str | None = None, crafted: dict | None = None) -> dict | None:
+               source_checkpoint: Path | None = None, threat: str | None = None, crafted: dict | None = None,
+               shift: ImageShift | None = None, by: str | None = None) -> dict | None:
     """Attack a checkpoint's test split under a threat model (default: transfer when a source checkpoint is given,
     else white-box); the attacked images are scored by the full defended model. `crafted` (threat models side by
     side) keeps each crafting's images by `crafting_identity`, so a threat model whose attacker is another's is scored
-    on that one's images instead of crafting them again."""
+    on that one's images instead of crafting them again. With `shift` the test images are corrupted first
+    (`test_inputs`) and the attack's clean images are the shifted ones; with `by` (sex, age, site) the metrics of the
+    attacked and the unattacked images are given per subgroup too."""
     target, _ = cfg.check(checkpoint.classes)
     malignant = checkpoint.malignant_names(options.malignant)
     threshold, objective = objective_threshold(cfg, checkpoint, malignant), OBJECTIVES[cfg.objective]
@@ -91,17 +97,19 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     source = transfer_source(checkpoint, source_checkpoint) if threat == "transfer" else None
     run = RunDir("attack", out, options, inputs=[source and source.path], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
-                 source_checkpoint=source and source.ref(), seed=cfg.seed)
+                 source_checkpoint=source and source.ref(), seed=cfg.seed,
+                 **({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {}))  # absent: unchanged config hashes
     if run.done:
         return None
     crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot, decision_head(cfg.objective, malignant_idx, threshold))
     dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root)
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed, attacked_images(objective, test.labels, malignant_idx))
+    groups = None if by is None else (by, subgroups(test.metadata, by, dataset.name)[keep])  # refused before crafting
     attack = build(cfg.method, crafter, cfg.options(), cfg.params, target)  # ART checks the parameters before any work
     art_params = art_parameters(attack)  # read before generate: AutoAttack switches its sub-attacks' targeting as it runs
     start = time.perf_counter()
-    x = to_model_input(test.images[keep])
+    x = test_inputs(test, keep, shift, cfg.seed)
     identity, crafted = crafting_identity(threat, checkpoint, source, cfg.row.eot), {} if crafted is None else crafted
     if identity in crafted:
         print(f"{cfg.method} ({threat}): the {crafted[identity][3]} attacker's images (the same model crafts them)", file=sys.stderr)
@@ -109,14 +117,23 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
         info = {**info, "same_images_as": crafted[identity][3]}
     else:
         aim = "" if threshold is None else f", objective {cfg.objective}: {objective.help}, t = {threshold:.4g}"
-        print(f"{cfg.method} on {len(keep)} {'' if threshold is None else objective.attacked + ' '}test images of {dataset.name} "
-              f"({threat}{aim})", file=sys.stderr)
+        under = "" if shift is None else f" under {shift.words()}"
+        print(f"{cfg.method} on {len(keep)} {'' if threshold is None else objective.attacked + ' '}test images of {dataset.name}"
+              f"{under} ({threat}{aim})", file=sys.stderr)
         adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
         crafted[identity] = (adv, info, arrays, threat)
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
-                                               labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays),
+                                               labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays,
+                                               shift=shift, groups=groups),
                             deployed(checkpoint, options.device, precision=options.precision), checkpoint, malignant)
+
+
+def test_inputs(test: Split, keep: np.ndarray, shift: ImageShift | None, seed: int) -> np.ndarray:
+    """The model inputs of test images `keep`, under `shift` when given: each image corrupted from its own stream (seed,
+    shift, its id), exactly as `evaluate --shift` corrupts it, so both runs score the same shifted images."""
+    images = test.images[keep]
+    return to_model_input(images if shift is None else apply_shift(images, shift.shift, shift.severity, seed, test.ids[keep]))
 
 
 def _craft(cfg: AttackConfig, attack, crafter, dataset: LesionDataset, *, x: np.ndarray, labels: np.ndarray,

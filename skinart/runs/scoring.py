@@ -24,6 +24,7 @@ from skinart.presentation.figures import amplified, plot_confusions, plot_pertur
 from skinart.presentation.tables import attack_markdown, metrics_markdown, subgroup_markdown, threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, PREDICTIONS_FILE, write_json
 from skinart.runs.subgroups import subgroup_metrics
+from skinart.shifts.config import ImageShift
 
 
 def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: list[str], out: Path, title: str,
@@ -93,7 +94,8 @@ def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.n
 class AttackOutcome:
     """What an attack produced, to be scored and written: the attack as configured and as ART ran it (`art_params`,
     read back from the attack), the threat model, the clean and adversarial images with their labels and ids, when
-    crafting started, what a fit reported (`info`) and the arrays to save (a universal noise or patch)."""
+    crafting started, what a fit reported (`info`), the arrays to save (a universal noise or patch), the shift the
+    clean images are under (`evaluate --attack --shift`) and each image's subgroup (--by's name, the groups)."""
 
     cfg: AttackConfig
     art_params: dict
@@ -106,6 +108,8 @@ class AttackOutcome:
     start: float
     info: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
+    shift: ImageShift | None = None
+    groups: tuple[str, np.ndarray] | None = None
 
 
 def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, *, clean_probs: np.ndarray, adv_probs: np.ndarray,
@@ -119,7 +123,7 @@ def _write_attack_outputs(out: Path, metrics: dict, o: AttackOutcome, *, clean_p
     malignant = metrics["clean"]["malignant"]
     write_per_image(out, ids=o.ids, labels=o.labels, classes=classes, malignant=malignant, clean_probs=clean_probs,
                     attacked=(adv_probs.argmax(1), p_malignant(adv_probs, [classes.index(c) for c in malignant])),
-                    norms=per_image_norms(o.x, o.adversarial), attack=[o.cfg.method] * len(o.x))
+                    norms=per_image_norms(o.x, o.adversarial), attack=[o.cfg.method] * len(o.x), shift=o.shift)
     changed = np.flatnonzero(clean_probs.argmax(1) != adv_probs.argmax(1))
     shown = np.concatenate([changed, np.setdiff1d(np.arange(len(o.x)), changed)])[:4]
     plot_perturbations(o.x[shown], o.adversarial[shown], clean_probs=clean_probs[shown], adv_probs=adv_probs[shown],
@@ -147,18 +151,29 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
                "bounded": method.bounded, "images": len(o.x), "eps": eps, "art_params": o.art_params,
                # what the attack optimised, and so which test images it attacked (all; miss: malignant; alarm: benign)
                "objective": o.cfg.objective, "attacked_images": OBJECTIVES[o.cfg.objective].attacked,
-               "seconds": round(time.perf_counter() - o.start, 2), **o.info}
+               "seconds": round(time.perf_counter() - o.start, 2), **o.info, **shift_record(o.shift)}
+    if o.groups is not None:  # the attacked images per group, and the same images unattacked beside them
+        threshold = checkpoint.threshold(malignant)
+        for half, probs in ((metrics, adv_probs), (metrics["clean"], clean_probs)):
+            half["subgroups"] = {"by": o.groups[0], **subgroup_metrics(o.labels, probs, o.groups[1], classes=classes,
+                                                                       malignant=malignant, threshold=threshold)}
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
         metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
                                        "attacked": prediction_shares(adv_probs.argmax(1), classes)}
+    under = "" if o.shift is None else f" under {o.shift.words()}"
     title = (f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images"
-             f"{objective_words(o.cfg.objective)})")
+             f"{under}{objective_words(o.cfg.objective)})")
     _write_attack_outputs(out, metrics, o, clean_probs=clean_probs, adv_probs=adv_probs, classes=list(classes), title=title)
     return metrics
 
 
 PER_IMAGE_COLUMNS = ("image_id", "true_class", "clean_prediction", "clean_p_malignant", "attacked_prediction",
-                     "attacked_p_malignant", "linf", "l2", "robust", "attack")
+                     "attacked_p_malignant", "linf", "l2", "robust", "attack", "shift", "severity")
+
+
+def shift_record(shift: ImageShift | None) -> dict:
+    """What an attack's metrics.json says of the shift its clean images are under: nothing without one."""
+    return {} if shift is None else {"shift": shift.shift, "severity": shift.severity}
 
 
 def perturbation_norms(clean: np.ndarray, adversarial: np.ndarray) -> dict:
@@ -177,11 +192,12 @@ def per_image_norms(clean: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndar
 
 def per_image_rows(*, ids: np.ndarray, labels: np.ndarray, classes: list[str], malignant: list[str], clean_probs: np.ndarray,
                    attacked: tuple[np.ndarray, np.ndarray] | None = None, norms: tuple[np.ndarray, np.ndarray] | None = None,
-                   attack: list[str] | None = None) -> list[dict]:
+                   attack: list[str] | None = None, shift: ImageShift | None = None) -> list[dict]:
     """One row per image: its id and true class, the clean prediction and p_malignant, and under attack (`attacked`:
     predicted class indices and p_malignant) the attacked ones, the measured L∞/L2 (`norms`), whether it is robust
-    (still its true class) and which attack (`attack`). A clean evaluation leaves the attack's columns empty: no
-    made-up robustness for images never attacked."""
+    (still its true class), which attack (`attack`) and the shift its clean image is under (`shift`: "clean" is then
+    that shifted image). A clean evaluation leaves the attack's columns empty: no made-up robustness for images never
+    attacked."""
     clean_p = p_malignant(clean_probs, [classes.index(c) for c in malignant])
     rows = []
     for i, (image_id, label) in enumerate(zip(ids, labels)):
@@ -194,6 +210,8 @@ def per_image_rows(*, ids: np.ndarray, labels: np.ndarray, classes: list[str], m
             row.update(linf=f"{norms[0][i]:.6f}", l2=f"{norms[1][i]:.6f}")
         if attack is not None:
             row["attack"] = attack[i]
+        if shift is not None:
+            row.update(shift=shift.shift, severity=str(shift.severity))
         rows.append(row)
     return rows
 

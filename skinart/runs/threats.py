@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ from skinart.attacks.table import METHODS, THREATS
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import environment
 from skinart.attacks.loops import sample_indices
-from skinart.data import to_model_input
 from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
-from skinart.runs.attack import attack_run, crafting_identity, objective_threshold, transfer_source
+from skinart.runs.attack import attack_run, crafting_identity, objective_threshold, test_inputs, transfer_source
+from skinart.runs.scoring import shift_record
+from skinart.shifts.config import ImageShift
 from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
@@ -35,27 +37,32 @@ def check_threats(checkpoint: Checkpoint, threats: tuple[str, ...], source_check
 
 
 def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, threats: tuple[str, ...] = THREATS,
-                source_checkpoint: Path | None = None, gradient_sanity: bool = True) -> dict | None:
+                source_checkpoint: Path | None = None, gradient_sanity: bool = True, shift: ImageShift | None = None,
+                by: str | None = None) -> dict | None:
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`; `gradient_sanity` False leaves the
-    gradient checks to the caller (a worst case over several attacks runs them once)."""
+    gradient checks to the caller (a worst case over several attacks runs them once). `shift` and `by` go to every
+    sub-run (`attack_run`)."""
     check_threats(checkpoint, threats, source_checkpoint)
     objective_threshold(cfg, checkpoint, checkpoint.malignant_names(options.malignant))  # refused before anything is written
     run = RunDir("threats", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
-                 malignant=options.malignant, gradient_sanity=gradient_sanity, seed=cfg.seed)
+                 malignant=options.malignant, gradient_sanity=gradient_sanity, seed=cfg.seed,
+                 **({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {}))  # absent: unchanged config hashes
     if run.done:
         return None
     with run.staged() as tmp:
         crafted: dict = {}  # one crafting per distinct attacker (attack.crafting_identity)
         runs = {t: attack_run(cfg, checkpoint, tmp / t, options, source_checkpoint=source_checkpoint if t == "transfer" else None,
-                              threat=t, crafted=crafted) for t in threats}
+                              threat=t, crafted=crafted, shift=shift, by=by) for t in threats}
         table = {t: table_row(m) for t, m in runs.items()}
         preprocessed, measure = bool(checkpoint.meta.preprocessing), OBJECTIVES[cfg.objective].measure
-        checks = {**(sanity_gradients(cfg, checkpoint, options, out) if gradient_sanity else {}), **table_checks(table, preprocessed, measure)}
-        metrics = {"kind": "threats", **checkpoint.provenance(), "method": cfg.method, **objective_record(cfg), "threats": table,
+        checks = {**(sanity_gradients(cfg, checkpoint, options, out, shift) if gradient_sanity else {}),
+                  **table_checks(table, preprocessed, measure)}
+        metrics = {"kind": "threats", **checkpoint.provenance(), "method": cfg.method, **objective_record(cfg), **shift_record(shift), "threats": table,
                    **robustness_flags(table, preprocessed, measure), "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)
-        (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}{objective_words(cfg.objective)}"))
+        under = "" if shift is None else f" under {shift.words()}"
+        (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}{under}{objective_words(cfg.objective)}"))
     return metrics
 
 
@@ -70,24 +77,26 @@ def objective_record(cfg: AttackConfig) -> dict:
     return {"objective": cfg.objective, "attacked_images": objective.attacked, "measure": objective.measure}
 
 
-def _sanity_key(checkpoint: Checkpoint, options: RunOptions, eps: float, seed: int, objective: str, malignant: list[str]) -> str:
+def _sanity_key(checkpoint: Checkpoint, options: RunOptions, eps: float, seed: int, objective: str, malignant: list[str],
+                shift: ImageShift | None) -> str:
     """What decides the gradient checks: the deployed model (network and preprocessors, as the adaptive attacker sees
-    it), the test split, ε, the seed, the objective (at the operating point of the malignant set) and how the run computes."""
+    it), the test split and its shift, ε, the seed, the objective (at the operating point of the malignant set) and how
+    the run computes."""
     return json.dumps([crafting_identity("adaptive", checkpoint, None, True), options.data_ref(checkpoint.data_name()),
                        checkpoint.meta.data, eps, seed, objective, malignant, environment(options.device), options.precision,
-                       options.deterministic], sort_keys=True)
+                       options.deterministic, shift and asdict(shift)], sort_keys=True)
 
 
-def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOptions, out: Path) -> dict:
+def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOptions, out: Path, shift: ImageShift | None = None) -> dict:
     """The gradient checks on a seeded sample of the test split, attacked through the deployed (defended) model at the
     evaluation's L∞ ε (PGD's default for an unbounded or L2 attack: the checks are L∞). Under an objective the sample is
     of the images it attacks and PGD attacks their decision at the operating point (the check's accuracy is then the
-    sensitivity or specificity at t). Seeded, so the same checks in one process (a recipe's steps evaluating one model
+    sensitivity or specificity at t). With `shift` the sample is of the shifted test images the attack attacks. Seeded, so the same checks in one process (a recipe's steps evaluating one model
     at one ε) run once and are reused, saying so."""
     linf = cfg.params.get("norm", "inf") == "inf"
     eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
     malignant = checkpoint.malignant_names(options.malignant)
-    key = _sanity_key(checkpoint, options, eps, cfg.seed, cfg.objective, malignant)
+    key = _sanity_key(checkpoint, options, eps, cfg.seed, cfg.objective, malignant, shift)
     if key in _SANITY_RUN:
         checks, first = _SANITY_RUN[key]
         print(f"sanity checks: those run for {first} (the same deployed model, test images, ε and seed)", file=sys.stderr)
@@ -102,7 +111,7 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
           f"deployed model{'' if head is None else ', on the decision at t'}", file=sys.stderr)
     seed_everything(cfg.seed)
     what = "accuracy" if head is None else objective.measure.replace("_at_threshold", " at t")
-    checks = gradient_checks(classifier, to_model_input(test.images[keep]), labels, eps, seed=cfg.seed, what=what)
+    checks = gradient_checks(classifier, test_inputs(test, keep, shift, cfg.seed), labels, eps, seed=cfg.seed, what=what)
     _SANITY_RUN[key] = (dict(checks), out)
     return checks
 

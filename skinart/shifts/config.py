@@ -1,5 +1,6 @@
-"""`ShiftConfig`: what `evaluate --shift` runs, parsed and checked from its options against `shifts.table`. Pure data:
-the command checks read it without loading scipy, torch or ART."""
+"""`ShiftConfig`: what `evaluate --shift` runs, parsed and checked from its options against `shifts.table`; `ImageShift`,
+the one shift at one severity an attack's inputs pass through first (`evaluate --attack --shift`). Pure data: the
+command checks read them without loading scipy, torch or ART."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ class ShiftConfig:
         if max_samples is not None and max_samples < 1:
             raise SkinartError(f"--max-samples {max_samples}: give at least 1 image")
         return cls(parse_shifts(shift), parse_severities(severity), seed=seed, max_samples=max_samples, by=by)
+
+
+@dataclass(frozen=True)
+class ImageShift:
+    """One shift at one severity: the test images are corrupted by it (seeded per image as in `evaluate --shift`, with
+    the attack's seed) before they are attacked, so they are the attack's clean inputs."""
+
+    shift: str
+    severity: int
+
+    def words(self) -> str:
+        return f"{self.shift} severity {self.severity}"
