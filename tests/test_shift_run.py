@@ -96,7 +96,7 @@ def test_the_restoring_threshold_restores_the_target_on_its_own_images():
 
 @pytest.mark.parametrize("args, message", [
     (("--severity", "3"), "--severity applies only with --shift"),
-    (("--shift", "all", "--attack", "fgsm"), "does not combine with --shift"),
+    (("--shift", "all", "--attack", "fgsm"), "one shift at one severity"),
     (("--shift", "all", "--split", "val"), "does not combine with --shift"),
     (("--shift", "all", "--eps", "8/255"), "does not combine with --shift"),
     (("--shift", "fog"), "fog"),

@@ -255,9 +255,38 @@ def test_a_shift_evaluation_by_sex_splits_every_row_into_groups_that_add_up(ham_
     assert (tmp_path / "report" / "report_figures" / "severity.png").stat().st_size > 0
 
 
+def test_an_attack_by_sex_splits_attacked_and_unattacked_images_into_groups_that_add_up(ham_model, tmp_path):
+    out = tmp_path / "fgsm-by-sex"
+    result = invoke("evaluate", "--checkpoint", ham_model, "--out", out, "--by", "sex", "--attack", "fgsm", "--eps", "4/255",
+                    "--threat", "white-box", "--shift", "hair", "--severity", "3", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "white-box" / "metrics.json").read_text())
+    assert (metrics["shift"], metrics["severity"]) == ("hair", 3)
+    for half in (metrics["adversarial"], metrics["clean"]):  # the attacked images, and the same images unattacked
+        groups = half["subgroups"]["groups"]
+        assert list(groups) == ["male", "female", "unknown"] and half["subgroups"]["by"] == "sex"
+        assert sum(g["images"] for g in groups.values()) == metrics["images"]
+        assert np.array_equal(sum(np.array(g["confusion_matrix"]) for g in groups.values()), half["confusion_matrix"])
+        assert np.array_equal(sum(np.array(g["binary_at_threshold"]["confusion_matrix"]) for g in groups.values()),
+                              half["binary_at_threshold"]["confusion_matrix"])
+        assert half["subgroups"]["largest_gap"]["accuracy"] is not None
+    # the attack moved some group's numbers: the attacked groups are not the unattacked ones
+    assert metrics["adversarial"]["subgroups"]["groups"] != metrics["clean"]["subgroups"]["groups"]
+    result = invoke("report", out, "--out", tmp_path / "report", "--bootstrap", 0)
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    table = md.split("## Subgroups: every metric per group (clean and attacked images)")[1].split("\n## ")[0]
+    label = "fgsm on hair severity 3"
+    attacked = [line for line in table.splitlines() if line.startswith("| fgsm-by-sex |") and label in line]
+    assert len(attacked) == 3
+    male = metrics["adversarial"]["subgroups"]["groups"]["male"]
+    assert any(f"| male | {male['images']} | {100 * male['accuracy']:.1f}" in line for line in attacked)
+    assert label in md.split("## Subgroups: the largest gap between groups")[1].split("\n## ")[0]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--by", "nonsense"], "unknown --by 'nonsense'; choose one of sex, age, site"),
-    (["--by", "sex", "--attack", "fgsm"], "--by applies to clean and --shift evaluations"),
+    (["--by", "sex", "--attack", "uap", "--shift", "hair", "--severity", "3"], "--attack uap with --shift"),
     (["--by", "sex", "--shift", "jpeg_compression", "--external", "--data", "dermamnist", "--data-root", "{npz}"],
      "the dermamnist data carry no sex"),
     (["--by", "age", "--external", "--data", "dermamnist", "--data-root", "{npz}"], "the dermamnist data carry no age"),

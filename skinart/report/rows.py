@@ -165,7 +165,8 @@ def _threat_rows(task: dict, where: Path, m: dict, options: ReportOptions, sanit
     for row in rows:
         row["sanity"], row["sanity_checks"] = sanity_label(sanity), sanity
     return rows, [e for row, sub in zip(rows, runs.values())
-                  for e in subgroup_entries(task, _model(task), [sub], attack=row["attack"] + threat_suffix(row))]
+                  for e in subgroup_entries(task, _model(task), [{**sub["adversarial"], **_shift_of(sub)}],
+                                            attack=row["attack"] + threat_suffix(row))]
 
 
 def _worst_case_rows(task: dict, where: Path, m: dict, options: ReportOptions) -> tuple[list[dict], list[dict]]:

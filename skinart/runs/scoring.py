@@ -154,7 +154,7 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
                "seconds": round(time.perf_counter() - o.start, 2), **o.info, **shift_record(o.shift)}
     if o.groups is not None:  # the attacked images per group, and the same images unattacked beside them
         threshold = checkpoint.threshold(malignant)
-        for half, probs in ((metrics, adv_probs), (metrics["clean"], clean_probs)):
+        for half, probs in ((metrics["adversarial"], adv_probs), (metrics["clean"], clean_probs)):
             half["subgroups"] = {"by": o.groups[0], **subgroup_metrics(o.labels, probs, o.groups[1], classes=classes,
                                                                        malignant=malignant, threshold=threshold)}
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
