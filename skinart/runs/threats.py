@@ -107,8 +107,9 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed, attacked_images(objective, test.labels, malignant_idx))
     labels = test.labels[keep] if head is None else np.full(len(keep), objective.decision)
     classifier = deployed(checkpoint, options.device, precision=options.precision, head=head)
-    print(f"sanity checks: PGD on {len(keep)} {'' if head is None else objective.attacked + ' '}test images through the "
-          f"deployed model{'' if head is None else ', on the decision at t'}", file=sys.stderr)
+    print(f"sanity checks: PGD on {len(keep)} {'' if head is None else objective.attacked + ' '}test images"
+          f"{'' if shift is None else ' under ' + shift.words()} through the deployed model"
+          f"{'' if head is None else ', on the decision at t'}", file=sys.stderr)
     seed_everything(cfg.seed)
     what = "accuracy" if head is None else objective.measure.replace("_at_threshold", " at t")
     checks = gradient_checks(classifier, test_inputs(test, keep, shift, cfg.seed), labels, eps, seed=cfg.seed, what=what)
