@@ -706,6 +706,8 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-shift-two-shifts", threats("fgsm", "--shift", "gaussian_noise,hair", "--severity", "3"),
          "one shift at one severity"),
     case("evaluate-attack-shift-all", threats("fgsm", "--shift", "all", "--severity", "3"), "one shift at one severity"),
+    case("evaluate-attack-by-without-metadata", threats("fgsm", "--threat", "white-box", "--by", "sex", checkpoint="{T}"),
+         "carry no sex"),
     case("evaluate-attack-shift-external", threats("fgsm", "--shift", "hair", "--severity", "3", "--external"), "--external scores every image",
          "drop --attack"),
     case("attack-autoattack-target-class", attack("autoattack", "--target-class", "mel"), "--target-class does not apply to autoattack"),
