@@ -131,7 +131,7 @@ def test_a_gradient_attack_on_a_scores_only_model_is_one_line_naming_those_it_al
         result = invoke("attack", "--checkpoint", scores_only[1], "--method", "pgd", "--threat", threat, "--max-samples", 10,
                         "--data-root", derma_subset, "--out", tmp_path / threat, "--device", "cpu")
         assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
-        assert "gives scores only" in result.stderr and "square, hopskipjump" in result.stderr
+        assert "pgd reads the gradients" in result.stderr and "square, hopskipjump" in result.stderr
         assert not (tmp_path / threat).exists()
 
 

@@ -157,7 +157,7 @@ def check_access(method: str, access: str, model: str) -> None:
     """`method` crafts on `model`, which gives `access` only: refused in one line when the method reads more."""
     needs = METHODS[method].access
     if not reads(method, access):
-        raise SkinartError(f"--method {method} reads the {needs} of the model it crafts on, and {model} gives {access} only; "
+        raise SkinartError(f"{method} reads the {needs} of the model it crafts on, and {model} gives {access} only; "
                            f"attack it with {', '.join(readable(access))}, or craft "
                            f"{method} on another model (--threat transfer --source-checkpoint)")
 
