@@ -20,6 +20,8 @@ from skinart.data import CLASSES
 from skinart.models.build import network
 from skinart.models.checkpoint import Checkpoint
 from skinart.models.model_files import detect_format
+from skinart.errors import SkinartError
+from skinart.models import programs
 from skinart.models.programs import read_onnx
 
 from helpers import export_onnx, invoke, unconvertible_onnx
@@ -160,3 +162,17 @@ def test_an_exporter_opset_onnx2torch_lacks_is_imported_scores_only(derma_subset
     assert result.exit_code == 0, result.output
     meta = Checkpoint.load(tmp_path / "out").meta
     assert meta.imported["access"] == "scores" and "Gelu" in meta.imported["not_converted"]
+
+
+def test_a_conversion_that_differs_from_onnxruntime_falls_back_to_onnxruntime(tmp_path, monkeypatch):
+    monkeypatch.setattr(programs, "ONNX_PARITY", -1.0)  # every conversion differs by more than this
+    net, found = read_onnx(export_onnx(small_net(), tmp_path / "small.onnx"), img_size=28)
+    assert found["access"] == "scores" and "away from onnxruntime's" in found["not_converted"]
+    with torch.no_grad():
+        assert net(torch.rand(3, 3, 28, 28)).shape == (3, 7)
+
+
+def test_a_checkpoint_converted_at_import_that_no_longer_converts_is_one_line(tmp_path):
+    path = unconvertible_onnx(small_net(), tmp_path / "shrink.onnx")
+    with pytest.raises(SkinartError, match="no longer converts to PyTorch as it did at import"):
+        read_onnx(path, img_size=28, access="gradients")  # what a checkpoint of a converted model records
