@@ -208,3 +208,33 @@ def tiny_model(classes: int, n: int, seed: int):
     net.passes = net.images = 0
     net.trainable_seen.clear()
     return classifier, net, x, np.eye(classes, dtype=np.float32)[predicted]
+
+
+def export_onnx(net, path: Path, side: int = 28) -> Path:
+    """torch.onnx.export as a team would call it: a dynamic batch, the default opset (torch imported only then)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.14 deprecates the TorchScript-based exporter it still ships
+        torch.onnx.export(net.eval(), (torch.rand(2, 3, side, side),), str(path), dynamo=False, input_names=["x"],
+                          output_names=["z"], dynamic_axes={"x": {0: "batch"}, "z": {0: "batch"}})
+    return path
+
+
+def unconvertible_onnx(net, path: Path, side: int = 28) -> Path:
+    """`net` exported to ONNX with its logits passed through Shrink(bias=0, lambd=0), the identity (but at exactly 0):
+    an operator onnxruntime runs and onnx2torch 1.5 has no converter for at any opset, so the model computes what `net`
+    does and does not convert to PyTorch (the onnx extra imported only then)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(export_onnx(net, path, side)))
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [f"{out}_logits" if o == out else o for o in node.output]
+    model.graph.node.append(helper.make_node("Shrink", [f"{out}_logits"], [out], bias=0.0, lambd=0.0))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

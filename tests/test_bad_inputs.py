@@ -16,7 +16,8 @@ claim 64 px / 6 classes, {Y} a tiny recipe, {Y2} the same under another name, {R
 {D} the DermaMNIST-format subset, {H} the HAM10000-layout subset, {OUT} a fresh --out path, {IN} the
 folder holding this row's input copies, {RO} a directory nobody can write into, {NOTES} a folder holding the user's
 own report.md, {PT2} a torch.export program of a small CNN, {IMPZERO} {T}'s weights imported
-with `skinart import` and then changed by hand; others below.
+with `skinart import` and then changed by hand, {ONNXBB} an ONNX model onnx2torch does not convert, imported (scores
+only); others below.
 
 Many rows fail against the code issue 13 was filed on, by design: they are the issue's known bugs and
 the ones this suite found (`usage-*` rows: click's own usage errors, today a boxed multi-line message).
@@ -34,6 +35,7 @@ import shutil
 import socket
 import subprocess
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,7 +43,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import invoke, write_pad_layout
+from helpers import invoke, unconvertible_onnx, write_pad_layout
 from safetensors.torch import load_file, save_file
 
 from skinart.data import CLASSES
@@ -444,6 +446,14 @@ def _state_dict_pth(inputs: "Inputs") -> Path:
     return inputs.root / "theirs.pth"
 
 
+def _scores_only(inputs: "Inputs") -> Path:
+    """A small CNN as an ONNX model onnx2torch does not convert, imported: onnxruntime runs it, giving scores only."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 7))
+    _ok("import", "--weights", unconvertible_onnx(net, inputs.root / "theirs.onnx"), "--classes", ",".join(CLASSES),
+        "--img-size", 28, "--data-root", inputs.src.data, "--device", "cpu", "--out", inputs.root / "scores-only")
+    return inputs.root / "scores-only"
+
+
 def _plain_pickle(inputs: "Inputs") -> Path:
     import pickle
 
@@ -462,6 +472,7 @@ OUTSIDE_FILES = {  # files from outside skinart, damaged or ambiguous: models, a
     "PT2CRC": lambda inputs: flip_member_byte(inputs.path("PT2")),
     "TSCRC": lambda inputs: flip_member_byte(inputs.path("TS")),
     "PTHCRC": lambda inputs: flip_member_byte(_state_dict_pth(inputs)),
+    "ONNXBB": _scores_only,
 }
 
 
@@ -1132,7 +1143,24 @@ IMPORT = [  # issue 38: imports that cannot go quietly wrong
     case("import-plain-pickle-with-code", import_("{PICKLE}", "--model", "skin_cnn"), "pickles Python code"),
 ]
 
-CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE + CERTIFY + IMPORT + CSV_DATA
+needs_onnx = pytest.mark.skipif(not all(find_spec(m) for m in ("onnx", "onnxruntime", "onnx2torch")),
+                                reason="needs the onnx extra: pip install 'skinart[onnx]'")
+SCORES_ONLY = [  # issue 38: an ONNX model onnxruntime runs gives scores only; what needs its gradients is refused
+    case("attack-pgd-on-a-scores-only-onnx-model", attack("pgd", checkpoint="{ONNXBB}"), "pgd reads the gradients",
+         "gives scores only", "square, hopskipjump", "--threat transfer", marks=needs_onnx),
+    case("attack-uap-on-a-scores-only-onnx-model", attack("uap", checkpoint="{ONNXBB}"), "uap reads the gradients",
+         "square, hopskipjump", marks=needs_onnx),
+    case("attack-pgd-adaptive-on-a-scores-only-onnx-model", attack("pgd", "--threat", "adaptive", checkpoint="{ONNXBB}"),
+         "pgd reads the gradients", "square, hopskipjump", marks=needs_onnx),
+    case("evaluate-attack-pgd-on-a-scores-only-onnx-model", threats("pgd", "--threat", "white-box", checkpoint="{ONNXBB}"),
+         "pgd reads the gradients", "square, hopskipjump", marks=needs_onnx),
+    case("defend-retrain-a-scores-only-onnx-model", defend("retrain", checkpoint="{ONNXBB}"), "retrain retrains the model",
+         "cannot train", marks=needs_onnx),
+    case("certify-attacks-a-scores-only-onnx-model", certify("--sigma", "0.25", "--max-samples", "5", checkpoint="{ONNXBB}"),
+         "gives scores only", "--radii none", marks=needs_onnx),
+]
+
+CASES = TRAIN + EVALUATE + EVALUATE_ATTACK + ATTACK + DEFEND + RUN + RECIPES + REPORT + DATA_INFO + USAGE + CERTIFY + IMPORT + CSV_DATA + SCORES_ONLY
 
 
 def test_there_are_well_over_a_hundred_rows_with_unique_ids():

@@ -71,6 +71,11 @@ def gradient_checks(classifier, x: np.ndarray, labels: np.ndarray, eps: float, s
     }
 
 
+def gradient_checks_not_run(reason: str) -> dict:
+    """Checks 1, 2, 3 (against noise) and 4 where PGD cannot run (a model that gives no gradients), each saying why."""
+    return {name: _check(False, f"not run: {reason}", run=False) for name in ("unbounded", "more_steps", "noise", "eps_monotone")}
+
+
 def table_checks(table: dict, preprocessed: bool, measure: str = "accuracy") -> dict:
     """Check 3 against transfer (white-box `measure` at most the transfer attack's: accuracy, or what an objective
     lowers) and check 5 (the robustness flags) from the threat models' table of one attack; a check without its threat

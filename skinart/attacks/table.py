@@ -139,6 +139,29 @@ def check_method(name: str) -> Method:
     return METHODS[choose(name, METHODS, "attack method")]
 
 
+# what an attacker may read of a model, most first: a model that gives one gives every one after it (scores give labels)
+ACCESS = ("gradients", "scores", "labels")
+
+
+def reads(method: str, access: str) -> bool:
+    """Whether `method` runs on a model that gives `access` (it reads that or less)."""
+    return ACCESS.index(METHODS[method].access) >= ACCESS.index(access)
+
+
+def readable(access: str) -> list[str]:
+    """The crafting attacks (evasion, universal, patch) an attacker runs on a model that gives `access`."""
+    return [name for name, m in METHODS.items() if m.kind != "poison" and reads(name, access)]
+
+
+def check_access(method: str, access: str, model: str) -> None:
+    """`method` crafts on `model`, which gives `access` only: refused in one line when the method reads more."""
+    needs = METHODS[method].access
+    if not reads(method, access):
+        raise SkinartError(f"{method} reads the {needs} of the model it crafts on, and {model} gives {access} only; "
+                           f"attack it with {', '.join(readable(access))}, or craft "
+                           f"{method} on another model (--threat transfer --source-checkpoint)")
+
+
 _FLAGS = {"num_random_init": "--random-init", "random_init": "--random-init", "params": "--param"}
 
 

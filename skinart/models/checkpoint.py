@@ -163,6 +163,12 @@ class Checkpoint:
         """What a checkpoint trained from this one inherits: an imported model's provenance and label mapping."""
         return {"imported": self.meta.imported, "labels": self.meta.labels} if self.meta.imported else {}
 
+    @property
+    def access(self) -> str:
+        """What an attacker reads of this model (attacks.table's `access` column): scores for an imported ONNX model
+        onnxruntime runs, which gives no gradients; gradients for every other."""
+        return (self.meta.imported or {}).get("access", "gradients")
+
     def check_trainable(self, what: str) -> None:
         """Refuse in one line to retrain weights skinart cannot train (an imported program or archive)."""
         fmt = (self.meta.imported or {}).get("format")

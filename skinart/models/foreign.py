@@ -143,7 +143,8 @@ def stored_network(weights: Path, imported: dict, *, model: str, classes: tuple[
     (the wrapped network's, so retrained weights load the same way)."""
     outputs = tuple(imported["outputs"])
     if imported["format"] not in TRAINABLE:  # the file is the architecture
-        inner = read_network(str(weights), imported["format"], model=None, n_outputs=len(outputs), img_size=img_size)[0]
+        inner = read_network(str(weights), imported["format"], model=None, n_outputs=len(outputs), img_size=img_size,
+                             access=imported.get("access", "gradients"))[0]
         return ForeignNet(inner, outputs, classes)
     net = ForeignNet(timm.create_model(model, num_classes=len(outputs), **imported.get("model_args") or {}), outputs, classes)
     try:
@@ -168,9 +169,10 @@ READERS = {"torch.export": read_exported, "torchscript": read_scripted, "onnx": 
 
 
 def read_network(spec: str, fmt: str, *, model: str | None, n_outputs: int, state_key: str | None = None,
-                 img_size: int | None = None) -> tuple[nn.Module, dict]:
+                 img_size: int | None = None, access: str | None = None) -> tuple[nn.Module, dict]:
     """The network a --weights value holds, as its format is read, and what the reading found that the checkpoint records
-    (the key of the state dict taken from a training checkpoint; an ONNX model's conversion)."""
+    (the key of the state dict taken from a training checkpoint; an ONNX model's conversion, or that onnxruntime runs it:
+    `access`, what an attacker reads of it, is given back when the checkpoint is read)."""
     return READERS[fmt](spec if fmt in HUBS else Path(spec), model=model, n_outputs=n_outputs, state_key=state_key,
-                        img_size=img_size)
+                        img_size=img_size, access=access)
 

@@ -1,6 +1,7 @@
 """Models handed over as programs, whose own code is their architecture: a torch.export program, a TorchScript archive,
 an ONNX graph converted to PyTorch (the `onnx` extra: onnx2torch) so every attack has its gradients, its outputs
-checked against onnxruntime's on the same images before it is trusted. A program with a fixed batch size is fed in
+checked against onnxruntime's on the same images before it is trusted, or, where it does not convert, run by
+onnxruntime itself (scores without gradients: black-box attacks only). A program with a fixed batch size is fed in
 chunks of it; none can be put in train mode."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from skinart.errors import SkinartError
 ONNX_EXTRA = "pip install 'skinart[onnx]' (onnx, onnxruntime, onnx2torch)"
 ONNX_OPSET_FALLBACK = 17  # the newest opset onnx2torch 1.5 converts every operator of (its registry lags the exporters')
 ONNX_PARITY = 1e-4  # the largest difference from onnxruntime's logits (relative to their scale) a conversion may show
+RUNTIME_ACCESS = "scores"  # what an attacker reads of a model onnxruntime runs (attacks.table's `access` column)
 
 
 class ProgramModule(nn.Module):
@@ -75,18 +77,12 @@ def read_scripted(path: Path, **_) -> tuple[nn.Module, dict]:
                            "save it again with torch.jit.save, or torch.export.save") from None
 
 
-def read_onnx(path: Path, *, img_size: int | None = None, **_) -> tuple[nn.Module, dict]:
-    """An ONNX model converted to PyTorch, its logits checked against onnxruntime's on seeded images; what the
-    checkpoint records: the converter, the opset converted at, the largest difference from onnxruntime."""
-    try:
-        import onnx
-        import onnx2torch
-
-        with _runtime_cache():
-            import onnxruntime
-    except ImportError:
-        raise SkinartError(f"{path} is an ONNX model, which skinart converts to PyTorch for the gradients attacks need: "
-                           f"{ONNX_EXTRA}") from None
+def read_onnx(path: Path, *, img_size: int | None = None, access: str | None = None, **_) -> tuple[nn.Module, dict]:
+    """An ONNX model converted to PyTorch, its logits checked against onnxruntime's on seeded images; where it does not
+    convert (or converts wrongly), the model run by onnxruntime itself: scores without gradients. `access` is what its
+    checkpoint recorded (None at import: try to convert). What the checkpoint records: the converter, the opset converted
+    at, the largest difference from onnxruntime; or the runtime, `access` scores and why it did not convert."""
+    onnx, onnx2torch, onnxruntime = _onnx_libraries(path)
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
@@ -97,16 +93,65 @@ def read_onnx(path: Path, *, img_size: int | None = None, **_) -> tuple[nn.Modul
         raise SkinartError(f"the ONNX model takes {len(inputs)} inputs; skinart feeds it one batch of images: export a "
                            "model whose graph takes one NCHW tensor")
     shape = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim]
-    converted, opset = _converted(model, onnx2torch, path)
-    net = ProgramModule(converted.eval(), shape, "a converted ONNX model")
     with _runtime_cache():
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parity = _parity(net, session, inputs[0].name, [s or d for s, d in zip(shape, (4, 3, img_size or 64, img_size or 64))])
-    if parity > ONNX_PARITY:
-        raise SkinartError(f"{path} converted to PyTorch gives logits {parity:.2g} away from onnxruntime's (relative to "
-                           f"their scale; at most {ONNX_PARITY:g} is accepted): the conversion is wrong; export the "
-                           "model with torch.export.save (.pt2) and import that")
-    return net, {"converter": f"onnx2torch {version('onnx2torch')}", "opset": opset, "onnxruntime_parity": parity}
+        session = onnxruntime.InferenceSession(str(path), _session_options(onnxruntime), providers=["CPUExecutionProvider"])
+    runtime = ProgramModule(RuntimeProgram(session, inputs[0].name), shape, "an ONNX model run by onnxruntime")
+    if access == RUNTIME_ACCESS:
+        return runtime, {}
+    try:
+        net, opset = _converted(model, onnx2torch, shape)
+        parity = _parity(net, session, inputs[0].name, [s or d for s, d in zip(shape, (4, 3, img_size or 64, img_size or 64))])
+        if parity > ONNX_PARITY:
+            raise NotConverted(f"its converted logits are {parity:.2g} away from onnxruntime's, relative to their scale; at "
+                               f"most {ONNX_PARITY:g} is accepted")
+    except NotConverted as e:
+        if access is not None:  # the checkpoint was written with the converted model: its gradients are not to be lost quietly
+            raise SkinartError(f"{path} no longer converts to PyTorch as it did at import ({e}); use onnx2torch "
+                               f"{version('onnx2torch')} as then, or import the model again") from None
+        return runtime, {"runtime": f"onnxruntime {version('onnxruntime')}", "access": RUNTIME_ACCESS, "not_converted": str(e)}
+    return net, {"converter": f"onnx2torch {version('onnx2torch')}", "opset": opset, "onnxruntime_parity": parity,
+                 "access": "gradients"}
+
+
+class NotConverted(Exception):
+    """Why an ONNX model does not convert to PyTorch faithfully: its message is the reason the checkpoint records."""
+
+
+class RuntimeProgram(nn.Module):
+    """An ONNX model run by an onnxruntime session, numpy in and out: its scores on the input's device, no gradients
+    (an attack that differentiates it is refused here, in one line, should a check before have missed it)."""
+
+    def __init__(self, session, name: str):
+        super().__init__()
+        self.session, self.name = session, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            raise SkinartError("an ONNX model run by onnxruntime gives scores only, no gradients: attack it with an attack "
+                               "that reads scores or labels (square, hopskipjump), or by transfer from another model")
+        z = self.session.run(None, {self.name: x.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(z).to(x.device)
+
+
+def _onnx_libraries(path: Path) -> tuple:
+    """onnx, onnx2torch and onnxruntime (the `onnx` extra), imported only for an ONNX model."""
+    try:
+        import onnx
+        import onnx2torch
+
+        with _runtime_cache():
+            import onnxruntime
+    except ImportError:
+        raise SkinartError(f"{path} is an ONNX model, which skinart reads with onnx, onnx2torch and onnxruntime: "
+                           f"{ONNX_EXTRA}") from None
+    return onnx, onnx2torch, onnxruntime
+
+
+def _session_options(onnxruntime):
+    """onnxruntime computing on as many threads as torch does (its own default: every core)."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return options
 
 
 @contextmanager
@@ -124,21 +169,21 @@ def _runtime_cache():
             os.environ["XDG_CACHE_HOME"] = before
 
 
-def _converted(model, onnx2torch, path: Path) -> tuple[nn.Module, int]:
+def _converted(model, onnx2torch, shape: list) -> tuple[nn.Module, int]:
     """onnx2torch's module at the model's own opset, else at the newest opset every operator converts at."""
     from onnx import version_converter
 
     model = _without_identities(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     try:
-        return onnx2torch.convert(model), opset
+        converted = onnx2torch.convert(model)
     except NotImplementedError as first:
         reason = first_line(first)
-    try:
-        return onnx2torch.convert(version_converter.convert_version(model, ONNX_OPSET_FALLBACK)), ONNX_OPSET_FALLBACK
-    except Exception:
-        raise SkinartError(f"{path} does not convert to PyTorch ({reason}, also at opset {ONNX_OPSET_FALLBACK}), so attacks "
-                           "would have no gradients; export the model with torch.export.save (.pt2) and import that") from None
+        try:
+            converted, opset = onnx2torch.convert(version_converter.convert_version(model, ONNX_OPSET_FALLBACK)), ONNX_OPSET_FALLBACK
+        except Exception:
+            raise NotConverted(f"{reason}, also at opset {ONNX_OPSET_FALLBACK}") from None
+    return ProgramModule(converted.eval(), shape, "a converted ONNX model"), opset
 
 
 def _without_identities(model):

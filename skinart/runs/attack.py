@@ -14,7 +14,7 @@ import numpy as np
 from skinart.attacks.config import OBJECTIVES, AttackConfig
 from skinart.attacks.objective import attacked_images, decision_head, decision_labels
 from skinart.attacks.factories import art_parameters, build
-from skinart.attacks.table import THREATS
+from skinart.attacks.table import THREATS, check_access
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import resolve_device
 from skinart.attacks.loops import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
@@ -38,6 +38,13 @@ def transfer_source(checkpoint: Checkpoint, source_checkpoint: Path | None) -> C
     source = Checkpoint.load(path, "--source-checkpoint")
     checkpoint.check_compatible(source, "--source-checkpoint")
     return source
+
+
+def check_crafting(method: str, threat: str, checkpoint: Checkpoint, source: Checkpoint | None) -> None:
+    """The attacker reads no more than the model it crafts on gives (its checkpoint's access: scores for an ONNX model
+    onnxruntime runs): the transfer source's under transfer, else the attacked checkpoint's (adaptive included)."""
+    crafted_on = source if threat == "transfer" else checkpoint
+    check_access(method, crafted_on.access, f"{'--source-checkpoint ' if threat == 'transfer' else ''}{crafted_on}")
 
 
 def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | None, options: RunOptions, eot: bool = True,
@@ -95,6 +102,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     if source_checkpoint and threat != "transfer":
         raise SkinartError(f"--source-checkpoint is for --threat transfer, not {threat}")
     source = transfer_source(checkpoint, source_checkpoint) if threat == "transfer" else None
+    check_crafting(cfg.method, threat, checkpoint, source)
     run = RunDir("attack", out, options, inputs=[source and source.path], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
                  source_checkpoint=source and source.ref(), seed=cfg.seed,

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.stats import norm
 
 from skinart.attacks.loops import sample_indices
+from skinart.attacks.table import reads
 from skinart.certification.curves import certify_markdown, curve, plot_certified, share_at
 from skinart.certification.empirical import check_bounds, empirical_bounds
 from skinart.certification.smoothing import certified, class_rule, malignant_rule, smoothed
@@ -42,6 +43,9 @@ def certify_run(cfg: CertifyConfig, checkpoint: Checkpoint, out: Path, options: 
     if checkpoint.meta.preprocessing:
         raise SkinartError(f"{checkpoint} carries a preprocessing defence, which ART would apply after the noise in "
                            "certifying but before it in training; certify its source checkpoint")
+    if cfg.attack_radii(sigma) and not reads("pgd", checkpoint.access):  # the empirical bound is ART's PGD
+        raise SkinartError(f"certify attacks the smoothed classifier with PGD at --radii, which reads gradients, and {checkpoint} "
+                           f"gives {checkpoint.access} only; pass --radii none to certify it without the attack")
     malignant = checkpoint.malignant_names(options.malignant)
     run = RunDir("certify", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name(), split="test"),
                  malignant=malignant, seed=cfg.seed, certify={**asdict(cfg), "sigma": sigma, "radii": cfg.attack_radii(sigma)})

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from skinart.attacks.table import readable
 from skinart.models.checkpoint import CheckpointMeta, save_checkpoint
 from skinart.data import LesionDataset, load_dataset
 from skinart.errors import SkinartError
@@ -103,7 +104,18 @@ def import_run(cfg: ImportConfig, out: Path, options: RunOptions) -> dict | None
         classes=classes, img_size=cfg.img_size, mean=mean, std=std, malignant=malignant, data=dataset.settings(), labels=labels,
         imported={"trained_by": TRAINED_BY, "file": cfg.weights if fmt in HUBS else resolved(cfg.weights),
                   "sha256": sha256, "format": fmt, "outputs": list(outputs), "training_data": TRAINING_DATA_UNKNOWN, **found})
-    return _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta=meta)
+    result = _write(cfg, out=out, run=run, net=net, dataset=dataset, options=options, malignant=malignant, meta=meta)
+    if "not_converted" in found:
+        print(f"note: {access_note(cfg.weights, found)}", file=sys.stderr)
+    return result
+
+
+def access_note(weights: str, found: dict) -> str:
+    """What an attacker can do to a model that gives no gradients, from the attack table: the threat models left."""
+    access = found["access"]
+    return (f"{weights} does not convert to PyTorch ({found['not_converted']}), so onnxruntime runs it and it gives {access} "
+            f"only: attacks on it are {', '.join(readable(access))} (white-box, or adaptive through preprocessing defences), "
+            "or any attack crafted on another model (--threat transfer --source-checkpoint); it cannot be retrained")
 
 
 def _own_defaults(cfg: ImportConfig, found: dict) -> ImportConfig:

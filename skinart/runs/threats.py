@@ -13,7 +13,7 @@ import numpy as np
 
 from skinart.attacks.config import OBJECTIVES, AttackConfig, objective_words
 from skinart.attacks.objective import attacked_images, decision_head
-from skinart.attacks.table import METHODS, THREATS
+from skinart.attacks.table import METHODS, THREATS, reads
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import environment
 from skinart.attacks.loops import sample_indices
@@ -21,19 +21,23 @@ from skinart.errors import SkinartError
 from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
-from skinart.runs.attack import attack_run, crafting_identity, objective_threshold, test_inputs, transfer_source
+from skinart.runs.attack import attack_run, check_crafting, crafting_identity, objective_threshold, test_inputs, transfer_source
 from skinart.runs.scoring import shift_record
 from skinart.shifts.config import ImageShift
-from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, summary, table_checks
+from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, gradient_checks_not_run, summary, table_checks
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
 
 
-def check_threats(checkpoint: Checkpoint, threats: tuple[str, ...], source_checkpoint: Path | None) -> None:
+def check_threats(methods: list[str], checkpoint: Checkpoint, threats: tuple[str, ...], source_checkpoint: Path | None) -> None:
+    """Before any sub-run crafts anything: the transfer source, and each method under each threat model reading no more
+    than the model it crafts on gives."""
     if source_checkpoint and "transfer" not in threats:
         raise SkinartError("--source-checkpoint is for --threat transfer (or all), the model a transfer attacker crafts on; drop it or add --threat transfer")
-    if "transfer" in threats:
-        transfer_source(checkpoint, source_checkpoint)  # before any sub-run crafts anything
+    source = transfer_source(checkpoint, source_checkpoint) if "transfer" in threats else None
+    for method in methods:
+        for threat in threats:
+            check_crafting(method, threat, checkpoint, source)
 
 
 def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: RunOptions, *, threats: tuple[str, ...] = THREATS,
@@ -42,7 +46,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     """The sub-runs `out/<threat>/` and their summary table in `out/metrics.json`; `gradient_sanity` False leaves the
     gradient checks to the caller (a worst case over several attacks runs them once). `shift` and `by` go to every
     sub-run (`attack_run`)."""
-    check_threats(checkpoint, threats, source_checkpoint)
+    check_threats([cfg.method], checkpoint, threats, source_checkpoint)
     objective_threshold(cfg, checkpoint, checkpoint.malignant_names(options.malignant))  # refused before anything is written
     run = RunDir("threats", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
@@ -93,6 +97,8 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
     of the images it attacks and PGD attacks their decision at the operating point (the check's accuracy is then the
     sensitivity or specificity at t). With `shift` the sample is of the shifted test images the attack attacks. Seeded, so the same checks in one process (a recipe's steps evaluating one model
     at one ε) run once and are reused, saying so."""
+    if not reads("pgd", checkpoint.access):
+        return gradient_checks_not_run(f"PGD reads gradients and {checkpoint} gives {checkpoint.access} only")
     linf = cfg.params.get("norm", "inf") == "inf"
     eps = (cfg.budget if linf else None) or METHODS["pgd"].defaults["eps"]
     malignant = checkpoint.malignant_names(options.malignant)

@@ -29,7 +29,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
     """The sub-runs `out/<method>/` and, in `out/metrics.json`, each attack's table, the worst case per threat model
     (`worst_case`, its full metrics under `worst_case_metrics`) and the sanity checks; `shift` and `by` go to every
     sub-run (the worst case itself is not split into subgroups: each attack's sub-runs are)."""
-    check_threats(checkpoint, threats, source_checkpoint)
+    check_threats([c.method for c in cfgs], checkpoint, threats, source_checkpoint)
     malignant = checkpoint.malignant_names(options.malignant)
     objective_threshold(cfgs[0], checkpoint, malignant)  # refused before anything is written
     run = RunDir("worst_case", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
