@@ -705,6 +705,10 @@ EVALUATE_ATTACK = [
     case("evaluate-attack-list-poison", threats("fgsm,poison-flip"), "--attack poison-flip"),
     case("evaluate-attack-list-option-none-takes", threats("fgsm,square", "--eps", "8/255", "--eps-step", "1/255"), "--eps-step applies to none"),
     case("evaluate-attack-list-eps-step-above-eps", threats("fgsm,pgd", "--eps", "2/255", "--eps-step", "8/255"), "--eps-step"),
+    case("evaluate-attack-list-param-without-method", threats("fgsm,autoattack", "--eps", "8/255", "--param", "max_iter=2"),
+         "--param max_iter", "name the one it is for", "autoattack.max_iter"),
+    case("evaluate-attack-param-other-method", threats("fgsm", "--param", "pgd.max_iter=2"), "pgd is not an attack of --attack fgsm"),
+    case("evaluate-param-without-attack", evaluate("--param", "max_iter=2"), "--param applies only with --attack"),
     # --attack with --shift: evasion methods crafting on the test images under one shift at one severity
     case("evaluate-attack-shift-universal", threats("uap", "--shift", "gaussian_noise", "--severity", "3", "--max-iter", "1"),
          "--attack uap with --shift", "fitted on unshifted training images", "fgsm, pgd"),

@@ -44,7 +44,15 @@ SKIPPED = {
 }
 # counts that make a run long -> the value the test runs with
 SHORTER = {"--epochs": "1", "--img-size": "16", "--max-samples": "8", "--fit-samples": "16", "--max-iter": "2",
-           "--rounds": "1", "--retrain-epochs": "1", "--bootstrap": "100"}
+           "--rounds": "1", "--retrain-epochs": "1", "--bootstrap": "100", "--n": "100", "--n0": "20", "--attack-steps": "2",
+           "--eot": "2"}
+# AutoAttack's own counts (APGD's iterations, Square's queries), cut through --param where a line or step runs it
+AUTOATTACK_PARAMS = {"max_iter": 2, "square_max_iter": 20}
+
+
+def autoattack_params(command: str) -> dict:
+    """AUTOATTACK_PARAMS as the command's --param takes them (evaluate names the method: it may run several)."""
+    return {("autoattack." if command == "evaluate" else "") + key: value for key, value in AUTOATTACK_PARAMS.items()}
 PLACEHOLDERS = {"T": "0.5"}
 INPUTS = ("--checkpoint", "--retrained", "--poisoned-run", "--adversarial-run", "--source-checkpoint")
 
@@ -118,6 +126,8 @@ def added(words: list[str]) -> tuple[str, ...]:
         return ("--max-samples",) + (("--max-iter",) if method in ("uap", "uap-sgd") else ())
     if command == "evaluate" and {"--attack", "--shift"} & set(words):
         return ("--max-samples",)
+    if command == "certify":
+        return ("--max-samples", "--n", "--n0", "--attack-steps", "--eot")
     if command == "defend" and (method == "madry" or "pgd" in attacks):
         return ("--max-iter",)  # the PGD of every training batch
     return ()
@@ -127,6 +137,8 @@ def shortened(words: list[str], recipe_sets) -> list[str]:
     """Every count of SHORTER cut, and added where a long run leaves it at its default; a recipe run's through --set."""
     words = [SHORTER.get(words[i - 1], word) if i else word for i, word in enumerate(words)]
     words += [part for option in added(words) if option not in words for part in (option, SHORTER[option])]
+    if any("autoattack" in word for word in words[2:]):
+        words += [part for key, value in autoattack_params(words[1]).items() for part in ("--param", f"{key}={value}")]
     if words[1] == "run":
         words += [part for setting in recipe_sets(words[2]) for part in ("--set", setting)]
     return words
@@ -139,10 +151,14 @@ def recipe_sets(path: str) -> list[str]:
     for step in yaml.safe_load(Path(path).read_text())["steps"]:
         params, name = step.get("params", {}), step["name"]
         sets += [f"steps.{name}.grid.{key}=[{values[0]}]" for key, values in step.get("grid", {}).items()]
-        cuts = {"train": {"epochs": 1}, "report": {"bootstrap": 100}, "defend": {"retrain_epochs": 1} if
-                params.get("method") == "retrain" else {}}.get(step["command"], {})
+        cuts = {"train": {"epochs": 1}, "report": {"bootstrap": 100},
+                "certify": {"max_samples": 8, "n": 100, "n0": 20, "attack_steps": 2, "eot": 2},
+                "defend": {"retrain_epochs": 1} if params.get("method") in ("retrain", "randomized-smoothing") else {},
+                }.get(step["command"], {})
         if step["command"] == "attack" or {"attack", "shift"} & set(params):
             cuts = {"max_samples": 8, **({"fit_samples": 16, "max_iter": 1} if params.get("method") == "uap" else {})}
+        if "autoattack" in str(params.get("attack", "")) + str(params.get("method", "")):
+            cuts["param"] = "{" + ", ".join(f"{key}: {value}" for key, value in autoattack_params(step["command"]).items()) + "}"
         sets += [f"steps.{name}.params.{key}={value}" for key, value in cuts.items()]
     return sets
 

@@ -143,9 +143,11 @@ def test_autoattack_l2_stays_in_its_ball(trained, derma_subset, tmp_path):
 def test_evaluate_several_attacks_reports_each_and_the_worst_case(trained, derma_subset, tmp_path):
     out = tmp_path / "worst"
     result = run("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--out", out, "--attack", "fgsm,pgd",
-                 "--threat", "white-box", "--eps", "8/255", "--max-iter", 5, "--max-samples", 30)
+                 "--threat", "white-box", "--eps", "8/255", "--max-iter", 5, "--max-samples", 30, "--param", "pgd.num_random_init=0")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["kind"] == "worst_case" and metrics["methods"] == ["fgsm", "pgd"]
+    ran = {m: json.loads((out / m / "white-box" / "metrics.json").read_text())["art_params"] for m in ("fgsm", "pgd")}
+    assert ran["pgd"]["num_random_init"] == 0 and ran["pgd"]["max_iter"] == 5 and ran["fgsm"]["num_random_init"] == 0  # METHOD.KEY: to pgd only
     per_image = [np.load(out / m / "white-box" / "adversarial.npz") for m in ("fgsm", "pgd")]
     labels = per_image[0]["labels"]
     robust = np.mean(np.all([a["adversarial_probabilities"].argmax(1) == labels for a in per_image], axis=0))

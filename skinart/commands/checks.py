@@ -26,7 +26,7 @@ from skinart.options import choose, parse_malignant, parse_params
 from skinart.training.config import TrainConfig
 
 # evaluate's options that configure its attack
-_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint", "objective")
+_EVALUATE_ATTACK = ("threat", "eps", "eps_step", "max_iter", "max_samples", "source_checkpoint", "objective", "param")
 
 
 def _common(p: dict) -> None:
@@ -60,6 +60,7 @@ def evaluate_config(p: dict, given: set[str] = frozenset()) -> tuple[list[Attack
     """`skinart evaluate`: ([], (), None) for a clean evaluation (of the checkpoint's split, or --external of every image
     of other data); with --attack, the attacks (one, or several for a worst case) and their threat models; with --shift,
     the shifts and severities."""
+    p = {**p, "param": p["param"] or None}  # a recipe step gives no --param as an empty list
     _common(p)
     _check_by(p)
     _check_rechoose(p)
@@ -156,7 +157,8 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
     for option in options:
         if len(names) > 1 and p[option] is not None and not any(option in m.options for m in methods.values()):
             raise SkinartError(f"{flag(option)} applies to none of {p['attack']}; drop it")
-    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"], objective=p["objective"],
+    params = _params_per_method(p["param"] or [], names)
+    cfgs = [AttackConfig(method=name, max_samples=p["max_samples"], seed=p["seed"], objective=p["objective"], params=params[name],
                          **{o: p[o] for o in options if len(names) == 1 or o in methods[name].options}) for name in names]
     budgets = {cfg.method: cfg.budget for cfg in cfgs}  # each method's default where --eps is not given
     if len(set(budgets.values())) > 1:
@@ -165,6 +167,20 @@ def _attack_configs(p: dict) -> list[AttackConfig]:
     for cfg in cfgs:
         cfg.check(CLASSES)
     return cfgs
+
+
+def _params_per_method(pairs: list[str], names: list[str]) -> dict[str, dict]:
+    """evaluate's --param pairs per attack: METHOD.KEY=VALUE for the method named, KEY=VALUE for the one attack."""
+    params = {name: {} for name in names}
+    for key, value in parse_params(pairs).items():
+        method, dot, art_key = key.rpartition(".")
+        if not dot and len(names) > 1:
+            raise SkinartError(f"--param {key}: with several attacks name the one it is for, e.g. --param {names[-1]}.{key}=VALUE")
+        method, art_key = (method, art_key) if dot else (names[0], key)
+        if method not in params:
+            raise SkinartError(f"--param {key}: {method} is not an attack of --attack {','.join(names)}; name one of them")
+        params[method][art_key] = value
+    return params
 
 
 def attack_config(p: dict, given: set[str] = frozenset()) -> AttackConfig:

@@ -49,6 +49,9 @@ def evaluate(
     eps_step: Annotated[Optional[str], typer.Option(help="with --attack: step (pgd, mim, uap)")] = None,
     max_iter: Annotated[Optional[int], typer.Option(help="with --attack: iterations")] = None,
     max_samples: Annotated[Optional[int], typer.Option(help="with --attack or --shift: a seeded sample of this many test images")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(metavar="[METHOD.]KEY=VALUE", help="with --attack: a further ART "
+                                                   "parameter of its method, e.g. autoattack.max_iter=50 (repeatable; "
+                                                   "METHOD may be left out with one attack)")] = None,
     source_checkpoint: Annotated[Optional[Path], typer.Option(help="with --threat transfer/all: the model the attacker crafts on "
                                                               "(default: the defended checkpoint's source)")] = None,
     shift: Annotated[Optional[str], typer.Option(help="natural shifts (corruptions, dermoscopy artefacts), comma-separated, "
