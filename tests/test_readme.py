@@ -6,7 +6,8 @@ What the test changes, all through the commands' own options, and nothing else:
   placeholders DIR (the --data's folder), T (a threshold) are filled in; globs expand as a shell would;
 - data: $SKINART_DATA holds the session's generated DermaMNIST npz and HAM10000 folder, DIR a generated folder;
 - length: every count that makes a run long is cut (SHORTER), and added where a line leaves it at its default (ADDED); a
-  recipe run gets the same cuts through `--set`.
+  recipe run gets the same cuts through `--set`; the gradient sanity checks of an attacked evaluation attack
+  SANITY_IMAGES test images instead of their 64 (the one change made other than through an option).
 Lines that are not skinart's, or need what this machine lacks, are skipped by a rule of SKIPPED naming why."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from helpers import invoke, lesion_images
 from PIL import Image
 
 from skinart.data.catalog import CLASSES
+from skinart.runs import threats
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.MULTILINE | re.DOTALL)  # list items indent theirs
@@ -54,6 +56,7 @@ def autoattack_params(command: str) -> dict:
     """AUTOATTACK_PARAMS as the command's --param takes them (evaluate names the method: it may run several)."""
     return {("autoattack." if command == "evaluate" else "") + key: value for key, value in AUTOATTACK_PARAMS.items()}
 PLACEHOLDERS = {"T": "0.5"}
+SANITY_IMAGES = 8
 INPUTS = ("--checkpoint", "--retrained", "--poisoned-run", "--adversarial-run", "--source-checkpoint")
 
 
@@ -124,8 +127,8 @@ def added(words: list[str]) -> tuple[str, ...]:
         return ("--epochs",)
     if command == "attack" and not method.startswith("poison"):
         return ("--max-samples",) + (("--max-iter",) if method in ("uap", "uap-sgd") else ())
-    if command == "evaluate" and {"--attack", "--shift"} & set(words):
-        return ("--max-samples",)
+    if command == "evaluate" and {"--attack", "--shift"} & set(words):  # and PGD's steps where it is one of the attacks
+        return ("--max-samples",) + (("--max-iter",) if "pgd" in value.get("--attack", "").split(",") else ())
     if command == "certify":
         return ("--max-samples", "--n", "--n0", "--attack-steps", "--eot")
     if command == "defend" and (method == "madry" or "pgd" in attacks):
@@ -220,6 +223,7 @@ def readme_folder(tmp_path, monkeypatch, derma_subset, ham_subset):
     (data / "ham10000").symlink_to(ham_subset)
     (tmp_path / "recipes").symlink_to(ROOT / "recipes")
     write_exported(tmp_path / "theirs.pt2")
+    monkeypatch.setattr(threats, "SANITY_SAMPLES", SANITY_IMAGES)
     monkeypatch.setenv("SKINART_DATA", str(data))
     monkeypatch.chdir(tmp_path)
     return {"ham10000": str(ham_subset), "folder": str(write_folder(tmp_path / "folder")), "dermamnist": str(data / "dermamnist")}
