@@ -16,7 +16,8 @@ from helpers import invoke, write_dermamnist, write_ham10000
 from skinart.data import CLASSES, SMALL_GROUP, load_dataset, read_source, subgroups
 from skinart.data.metadata import MAP_FILE
 from skinart.errors import SkinartError
-from skinart.runs.subgroups import subgroup_metrics
+from skinart.presentation.tables import gap_words
+from skinart.runs.subgroups import largest_gaps, subgroup_metrics
 
 SITES = ("face", "lower extremity", "")
 AGES = ("12", "29.0", "30", "44.0", "45", "60", "74", "75.0", "85", "")
@@ -323,3 +324,12 @@ def test_real_ham10000_and_dermamnist_carry_sex_age_and_site(shared_data):
 def _mapped(shared_data: Path, split: str, index: int) -> str:
     with open(shared_data / "dermamnist" / MAP_FILE, newline="") as f:
         return next(r["image_id"] for r in csv.DictReader(f) if r["split"] == split and int(r["index"]) == index)
+
+
+def test_a_gap_between_equal_groups_names_two_groups_and_says_equal():
+    """Every known group with the same value: the gap is 0 points between two of them (it named one group twice:
+    "0.0 points (male above male)")."""
+    groups = {name: {"accuracy": 0.5, "images": 2 * SMALL_GROUP} for name in ("female", "male")}
+    gap = largest_gaps({name: {**g, "binary_at_threshold": None, "macro_recall": 0.5} for name, g in groups.items()})["accuracy"]
+    assert sorted(gap["between"]) == ["female", "male"] and gap["points"] == 0
+    assert gap_words(gap) == "0.0 points (male and female equal)"

@@ -142,10 +142,16 @@ def subgroup_markdown(subgroups: dict, whole: dict | None = None) -> str:
               "images behind the metric (malignant ones for a sensitivity, benign ones for a specificity). "
               "@ t: at the stored threshold.", ""]
     for metric, gap in subgroups["largest_gap"].items():
-        lines.append(f"- largest gap in {_GAP_NAMES[metric]}: " + (
-            f"{gap['points']:.1f} points ({gap['between'][0]} above {gap['between'][1]})" if gap else
-            f"n/a (fewer than two known groups with ≥ {SMALL_GROUP} images behind it)"))
+        lines.append(f"- largest gap in {_GAP_NAMES[metric]}: " + gap_words(gap))
     return "\n".join(lines) + "\n"
+
+
+def gap_words(gap: dict | None) -> str:
+    """A largest gap between subgroups in words: its points and which group lies above (none where they are equal)."""
+    if gap is None:
+        return f"n/a (fewer than two known groups with ≥ {SMALL_GROUP} images behind it)"
+    high, low = gap["between"]
+    return f"{gap['points']:.1f} points ({f'{high} above {low}' if gap['points'] else f'{high} and {low} equal'})"
 
 
 def shares_table(shares: dict[str, dict | None]) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from skinart.data import SMALL_GROUP
 from skinart.metrics import MIN_INTERVAL_IMAGES
-from skinart.presentation.tables import pct
+from skinart.presentation.tables import gap_words, pct
 
 SMALL = "⚑"
 GAP_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "sensitivity_at_threshold": "sensitivity @t",
@@ -33,9 +33,6 @@ def _cell(value, ci) -> str:
     return pct(value) + (f" [{pct(ci[0])}–{pct(ci[1])}]" if ci else "")
 
 
-def _gap(gap: dict | None) -> str:
-    return "n/a (fewer than two known groups large enough)" if gap is None else \
-        f"{gap['points']:.1f} points ({gap['between'][0]} above {gap['between'][1]})"
 
 
 def subgroup_tables(entries: list[dict]) -> list[tuple[str, list[str], list[list[str]], tuple[str, ...]]]:
@@ -48,7 +45,7 @@ def subgroup_tables(entries: list[dict]) -> list[tuple[str, list[str], list[list
     lines = [[e["task"], e["data"], e["by"], images(e), f"{name} {SMALL}" if g["small"] else name, str(g["images"]),
               *(_cell(value(g), g["ci"].get(key) if key else None) for _, value, key in COLUMNS)]
              for e in scored for name, g in e["groups"].items()]
-    gaps = [[e["task"], e["data"], e["by"], images(e), GAP_NAMES.get(metric, metric), _gap(gap)]
+    gaps = [[e["task"], e["data"], e["by"], images(e), GAP_NAMES.get(metric, metric), gap_words(gap)]
             for e in scored for metric, gap in e["largest_gap"].items()]
     notes = (f"{SMALL} fewer than {SMALL_GROUP} images: shown, but too few to compare (left out of the largest gap). No interval "
              f"where fewer than {MIN_INTERVAL_IMAGES} images stand behind a number. @t: at the checkpoint's stored threshold.",)

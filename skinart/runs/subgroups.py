@@ -63,6 +63,7 @@ def largest_gaps(groups: dict[str, dict]) -> dict[str, dict | None]:
     for metric, (value, behind) in GAP_METRICS.items():
         values = {name: value(g) for name, g in groups.items()
                   if name != UNKNOWN and behind(g) >= SMALL_GROUP and value(g) is not None}
-        high, low = max(values, key=values.get, default=None), min(values, key=values.get, default=None)
-        gaps[metric] = {"between": [high, low], "points": 100 * (values[high] - values[low])} if len(values) > 1 else None
+        order = sorted(values, key=values.get)  # two groups even where every value is equal
+        gaps[metric] = {"between": [order[-1], order[0]], "points": 100 * (values[order[-1]] - values[order[0]])} \
+            if len(values) > 1 else None
     return gaps
