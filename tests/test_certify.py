@@ -178,7 +178,7 @@ def noise_checkpoint(trained, derma_subset, tmp_path_factory):
     """`trained` fine-tuned for an epoch under noise of σ 0.12 by `skinart defend --method randomized-smoothing`."""
     out = tmp_path_factory.mktemp("runs") / "noise"
     result = invoke("defend", "--method", "randomized-smoothing", "--sigma", 0.12, "--retrain-epochs", 1, "--checkpoint", trained,
-                    "--data-root", derma_subset, "--device", "cpu", "--out", out)
+                    "--smoothing-n", 8, "--data-root", derma_subset, "--device", "cpu", "--out", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -188,6 +188,94 @@ def test_training_under_noise_writes_a_checkpoint_recording_sigma(noise_checkpoi
     assert {k: meta["defence"][k] for k in ("method", "variant", "sigma", "art_class", "epochs")} == \
         {"method": "randomized-smoothing", "variant": "gaussian", "sigma": 0.12, "art_class": "PyTorchRandomizedSmoothing", "epochs": 1}
     assert meta["weights_sha256"] != source["weights_sha256"] and meta["operating_point"]["threshold"] is not None
+    assert meta["defence"]["prediction"] == {"n": 8, "eot": 16, "seed": 0}  # how every command predicts through it
+    assert meta["defence"]["balance"] == source["train_config"]["balance"] == meta["train_config"]["balance"]  # its own
+
+
+def _smoothed_votes(checkpoint, images, n):
+    """The plain loop: for each image in order, n noisy copies of σ from the checkpoint's seed (torch's generator),
+    the base network's class of each, their counts."""
+    from skinart.data import to_model_input
+    from skinart.defences.deployed import deployed
+
+    net, sigma = deployed(checkpoint, "cpu", base=True).model.eval(), checkpoint.meta.defence["sigma"]
+    noise = torch.Generator().manual_seed(checkpoint.meta.defence["prediction"]["seed"])
+    votes = []
+    with torch.no_grad():
+        for image in torch.from_numpy(to_model_input(images)):
+            classes = net(torch.randn((n, *image.shape), generator=noise).mul_(sigma).add_(image)).argmax(1)
+            votes.append(torch.bincount(classes, minlength=len(checkpoint.classes)).numpy())
+    return np.array(votes)
+
+
+def test_evaluate_of_a_sigma_checkpoint_is_the_majority_of_n_noisy_copies_on_its_seed(noise_checkpoint, derma_subset, tmp_path):
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.provenance import checkpoint_dataset
+
+    checkpoint = Checkpoint.load(noise_checkpoint)
+    test = checkpoint_dataset(checkpoint).splits["test"]
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        result = invoke("evaluate", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--smoothing-n", 16,
+                        "--device", "cpu", "--out", out)
+        assert result.exit_code == 0, result.output
+    first, second = (np.load(out / "predictions.npz")["probabilities"] for out in runs)
+    np.testing.assert_array_equal(first, second)  # the same seed: the same noise, the same votes
+    votes = _smoothed_votes(checkpoint, test.images, 16)
+    np.testing.assert_allclose(first, votes / 16, rtol=0, atol=1e-6)  # the vote shares are its probabilities
+    assert len(set(votes.argmax(1))) > 1 and (votes.max(1) < 16).any()  # several classes, some copies dissenting
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(np.mean(votes.argmax(1) == test.labels))
+    malignant = [checkpoint.classes.index(c) for c in metrics["malignant"]]
+    p = {r["image_id"]: float(r["clean_p_malignant"]) for r in _rows(runs[0])}
+    assert [p[str(i)] for i in test.ids] == pytest.approx(votes[:, malignant].sum(1) / 16, abs=1e-6)  # the malignant share
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 16, "seed": 0}
+    assert "smoothed classifier: σ 0.12, n 16, seed 0" in (runs[0] / "metrics.md").read_text()
+
+
+def test_the_operating_point_of_a_sigma_checkpoint_is_chosen_on_its_smoothed_p_malignant(noise_checkpoint):
+    from skinart.metrics import choose_threshold
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.provenance import checkpoint_dataset
+
+    checkpoint = Checkpoint.load(noise_checkpoint)
+    val, point = checkpoint_dataset(checkpoint).splits["val"], checkpoint.meta.operating_point
+    malignant = [checkpoint.classes.index(c) for c in point["malignant"]]
+    shares = _smoothed_votes(checkpoint, val.images, 8)[:, malignant].sum(1) / 8  # the recorded n, from the seed
+    chosen = choose_threshold(val.labels, shares, malignant, point["target_sensitivity"])
+    assert point["chosen_on"] == "val" and point["threshold"] == pytest.approx(chosen["threshold"])
+    assert point["threshold"] in set(shares)  # a vote share: no softmax probability of the base network
+
+
+def test_a_checkpoint_without_sigma_is_scored_by_its_own_network(trained, derma_subset, tmp_path):
+    from skinart.defences.deployed import deployed
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.networks import predict
+    from skinart.models.provenance import checkpoint_dataset
+
+    result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu", "--out", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.load(trained)
+    classifier = deployed(checkpoint, "cpu")
+    assert type(classifier) is PyTorchClassifier
+    np.testing.assert_array_equal(np.load(tmp_path / "e" / "predictions.npz")["probabilities"],
+                                  predict(classifier, checkpoint_dataset(checkpoint).splits["test"].images))
+    assert "smoothed_classifier" not in json.loads((tmp_path / "e" / "metrics.json").read_text())
+
+
+def test_an_attack_on_a_sigma_checkpoint_attacks_and_scores_the_smoothed_classifier(noise_checkpoint, derma_subset, tmp_path):
+    args = ["attack", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--max-samples", 4, "--smoothing-n", 8,
+            "--device", "cpu"]
+    result = invoke(*args, "--method", "pgd", "--eps", "0.25", "--max-iter", 2, "--out", tmp_path / "pgd")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "pgd" / "metrics.json").read_text())
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    assert metrics["smoothing_eot"] == 16 and metrics["linf_max"] <= 0.25 + 1e-6
+    assert "gradients averaged over 16 noisy copies (EOT)" in (tmp_path / "pgd" / "metrics.md").read_text()
+    probabilities = np.load(tmp_path / "pgd" / "adversarial.npz")["adversarial_probabilities"]
+    assert np.allclose(probabilities * 8, np.round(probabilities * 8), atol=1e-5)  # vote shares of 8 copies
+    refused = invoke(*args, "--method", "square", "--out", tmp_path / "square")
+    assert refused.exit_code == 2 and "smoothed classifier" in refused.stderr and not (tmp_path / "square").exists()
 
 
 @pytest.mark.parametrize("variant", ["smoothadv", "macer"])

@@ -51,7 +51,7 @@ def certify_run(cfg: CertifyConfig, checkpoint: Checkpoint, out: Path, options: 
     split = dataset.splits["test"]
     index = sample_indices(len(split), cfg.max_samples, cfg.seed)
     x, labels = to_model_input(split.images[index]), split.labels[index]
-    classifier = deployed(checkpoint, options.device, precision=options.precision)  # the base classifier's dtype
+    classifier = deployed(checkpoint, options.device, precision=options.precision, base=True)  # smoothed below
     with run.staged() as tmp:
         found = _certify(classifier, x, labels, cfg, sigma, checkpoint, malignant)
         metrics = _metrics(found, cfg, sigma, x, labels, checkpoint, malignant, {**dataset.identity(), "split": "test"})

@@ -55,7 +55,7 @@ def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunO
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     groups = None if cfg.by is None else subgroups(test.metadata, cfg.by, dataset.name)[keep]  # refused before writing
-    classifier = deployed(checkpoint, options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision, samples=options.smoothing_n)
     scored = _score_all(cfg, classifier, test, keep, checkpoint.classes, malignant)
     target = checkpoint.meta.operating_point.get("target_sensitivity")  # none: the owner gave t
     metrics = shift_metrics(scored, test.labels[keep], classes=checkpoint.classes, malignant=malignant,
