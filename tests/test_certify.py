@@ -71,6 +71,26 @@ def test_the_binary_certificate_agrees_with_the_class_one_where_the_class_decide
     assert (binary_radius[decided] >= radius[decided] - 1e-12).all()
 
 
+def test_the_malignant_share_certificate_is_cohens_at_one_half_and_moves_with_the_threshold(tiny):
+    """A smoothed checkpoint's decision "share of copies voting a malignant class ≥ t", certified: at t = 1/2 Cohen's
+    certificate of the binary vote; at another t the malignant side's radius is σ·(Φ⁻¹(bound) − Φ⁻¹(t))."""
+    from skinart.certification.smoothing import certified, certified_share, malignant_class_rule
+
+    classifier, x, _ = tiny
+    rules = {"malignant": (malignant_class_rule([2, 3]), 2)}
+    select, estimate = smoothed(classifier, sigma=0.25, sample_size=50, alpha=ALPHA).vote_counts(x, (50, 200), rules, 128)["malignant"].transpose(1, 0, 2)
+    untied = select[:, 0] != select[:, 1]
+    cohen, half = certified(select, estimate, 200, 0.25, ALPHA), certified_share(select, estimate, 200, 0.25, ALPHA, 0.5)
+    np.testing.assert_array_equal(half[0][untied], cohen[0][untied])
+    np.testing.assert_allclose(half[1][untied], cohen[1][untied], rtol=0, atol=1e-12)
+    assert {0, 1} <= set(cohen[0])  # both decisions certified somewhere: a real comparison
+    low = certified_share(select, estimate, 200, 0.25, ALPHA, 0.2)
+    called = low[0] == 1
+    bound = clopper_pearson_lower(estimate[called, 1], 200, ALPHA)
+    np.testing.assert_allclose(low[1][called], 0.25 * (norm.ppf(bound) - norm.ppf(0.2)), rtol=1e-12)
+    assert called.sum() > (half[0] == 1).sum() or (low[1][half[0] == 1] > half[1][half[0] == 1]).all()
+
+
 class Constant(nn.Module):
     """Logits that ignore the image: every noisy copy votes class 2."""
 
@@ -337,9 +357,14 @@ def test_certify_writes_per_image_rows_curves_and_both_bounds(noise_checkpoint, 
     for e in metrics["empirical"]:
         assert e["certified_accuracy"] <= e["empirical_robust_accuracy"] and e["l2_max"] <= e["l2"] + 1e-6
     binary = metrics["malignant_decision"]
-    assert binary["malignant_images"] + binary["benign_images"] == 10
-    assert {r["malignant_decision"] for r in rows} <= {"malignant", "benign", "abstain"}
-    assert (out / "certified.png").stat().st_size > 0 and "no perturbation of L2 norm < 0.2" in (out / "metrics.md").read_text()
+    if binary["threshold"] is None:  # one epoch under noise, 8 votes: t may be 0, a decision no votes change
+        assert "a constant decision" in binary["why_none"] and {r["malignant_decision"] for r in rows} == {""}
+    else:
+        assert binary["malignant_images"] + binary["benign_images"] == 10
+        assert binary["rule"].startswith("the share of noisy copies voting a malignant class ≥ t")  # its t is on that share
+        assert {r["malignant_decision"] for r in rows} <= {"malignant", "benign", "abstain"}
+    said = "no perturbation of L2 norm < 0.2" if binary["threshold"] is not None else "No malignant decision certified"
+    assert (out / "certified.png").stat().st_size > 0 and said in (out / "metrics.md").read_text()
     again = invoke(*args)
     assert again.exit_code == 0 and "skipped" in again.stderr
     report = invoke("report", out, "--out", tmp_path / "report", "--bootstrap", 0)

@@ -40,9 +40,30 @@ def certified(select: np.ndarray, estimate: np.ndarray, n: int, sigma: float, al
     return np.where(abstain, -1, chosen), np.where(abstain, 0.0, sigma * norm.ppf(np.where(abstain, 0.5, lower)))
 
 
+def certified_share(select: np.ndarray, estimate: np.ndarray, n: int, sigma: float, alpha: float,
+                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The decision "the share of noisy copies voting malignant is ≥ t" certified from vote counts (benign, malignant;
+    shape (images, 2)): the side the selection draws give, kept where the Clopper–Pearson lower bound of its share in
+    the n estimation draws clears its threshold (t malignant, 1 − t benign), with L2 radius σ·(Φ⁻¹(bound) − Φ⁻¹(its
+    threshold)), since Φ⁻¹ of any smoothed share is 1/σ-Lipschitz (Salman et al. 2019, Lemma 2); else abstaining (-1).
+    At t = 1/2 it is `certified`."""
+    malignant = select[:, 1] >= threshold * select.sum(1)
+    bound = clopper_pearson_lower(np.where(malignant, estimate[:, 1], estimate[:, 0]), n, alpha)
+    side = np.where(malignant, threshold, 1 - threshold)
+    kept = bound >= side
+    radius = sigma * (norm.ppf(np.where(kept, bound, 0.5)) - norm.ppf(side))
+    return np.where(kept, malignant.astype(int), -1), np.where(kept, radius, 0.0)
+
+
 def class_rule(logits: torch.Tensor) -> torch.Tensor:
     """The base classifier's class (np.argmax's first maximum, as ART counts)."""
     return logits.argmax(1)
+
+
+def malignant_class_rule(malignant_idx: list[int]) -> Rule:
+    """1 (malignant) where the base classifier's class is malignant, else 0: the votes whose share is a smoothed
+    classifier's p_malignant."""
+    return lambda logits: torch.isin(logits.argmax(1), torch.tensor(malignant_idx, device=logits.device)).long()
 
 
 def malignant_rule(malignant_idx: list[int], threshold: float) -> Rule:
