@@ -372,3 +372,15 @@ def test_certify_writes_per_image_rows_curves_and_both_bounds(noise_checkpoint, 
     md = (tmp_path / "report" / "report.md").read_text()
     assert f"certified accuracy {100 * metrics['empirical'][0]['certified_accuracy']:.1f} % at L2 0.05" in md  # the radius nearest σ
     assert "## Certified robustness" in md and (tmp_path / "report" / "report_figures" / "certified.png").is_file()
+
+
+def test_a_shift_evaluation_of_a_sigma_checkpoint_scores_and_records_the_smoothed_classifier(noise_checkpoint, derma_subset, tmp_path):
+    out = tmp_path / "shift"
+    result = invoke("evaluate", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--shift", "gaussian_noise",
+                    "--severity", "1", "--max-samples", 6, "--smoothing-n", 8, "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    assert "smoothed classifier: σ 0.12, n 8, seed 0" in (out / "metrics.md").read_text()
+    shares = [float(r["p_malignant"]) for r in _rows(out)]
+    assert np.allclose(np.multiply(shares, 8), np.round(np.multiply(shares, 8)), atol=1e-4)  # shares of 8 votes
