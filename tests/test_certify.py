@@ -296,6 +296,9 @@ def test_an_attack_on_a_sigma_checkpoint_attacks_and_scores_the_smoothed_classif
     assert np.allclose(probabilities * 8, np.round(probabilities * 8), atol=1e-5)  # vote shares of 8 copies
     refused = invoke(*args, "--method", "square", "--out", tmp_path / "square")
     assert refused.exit_code == 2 and "smoothed classifier" in refused.stderr and not (tmp_path / "square").exists()
+    refused = invoke("defend", "--method", "llt", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--device", "cpu",
+                     "--out", tmp_path / "llt")
+    assert refused.exit_code == 2 and "smoothed classifier" in refused.stderr and not (tmp_path / "llt").exists()
 
 
 @pytest.mark.parametrize("variant", ["smoothadv", "macer"])
