@@ -220,6 +220,7 @@ class RunOptions:
     precision: str = "fp32"
     deterministic: bool = False
     data_options: dict | None = None  # --data csv's labels file and columns (`data.csv_options`)
+    smoothing_n: int | None = None  # a checkpoint recording σ: noisy copies per smoothed prediction (None: its own n)
 
     def data_ref(self, default_name: str | None = None, **extra) -> dict:
         """How a config names its data: the dataset (default: the checkpoint's) and root (and --data csv's options),
@@ -245,7 +246,7 @@ class RunDir:
         check_out(self.out, [checkpoint and checkpoint.path, *inputs])
         check_precision(options.precision, options.device)
         self.config = {"kind": kind, **settings, "precision": options.precision, "deterministic": options.deterministic,
-                       **environment(options.device)}
+                       **({"smoothing_n": options.smoothing_n} if options.smoothing_n else {}), **environment(options.device)}
         self.deterministic = options.deterministic
         if checkpoint is not None:
             self.config["checkpoint"] = checkpoint.ref()

@@ -1065,6 +1065,11 @@ CERTIFY = [
          "gaussian, smoothadv, macer"),
     case("defend-randomized-smoothing-sigma-above-one", defend("randomized-smoothing", "--sigma", "2"), "--sigma 2", "(0, 1]"),
     case("defend-sigma-on-a-preprocessing-defence", defend("llt", "--sigma", "0.5"), "--sigma does not apply to llt"),
+    case("defend-randomized-smoothing-balance-typo", defend("randomized-smoothing", "--balance", "weighted"), "--balance 'weighted'",
+         "sqrt-weights"),
+    case("defend-randomized-smoothing-smoothing-n-zero", defend("randomized-smoothing", "--smoothing-n", "0"), "--smoothing-n"),
+    case("evaluate-smoothing-n-zero", evaluate("--smoothing-n", "0"), "--smoothing-n must be at least 1"),
+    case("attack-smoothing-n-negative", attack("fgsm", "--smoothing-n", "-4"), "--smoothing-n must be at least 1"),
 ]
 
 DATA_INFO = [

@@ -71,6 +71,26 @@ def test_the_binary_certificate_agrees_with_the_class_one_where_the_class_decide
     assert (binary_radius[decided] >= radius[decided] - 1e-12).all()
 
 
+def test_the_malignant_share_certificate_is_cohens_at_one_half_and_moves_with_the_threshold(tiny):
+    """A smoothed checkpoint's decision "share of copies voting a malignant class ≥ t", certified: at t = 1/2 Cohen's
+    certificate of the binary vote; at another t the malignant side's radius is σ·(Φ⁻¹(bound) − Φ⁻¹(t))."""
+    from skinart.certification.smoothing import certified, certified_share, malignant_class_rule
+
+    classifier, x, _ = tiny
+    rules = {"malignant": (malignant_class_rule([2, 3]), 2)}
+    select, estimate = smoothed(classifier, sigma=0.25, sample_size=50, alpha=ALPHA).vote_counts(x, (50, 200), rules, 128)["malignant"].transpose(1, 0, 2)
+    untied = select[:, 0] != select[:, 1]
+    cohen, half = certified(select, estimate, 200, 0.25, ALPHA), certified_share(select, estimate, 200, 0.25, ALPHA, 0.5)
+    np.testing.assert_array_equal(half[0][untied], cohen[0][untied])
+    np.testing.assert_allclose(half[1][untied], cohen[1][untied], rtol=0, atol=1e-12)
+    assert {0, 1} <= set(cohen[0])  # both decisions certified somewhere: a real comparison
+    low = certified_share(select, estimate, 200, 0.25, ALPHA, 0.2)
+    called = low[0] == 1
+    bound = clopper_pearson_lower(estimate[called, 1], 200, ALPHA)
+    np.testing.assert_allclose(low[1][called], 0.25 * (norm.ppf(bound) - norm.ppf(0.2)), rtol=1e-12)
+    assert called.sum() > (half[0] == 1).sum() or (low[1][half[0] == 1] > half[1][half[0] == 1]).all()
+
+
 class Constant(nn.Module):
     """Logits that ignore the image: every noisy copy votes class 2."""
 
@@ -178,7 +198,7 @@ def noise_checkpoint(trained, derma_subset, tmp_path_factory):
     """`trained` fine-tuned for an epoch under noise of σ 0.12 by `skinart defend --method randomized-smoothing`."""
     out = tmp_path_factory.mktemp("runs") / "noise"
     result = invoke("defend", "--method", "randomized-smoothing", "--sigma", 0.12, "--retrain-epochs", 1, "--checkpoint", trained,
-                    "--data-root", derma_subset, "--device", "cpu", "--out", out)
+                    "--smoothing-n", 8, "--data-root", derma_subset, "--device", "cpu", "--out", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -188,6 +208,97 @@ def test_training_under_noise_writes_a_checkpoint_recording_sigma(noise_checkpoi
     assert {k: meta["defence"][k] for k in ("method", "variant", "sigma", "art_class", "epochs")} == \
         {"method": "randomized-smoothing", "variant": "gaussian", "sigma": 0.12, "art_class": "PyTorchRandomizedSmoothing", "epochs": 1}
     assert meta["weights_sha256"] != source["weights_sha256"] and meta["operating_point"]["threshold"] is not None
+    assert meta["defence"]["prediction"] == {"n": 8, "eot": 16, "seed": 0}  # how every command predicts through it
+    assert meta["defence"]["balance"] == source["train_config"]["balance"] == meta["train_config"]["balance"]  # its own
+
+
+def _smoothed_votes(checkpoint, images, n):
+    """The plain loop: for each image in order, n noisy copies of σ from the checkpoint's seed (torch's generator),
+    the base network's class of each, their counts."""
+    from skinart.data import to_model_input
+    from skinart.defences.deployed import deployed
+
+    net, sigma = deployed(checkpoint, "cpu", base=True).model.eval(), checkpoint.meta.defence["sigma"]
+    noise = torch.Generator().manual_seed(checkpoint.meta.defence["prediction"]["seed"])
+    votes = []
+    with torch.no_grad():
+        for image in torch.from_numpy(to_model_input(images)):
+            classes = net(torch.randn((n, *image.shape), generator=noise).mul_(sigma).add_(image)).argmax(1)
+            votes.append(torch.bincount(classes, minlength=len(checkpoint.classes)).numpy())
+    return np.array(votes)
+
+
+def test_evaluate_of_a_sigma_checkpoint_is_the_majority_of_n_noisy_copies_on_its_seed(noise_checkpoint, derma_subset, tmp_path):
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.provenance import checkpoint_dataset
+
+    checkpoint = Checkpoint.load(noise_checkpoint)
+    test = checkpoint_dataset(checkpoint).splits["test"]
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        result = invoke("evaluate", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--smoothing-n", 16,
+                        "--device", "cpu", "--out", out)
+        assert result.exit_code == 0, result.output
+    first, second = (np.load(out / "predictions.npz")["probabilities"] for out in runs)
+    np.testing.assert_array_equal(first, second)  # the same seed: the same noise, the same votes
+    votes = _smoothed_votes(checkpoint, test.images, 16)
+    np.testing.assert_allclose(first, votes / 16, rtol=0, atol=1e-6)  # the vote shares are its probabilities
+    assert len(set(votes.argmax(1))) > 1 and (votes.max(1) < 16).any()  # several classes, some copies dissenting
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(np.mean(votes.argmax(1) == test.labels))
+    malignant = [checkpoint.classes.index(c) for c in metrics["malignant"]]
+    p = {r["image_id"]: float(r["clean_p_malignant"]) for r in _rows(runs[0])}
+    assert [p[str(i)] for i in test.ids] == pytest.approx(votes[:, malignant].sum(1) / 16, abs=1e-6)  # the malignant share
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 16, "seed": 0}
+    assert "smoothed classifier: σ 0.12, n 16, seed 0" in (runs[0] / "metrics.md").read_text()
+
+
+def test_the_operating_point_of_a_sigma_checkpoint_is_chosen_on_its_smoothed_p_malignant(noise_checkpoint):
+    from skinart.metrics import choose_threshold
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.provenance import checkpoint_dataset
+
+    checkpoint = Checkpoint.load(noise_checkpoint)
+    val, point = checkpoint_dataset(checkpoint).splits["val"], checkpoint.meta.operating_point
+    malignant = [checkpoint.classes.index(c) for c in point["malignant"]]
+    shares = _smoothed_votes(checkpoint, val.images, 8)[:, malignant].sum(1) / 8  # the recorded n, from the seed
+    chosen = choose_threshold(val.labels, shares, malignant, point["target_sensitivity"])
+    assert point["chosen_on"] == "val" and point["threshold"] == pytest.approx(chosen["threshold"])
+    assert point["threshold"] in set(shares)  # a vote share: no softmax probability of the base network
+
+
+def test_a_checkpoint_without_sigma_is_scored_by_its_own_network(trained, derma_subset, tmp_path):
+    from skinart.defences.deployed import deployed
+    from skinart.models.checkpoint import Checkpoint
+    from skinart.models.networks import predict
+    from skinart.models.provenance import checkpoint_dataset
+
+    result = invoke("evaluate", "--checkpoint", trained, "--data-root", derma_subset, "--device", "cpu", "--out", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.load(trained)
+    classifier = deployed(checkpoint, "cpu")
+    assert type(classifier) is PyTorchClassifier
+    np.testing.assert_array_equal(np.load(tmp_path / "e" / "predictions.npz")["probabilities"],
+                                  predict(classifier, checkpoint_dataset(checkpoint).splits["test"].images))
+    assert "smoothed_classifier" not in json.loads((tmp_path / "e" / "metrics.json").read_text())
+
+
+def test_an_attack_on_a_sigma_checkpoint_attacks_and_scores_the_smoothed_classifier(noise_checkpoint, derma_subset, tmp_path):
+    args = ["attack", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--max-samples", 4, "--smoothing-n", 8,
+            "--device", "cpu"]
+    result = invoke(*args, "--method", "pgd", "--eps", "0.25", "--max-iter", 2, "--out", tmp_path / "pgd")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "pgd" / "metrics.json").read_text())
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    assert metrics["smoothing_eot"] == 16 and metrics["linf_max"] <= 0.25 + 1e-6
+    assert "gradients averaged over 16 noisy copies (EOT)" in (tmp_path / "pgd" / "metrics.md").read_text()
+    probabilities = np.load(tmp_path / "pgd" / "adversarial.npz")["adversarial_probabilities"]
+    assert np.allclose(probabilities * 8, np.round(probabilities * 8), atol=1e-5)  # vote shares of 8 copies
+    refused = invoke(*args, "--method", "square", "--out", tmp_path / "square")
+    assert refused.exit_code == 2 and "smoothed classifier" in refused.stderr and not (tmp_path / "square").exists()
+    refused = invoke("defend", "--method", "llt", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--device", "cpu",
+                     "--out", tmp_path / "llt")
+    assert refused.exit_code == 2 and "smoothed classifier" in refused.stderr and not (tmp_path / "llt").exists()
 
 
 @pytest.mark.parametrize("variant", ["smoothadv", "macer"])
@@ -249,9 +360,14 @@ def test_certify_writes_per_image_rows_curves_and_both_bounds(noise_checkpoint, 
     for e in metrics["empirical"]:
         assert e["certified_accuracy"] <= e["empirical_robust_accuracy"] and e["l2_max"] <= e["l2"] + 1e-6
     binary = metrics["malignant_decision"]
-    assert binary["malignant_images"] + binary["benign_images"] == 10
-    assert {r["malignant_decision"] for r in rows} <= {"malignant", "benign", "abstain"}
-    assert (out / "certified.png").stat().st_size > 0 and "no perturbation of L2 norm < 0.2" in (out / "metrics.md").read_text()
+    if binary["threshold"] is None:  # one epoch under noise, 8 votes: t may be 0, a decision no votes change
+        assert "a constant decision" in binary["why_none"] and {r["malignant_decision"] for r in rows} == {""}
+    else:
+        assert binary["malignant_images"] + binary["benign_images"] == 10
+        assert binary["rule"].startswith("the share of noisy copies voting a malignant class ≥ t")  # its t is on that share
+        assert {r["malignant_decision"] for r in rows} <= {"malignant", "benign", "abstain"}
+    said = "no perturbation of L2 norm < 0.2" if binary["threshold"] is not None else "No malignant decision certified"
+    assert (out / "certified.png").stat().st_size > 0 and said in (out / "metrics.md").read_text()
     again = invoke(*args)
     assert again.exit_code == 0 and "skipped" in again.stderr
     report = invoke("report", out, "--out", tmp_path / "report", "--bootstrap", 0)
@@ -259,3 +375,15 @@ def test_certify_writes_per_image_rows_curves_and_both_bounds(noise_checkpoint, 
     md = (tmp_path / "report" / "report.md").read_text()
     assert f"certified accuracy {100 * metrics['empirical'][0]['certified_accuracy']:.1f} % at L2 0.05" in md  # the radius nearest σ
     assert "## Certified robustness" in md and (tmp_path / "report" / "report_figures" / "certified.png").is_file()
+
+
+def test_a_shift_evaluation_of_a_sigma_checkpoint_scores_and_records_the_smoothed_classifier(noise_checkpoint, derma_subset, tmp_path):
+    out = tmp_path / "shift"
+    result = invoke("evaluate", "--checkpoint", noise_checkpoint, "--data-root", derma_subset, "--shift", "gaussian_noise",
+                    "--severity", "1", "--max-samples", 6, "--smoothing-n", 8, "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    assert "smoothed classifier: σ 0.12, n 8, seed 0" in (out / "metrics.md").read_text()
+    shares = [float(r["p_malignant"]) for r in _rows(out)]
+    assert np.allclose(np.multiply(shares, 8), np.round(np.multiply(shares, 8)), atol=1e-4)  # shares of 8 votes

@@ -49,6 +49,9 @@ class Method:
     # what it can optimise (attacks.config.OBJECTIVES): its own loss, or the decision at the operating point, which it
     # attacks through attacks.objective.DecisionNet (an attack that reads a two-class model's loss, margins or decisions)
     objectives: tuple[str, ...] = ("accuracy",)
+    # it reaches a smoothed classifier (a checkpoint trained under noise) through ART's `loss_gradient` and `predict`,
+    # which average over the noise; the others read the base network's logits directly (fast paths) or fit on them
+    smoothed: bool = False
 
 
 _ITERATIVE = ("eps", "eps_step", "max_iter")
@@ -62,20 +65,23 @@ METHODS: dict[str, Method] = {
     # image; N ≥ 1: from a random point of the ε ball, and with N ≥ 2 ART keeps the start with the best success rate
     # over the batch, the clean images where no start fools any); batch_size (128).
     "fgsm": Method(kind="evasion", factory="FrozenFastGradientMethod", defaults={"eps": 2 / 255, "batch_size": 128},
-                   options=("eps", "num_random_init"), bounded=True, objectives=_DECISION, help="Fast Gradient Sign Method (Goodfellow et al. 2015)"),
+                   options=("eps", "num_random_init"), bounded=True, objectives=_DECISION, smoothed=True,
+                   help="Fast Gradient Sign Method (Goodfellow et al. 2015)"),
     # Projected Gradient Descent, 'Towards Deep Learning Models Resistant to Adversarial Attacks'
     # [https://arxiv.org/abs/1706.06083] (Madry et al., ICLR 2018). Distance: L∞. Arguments: eps (8/255), eps_step
     # (2/255; ε/4 when only ε is given), max_iter (20), num_random_init (1 random start; N ≥ 2: each later start
     # replaces the images it fools), batch_size (128).
     "pgd": Method(kind="evasion", factory="FrozenProjectedGradientDescent",
                   defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "num_random_init": 1, "batch_size": 128},
-                  options=_ITERATIVE + ("num_random_init",), bounded=True, objectives=_DECISION, help="Projected Gradient Descent (Madry et al. 2018)"),
+                  options=_ITERATIVE + ("num_random_init",), bounded=True, objectives=_DECISION, smoothed=True,
+                  help="Projected Gradient Descent (Madry et al. 2018)"),
     # Momentum Iterative Method, 'Boosting Adversarial Attacks with Momentum' [https://arxiv.org/abs/1710.06081]
     # (Dong et al., CVPR 2018). Distance: L∞. Arguments: eps (8/255), eps_step (2/255; ε/4 when only ε is given),
     # max_iter (20), decay (ART's 1.0, --param decay=…), batch_size (128); no random start.
     "mim": Method(kind="evasion", factory="FrozenMomentumIterativeMethod",
                   defaults={"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 20, "batch_size": 128},
-                  options=_ITERATIVE, bounded=True, objectives=_DECISION, help="Momentum Iterative Method (Dong et al. 2018)"),
+                  options=_ITERATIVE, bounded=True, objectives=_DECISION, smoothed=True,
+                  help="Momentum Iterative Method (Dong et al. 2018)"),
     # Carlini & Wagner L2, 'Towards Evaluating the Robustness of Neural Networks' [https://arxiv.org/abs/1608.04644]
     # (Carlini & Wagner, IEEE S&P 2017). Distance: L2, minimal (unbounded). Arguments: max_iter (Adam steps per
     # constant, 10), binary_search_steps (5), initial_const (1.0: ART's 0.01 leaves most images unperturbed within a few

@@ -93,6 +93,6 @@ def certify_markdown(m: dict, title: str) -> str:
         lines += ["", f"No malignant decision certified: {binary['why_none']}."]
     else:
         lines += ["", *(f"For {_pct(_at(binary['malignant_certified_malignant'], r))} % of the {binary['malignant_images']} "
-                        f"malignant images no perturbation of L2 norm < {r:g} can hide them (p_malignant ≥ "
-                        f"{binary['threshold']:.4g}, smoothed)." for r in empirical)]
+                        f"malignant images no perturbation of L2 norm < {r:g} can hide them (t = {binary['threshold']:.4g}: "
+                        f"{binary.get('rule', 'p_malignant ≥ t, smoothed')})." for r in empirical)]
     return "\n".join(lines) + "\n\n(all values in %; certificates hold with probability 1 − α each)\n"

@@ -40,9 +40,30 @@ def certified(select: np.ndarray, estimate: np.ndarray, n: int, sigma: float, al
     return np.where(abstain, -1, chosen), np.where(abstain, 0.0, sigma * norm.ppf(np.where(abstain, 0.5, lower)))
 
 
+def certified_share(select: np.ndarray, estimate: np.ndarray, n: int, sigma: float, alpha: float,
+                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The decision "the share of noisy copies voting malignant is ≥ t" certified from vote counts (benign, malignant;
+    shape (images, 2)): the side the selection draws give, kept where the Clopper–Pearson lower bound of its share in
+    the n estimation draws clears its threshold (t malignant, 1 − t benign), with L2 radius σ·(Φ⁻¹(bound) − Φ⁻¹(its
+    threshold)), since Φ⁻¹ of any smoothed share is 1/σ-Lipschitz (Salman et al. 2019, Lemma 2); else abstaining (-1).
+    At t = 1/2 it is `certified`."""
+    malignant = select[:, 1] >= threshold * select.sum(1)
+    bound = clopper_pearson_lower(np.where(malignant, estimate[:, 1], estimate[:, 0]), n, alpha)
+    side = np.where(malignant, threshold, 1 - threshold)
+    kept = bound >= side
+    radius = sigma * (norm.ppf(np.where(kept, bound, 0.5)) - norm.ppf(side))
+    return np.where(kept, malignant.astype(int), -1), np.where(kept, radius, 0.0)
+
+
 def class_rule(logits: torch.Tensor) -> torch.Tensor:
     """The base classifier's class (np.argmax's first maximum, as ART counts)."""
     return logits.argmax(1)
+
+
+def malignant_class_rule(malignant_idx: list[int]) -> Rule:
+    """1 (malignant) where the base classifier's class is malignant, else 0: the votes whose share is a smoothed
+    classifier's p_malignant."""
+    return lambda logits: torch.isin(logits.argmax(1), torch.tensor(malignant_idx, device=logits.device)).long()
 
 
 def malignant_rule(malignant_idx: list[int], threshold: float) -> Rule:
@@ -60,13 +81,19 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
       per-image loop (`_noisy_samples`) and the batched one alike, so that for a seed both see the same noise
       (numpy's legacy normal, ART's, took 18 s for 11,000 rows of 28 px on this machine; torch 0.3 s);
     - the lower confidence bound by scipy (`clopper_pearson_lower`), not statsmodels;
-    - `loss_gradient` averaging over noise (ART's `sampling=True`) unless told otherwise: ART's attacks pass no
-      keywords, and without it ART differentiates the base classifier, not the smoothed one.
+    - `loss_gradient` averaging over noise (ART's `sampling=True`: the gradient of the log of the softmax averaged over
+      `sample_size` noisy copies) unless told otherwise: ART's attacks pass no keywords, and without it ART
+      differentiates the base classifier, not the smoothed one; it takes torch tensors too (ART's PyTorch PGD hands
+      them) and sends at most `draw_rows` noisy copies through the network at once;
+    - `predict` giving the log of each class's share of the votes of `sample_size` noisy copies (their softmax is the
+      vote shares: what skinart scores as probabilities), batched like `certify`, with no abstention (ART's answers
+      zeros where a binomial test at α cannot separate the top two classes; the majority decides here, the first
+      class of a tie, as np.argmax).
     """
 
     def __init__(self, *args, seed: int = 0, draw_rows: int = 1024, **kwargs):
         super().__init__(*args, **kwargs)
-        self.draw_rows = draw_rows
+        self.draw_rows, self.seed = draw_rows, seed
         self.noise = torch.Generator(device=self.device).manual_seed(seed)
 
     def _draw_into(self, block: torch.Tensor) -> torch.Tensor:
@@ -86,8 +113,20 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
     def _lower_confidence_bound(self, n_class_samples: int, n_total_samples: int) -> float:
         return float(clopper_pearson_lower(n_class_samples, n_total_samples, self.alpha))
 
-    def loss_gradient(self, x: np.ndarray, y: np.ndarray, training_mode: bool = False, **kwargs):
-        return super().loss_gradient(x, y, training_mode=training_mode, **{"sampling": True, **kwargs})
+    def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
+        if not kwargs.setdefault("sampling", True):
+            return super().loss_gradient(x, y, training_mode=training_mode, **kwargs)
+        as_numpy = [v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in (x, y)]
+        step = max(1, self.draw_rows // self.sample_size)  # images whose noisy copies fit one forward pass
+        gradient = np.concatenate([super(BatchedRandomizedSmoothing, self).loss_gradient(
+            as_numpy[0][i : i + step], as_numpy[1][i : i + step], training_mode=training_mode, **kwargs)
+            for i in range(0, len(as_numpy[0]), step)])
+        return torch.from_numpy(gradient).to(x.device) if isinstance(x, torch.Tensor) else gradient
+
+    def predict(self, x: np.ndarray, batch_size: int = 128, verbose: bool = False, **kwargs) -> np.ndarray:
+        shares = self.vote_counts(x, (self.sample_size,), {"class": (class_rule, self.nb_classes)}, self.draw_rows)["class"][:, 0]
+        with np.errstate(divide="ignore"):  # log 0 = -inf: a class no copy voted for gets probability 0
+            return np.log(shares / self.sample_size).astype(np.float32)
 
     def vote_counts(self, x: np.ndarray, draws: tuple[int, ...], rules: dict[str, tuple[Rule, int]],
                     batch_size: int = 1024) -> dict[str, np.ndarray]:
@@ -127,8 +166,18 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
         return certified(votes[:, 0], votes[:, 1], n, self.scale, self.alpha)
 
 
+def smoothing_record(classifier) -> dict:
+    """What metrics.json says of a smoothed classifier's predictions (σ, n, seed: their vote shares are its
+    probabilities, p_malignant the share of copies voting a malignant class); nothing for another classifier."""
+    if not isinstance(classifier, BatchedRandomizedSmoothing):
+        return {}
+    return {"smoothed_classifier": {"sigma": classifier.scale, "n": classifier.sample_size, "seed": classifier.seed,
+                                    "probabilities": "vote shares of the n noisy copies' base classes",
+                                    "p_malignant": "share of the n noisy copies whose base class is malignant"}}
+
+
 check_overrides(BatchedRandomizedSmoothing, PyTorchRandomizedSmoothing, "_noisy_samples", "_lower_confidence_bound",
-                "loss_gradient", "certify")
+                "loss_gradient", "predict", "certify")
 
 
 def check_pixel_space(classifier: PyTorchClassifier) -> None:

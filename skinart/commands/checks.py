@@ -14,7 +14,7 @@ from dataclasses import fields
 
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.table import METHODS, THREATS, check_method, flag
-from skinart.certification.table import CertifyConfig, NoiseTrainingConfig, parse_radii
+from skinart.certification.table import SMOOTHED_PREDICTION, CertifyConfig, NoiseTrainingConfig, parse_radii
 from skinart.commands.common import data_options
 from skinart.data import CHOOSABLE_SPLITS, CLASSES, DATASETS, SPLIT_NAMES, SUBGROUPS, check_data, parse_ratios
 from skinart.defences.table import DEFENCES, DETECTORS, RetrainConfig, check_defence, check_setting
@@ -39,6 +39,9 @@ def _common(p: dict) -> None:
     if p.get("malignant") is not None:
         parse_malignant(p["malignant"], CLASSES)
     choose(p["device"], DEVICES, "device")
+    if p.get("smoothing_n") is not None and p["smoothing_n"] < 1:
+        raise SkinartError(f"--smoothing-n must be at least 1, got {p['smoothing_n']} (the noisy copies a smoothed prediction "
+                           "votes over, e.g. --smoothing-n 100)")
 
 
 def train_config(p: dict, given: set[str] = frozenset()) -> TrainConfig:
@@ -231,7 +234,8 @@ def defend_config(p: dict, given: set[str] = frozenset()) -> tuple[dict, Retrain
     retrain = RetrainConfig(attacks=tuple(a.strip() for a in p["attacks"].split(",") if a.strip()), ratio=p["ratio"],
                             mode=p["mode"], rounds=p["rounds"], epochs=p["retrain_epochs"], init=p["init"], options=options)
     _DEFENCE_CHECKS[defence.kind](p, settings, retrain)
-    noise = NoiseTrainingConfig(variant=p["variant"], sigma=p["sigma"], epochs=p["retrain_epochs"])
+    noise = NoiseTrainingConfig(variant=p["variant"], sigma=p["sigma"], epochs=p["retrain_epochs"], balance=p["balance"],
+                                n=p["smoothing_n"] or SMOOTHED_PREDICTION["n"])
     noise.check()
     return settings, retrain, noise
 

@@ -76,6 +76,9 @@ CheckpointDir = Annotated[Path, typer.Option(help="checkpoint directory (written
 CheckpointData = Annotated[Optional[str], typer.Option("--data", help="dataset (default: the checkpoint's)")]
 Out = Annotated[Path, typer.Option(help="run directory to write")]
 Overwrite = Annotated[bool, typer.Option(help="replace an --out directory that holds a different run")]
+SmoothingN = Annotated[Optional[int], typer.Option(
+    help="a checkpoint trained under noise (it records σ): the noisy copies each smoothed prediction votes over "
+         "(default: the n it records, 100)")]
 Precision = Annotated[str, typer.Option(help="fp32, bf16 or fp16: the dtype torch.autocast computes in (logits stay fp32)")]
 Deterministic = Annotated[bool, typer.Option(help="deterministic algorithms (torch, cuDNN, cuBLAS): a rerun on a GPU gives the "
                                              "same last digits, somewhat slower")]

@@ -66,6 +66,11 @@ def defend(
     sigma: Annotated[float, typer.Option(parser=finite_float, help="randomized-smoothing: the Gaussian noise σ on [0, 1] pixels it trains under")] = 0.25,
     variant: Annotated[str, typer.Option(help="randomized-smoothing: gaussian (Cohen et al. 2019), smoothadv (Salman et al. "
                                          "2019, L2) or macer (Zhai et al. 2020), each through ART's class")] = "gaussian",
+    balance: Annotated[Optional[str], typer.Option(help="randomized-smoothing: none, weights, sqrt-weights or oversample, as "
+                                                   "`skinart train --balance` (default: the checkpoint's own training's)")] = None,
+    smoothing_n: Annotated[Optional[int], typer.Option(help="randomized-smoothing: the noisy copies each prediction of the "
+                                                       "checkpoint it writes votes over (recorded; default 100; evaluate "
+                                                       "and attack take --smoothing-n)")] = None,
     deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,

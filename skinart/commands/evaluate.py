@@ -9,7 +9,7 @@ import typer
 
 from skinart.commands.common import (
     CheckpointData, CheckpointDir, DataRoot, Deterministic, Device, GroupColumn, ImageColumn, LabelColumn, LabelMap, Labels,
-    Malignant, Out, Overwrite, Precision, data_options, one_line_errors, skipped,
+    Malignant, Out, Overwrite, Precision, SmoothingN, data_options, one_line_errors, skipped,
 )
 from skinart.options import finite_float
 
@@ -69,6 +69,7 @@ def evaluate(
                                               "attacked and the unattacked images), with bootstrap CIs and the largest gap: sex, age "
                                               "or site (data with metadata: HAM10000)")] = None,
     precision: Precision = "fp32",
+    smoothing_n: SmoothingN = None,
     deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -93,7 +94,8 @@ def evaluate(
     from skinart.runs.worst_case import worst_case_run
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision, deterministic=deterministic, data_options=data_options(locals()))
+                         precision=precision, deterministic=deterministic, data_options=data_options(locals()),
+                         smoothing_n=smoothing_n)
     loaded = Checkpoint.load(checkpoint)
     if rechoose_threshold:
         metrics = rechoose_run(loaded, out, options, on=on or "val")
@@ -156,6 +158,7 @@ def attack(
     seed: Annotated[int, typer.Option(min=0, help="seed of the test sample, random starts and fit sample")] = 0,
     malignant: Malignant = None,
     precision: Precision = "fp32",
+    smoothing_n: SmoothingN = None,
     deterministic: Deterministic = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -171,7 +174,7 @@ def attack(
     from skinart.rundir import RunOptions
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
-                         precision=precision, deterministic=deterministic)
+                         precision=precision, deterministic=deterministic, smoothing_n=smoothing_n)
     metrics = _attack(cfg, Checkpoint.load(checkpoint), out, options, source_checkpoint=source_checkpoint, threat=threat,
                       adversarial_run=adversarial_run)
     if metrics is None:

@@ -61,7 +61,8 @@ DEFENCES: dict[str, Defence] = {
                         needs="retrained"),
     # fine-tuning under Gaussian noise through ART's randomized-smoothing classes (certification.table.VARIANTS)
     "randomized-smoothing": Defence("noise", "fine-tuning under Gaussian noise of σ through ART's randomized-smoothing classes, "
-                                    "for `skinart certify`", ("checkpoint", "sigma", "variant", "retrain_epochs")),
+                                    "for `skinart certify`",
+                                    ("checkpoint", "sigma", "variant", "retrain_epochs", "balance", "smoothing_n")),
     "detect-poison": Defence("detect", "ART ActivationDefence / SpectralSignatureDefense on a poisoned run's training split",
                              ("poisoned_run", "detector"), needs="poisoned_run"),
 }

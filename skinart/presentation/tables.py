@@ -34,7 +34,7 @@ def decisions(m: dict) -> list[tuple[str, dict]]:
 def provenance_lines(metrics: dict) -> list[str]:
     """A model trained outside skinart says so above its numbers: its training data are unknown, and what the check of
     its import on the validation split found (a suspect import is never shown as an ordinary model); an attack of shifted
-    images says that its clean numbers are theirs."""
+    images says that its clean numbers are theirs; a smoothed classifier says what its predictions are (`smoothed_lines`)."""
     lines = [f"> {metrics['training_data']}", ""] if metrics.get("training_data") else []
     if metrics.get("shift"):
         lines += [f"> clean = the test images under {metrics['shift']} severity {metrics['severity']} (corrupted as `evaluate "
@@ -45,7 +45,18 @@ def provenance_lines(metrics: dict) -> list[str]:
         lines += [f"> {where}: SUSPECT: {check['warning']}" if check["verdict"] == "suspect" else
                   f"> {where}: plausible: balanced accuracy {check['balanced_accuracy']:.3f}, above chance "
                   f"({check['chance']:.3f}); no other naming of the outputs recalls the classes better", ""]
-    return lines
+    return lines + smoothed_lines(metrics)
+
+
+def smoothed_lines(metrics: dict) -> list[str]:
+    """What a smoothed classifier's predictions are (σ, n, seed), and the EOT of an attack on it."""
+    smoothed = metrics.get("smoothed_classifier")
+    if not smoothed:
+        return []
+    eot = metrics.get("smoothing_eot")
+    eot = f"; the attack's gradients averaged over {eot} noisy copies (EOT)" if eot else ""
+    return [f"> smoothed classifier: σ {smoothed['sigma']:g}, n {smoothed['n']}, seed {smoothed['seed']}: each prediction "
+            f"the majority of n noisy copies, p_malignant the share of them voting a malignant class{eot}", ""]
 
 
 def outside_lines(metrics: dict) -> list[str]:

@@ -14,7 +14,8 @@ import numpy as np
 from skinart.attacks.config import OBJECTIVES, AttackConfig
 from skinart.attacks.objective import attacked_images, decision_head, decision_labels
 from skinart.attacks.factories import art_parameters, build
-from skinart.attacks.table import THREATS, check_access
+from skinart.attacks.table import METHODS, THREATS, check_access
+from skinart.certification.table import smoothing_of
 from skinart.models.checkpoint import Checkpoint
 from skinart.compute import resolve_device
 from skinart.attacks.loops import craft_evasion, fit_patch, fit_universal, one_hot, sample_indices
@@ -52,15 +53,30 @@ def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | Non
     """The model the attacker differentiates under a DESIGN.md threat model: for transfer, the `source` checkpoint's
     undefended network. On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights
     without the preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor
-    is PyTorch and the method's row allows it). Each computes at the run's precision; `head` (an objective's decision at
-    the operating point, `objective.decision_head`) goes around the network."""
+    is PyTorch and the method's row allows it). A checkpoint trained under noise is attacked as its smoothed classifier,
+    each gradient averaged over the noisy copies it records (`eot`: EOT over the noise). Each computes at the run's
+    precision; `head` (an objective's decision at the operating point, `objective.decision_head`) goes around the network."""
     device, precision = options.device, options.precision
     if threat == "transfer":
-        return deployed(source, device, defended=False, precision=precision, head=head)
+        return deployed(source, device, defended=False, precision=precision, head=head, samples=_eot(source))
     if threat == "white-box" or not checkpoint.meta.preprocessing:
-        return deployed(checkpoint, device, defended=False, precision=precision, head=head)
+        return deployed(checkpoint, device, defended=False, precision=precision, head=head, samples=_eot(checkpoint))
     chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
     return deployed(checkpoint, device, preprocessing_defences=chain, precision=precision, head=head)
+
+
+def _eot(checkpoint: Checkpoint) -> int | None:
+    """The noisy copies each gradient of a smoothed checkpoint averages (None: not smoothed)."""
+    smoothing = smoothing_of(checkpoint.meta.defence)
+    return smoothing and smoothing["eot"]
+
+
+def check_smoothed_attack(method: str, checkpoint: Checkpoint) -> None:
+    """Refuse an attack that would bypass a smoothed checkpoint's noise (reading its base network directly)."""
+    if smoothing_of(checkpoint.meta.defence) and not METHODS[method].smoothed:
+        reaching = ", ".join(name for name, row in METHODS.items() if row.smoothed)
+        raise SkinartError(f"{checkpoint} is a smoothed classifier (trained under noise, it records σ), and {method} reads its "
+                           f"base network, not the noisy copies it votes over; attack it with {reaching} (EOT over the noise)")
 
 
 def objective_threshold(cfg: AttackConfig, checkpoint: Checkpoint, malignant: list[str]) -> float | None:
@@ -95,6 +111,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     (`test_inputs`) and the attack's clean images are the shifted ones; with `by` (sex, age, site) the metrics of the
     attacked and the unattacked images are given per subgroup too."""
     target, _ = cfg.check(checkpoint.classes)
+    check_smoothed_attack(cfg.method, checkpoint)
     malignant = checkpoint.malignant_names(options.malignant)
     threshold, objective = objective_threshold(cfg, checkpoint, malignant), OBJECTIVES[cfg.objective]
     malignant_idx = [checkpoint.classes.index(c) for c in malignant]
@@ -129,12 +146,14 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
         print(f"{cfg.method} on {len(keep)} {'' if threshold is None else objective.attacked + ' '}test images of {dataset.name}"
               f"{under} ({threat}{aim})", file=sys.stderr)
         adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
+        eot = _eot(source if threat == "transfer" else checkpoint)
+        info = {**info, **({"smoothing_eot": eot} if eot else {})}  # the noisy copies each gradient averaged
         crafted[identity] = (adv, info, arrays, threat)
     with run.staged() as tmp:
         return write_attack(tmp, AttackOutcome(cfg=cfg, art_params=art_params, threat=threat, target=target, x=x, adversarial=adv,
                                                labels=test.labels[keep], ids=test.ids[keep], start=start, info=info, arrays=arrays,
                                                shift=shift, groups=groups),
-                            deployed(checkpoint, options.device, precision=options.precision), checkpoint, malignant)
+                            deployed(checkpoint, options.device, precision=options.precision, samples=options.smoothing_n), checkpoint, malignant)
 
 
 def test_inputs(test: Split, keep: np.ndarray, shift: ImageShift | None, seed: int) -> np.ndarray:

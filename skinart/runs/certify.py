@@ -10,6 +10,7 @@ import math
 import sys
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ from skinart.attacks.loops import sample_indices
 from skinart.attacks.table import reads
 from skinart.certification.curves import certify_markdown, curve, plot_certified, share_at
 from skinart.certification.empirical import check_bounds, empirical_bounds
-from skinart.certification.smoothing import certified, class_rule, malignant_rule, smoothed
-from skinart.certification.table import CertifyConfig
+from skinart.certification.smoothing import (
+    certified, certified_share, class_rule, malignant_class_rule, malignant_rule, smoothed,
+)
+from skinart.certification.table import CertifyConfig, smoothing_of
 from skinart.data import to_model_input
 from skinart.defences.deployed import deployed
 from skinart.errors import SkinartError
@@ -55,7 +58,7 @@ def certify_run(cfg: CertifyConfig, checkpoint: Checkpoint, out: Path, options: 
     split = dataset.splits["test"]
     index = sample_indices(len(split), cfg.max_samples, cfg.seed)
     x, labels = to_model_input(split.images[index]), split.labels[index]
-    classifier = deployed(checkpoint, options.device, precision=options.precision)  # the base classifier's dtype
+    classifier = deployed(checkpoint, options.device, precision=options.precision, base=True)  # smoothed below
     with run.staged() as tmp:
         found = _certify(classifier, x, labels, cfg, sigma, checkpoint, malignant)
         metrics = _metrics(found, cfg, sigma, x, labels, checkpoint, malignant, {**dataset.identity(), "split": "test"})
@@ -64,13 +67,34 @@ def certify_run(cfg: CertifyConfig, checkpoint: Checkpoint, out: Path, options: 
         return metrics
 
 
-def _rules(checkpoint: Checkpoint, malignant: list[str]) -> dict:
-    """What the votes count: the class, and the malignant decision at the stored operating point (when there is one)."""
-    rules = {"class": (class_rule, len(checkpoint.classes))}
+def _decisions(checkpoint: Checkpoint, malignant: list[str]) -> dict:
+    """What the votes count (a rule and its number of decisions) and how each is certified: the class (Cohen's
+    certificate), and the malignant decision at the stored operating point (when there is one). For a checkpoint
+    deployed smoothed, t is a share of the copies voting a malignant class, and that share ≥ t is certified
+    (`certified_share`); for another, the majority of the copies whose p_malignant ≥ t."""
+    decisions = {"class": (class_rule, len(checkpoint.classes), certified)}
+    if _why_none(checkpoint, malignant) is not None:
+        return decisions
+    threshold, malignant_idx = checkpoint.threshold(malignant), [checkpoint.classes.index(c) for c in malignant]
+    decisions["malignant"] = (malignant_class_rule(malignant_idx), 2, partial(certified_share, threshold=threshold)) \
+        if smoothing_of(checkpoint.meta.defence) else (malignant_rule(malignant_idx, threshold), 2, certified)
+    return decisions
+
+
+def _why_none(checkpoint: Checkpoint, malignant: list[str]) -> str | None:
+    """Why no malignant decision is certified: no operating point, or a share threshold of 0 or 1 on a smoothed
+    checkpoint (a decision no votes can change, whose radius would be infinite); None when one is."""
     threshold = checkpoint.threshold(malignant)
-    if threshold is not None:
-        rules["malignant"] = (malignant_rule([checkpoint.classes.index(c) for c in malignant], threshold), 2)
-    return rules
+    if threshold is None:
+        return f"{checkpoint} stores no operating point for the malignant set {','.join(malignant)}"
+    if smoothing_of(checkpoint.meta.defence) and not 0 < threshold < 1:
+        return (f"its t = {threshold:g} on the share of noisy copies voting a malignant class calls every image "
+                f"{'malignant' if threshold <= 0 else 'benign'} whatever the votes: a constant decision")
+    return None
+
+
+MALIGNANT_RULES = {True: "the share of noisy copies voting a malignant class ≥ t (the smoothed classifier's p_malignant)",
+                   False: "the majority of the noisy copies, each malignant where its p_malignant ≥ t"}
 
 
 def _certify(classifier, x: np.ndarray, labels: np.ndarray, cfg: CertifyConfig, sigma: float, checkpoint: Checkpoint,
@@ -80,8 +104,9 @@ def _certify(classifier, x: np.ndarray, labels: np.ndarray, cfg: CertifyConfig, 
     print(f"certifying {len(x)} images at σ {sigma:g}: {cfg.n0} + {cfg.n} noisy copies each, {cfg.batch_size} rows per "
           "forward pass", file=sys.stderr)
     start = time.perf_counter()
-    votes = certifier.vote_counts(x, (cfg.n0, cfg.n), _rules(checkpoint, malignant), cfg.batch_size)
-    found = {name: certified(v[:, 0], v[:, 1], cfg.n, sigma, cfg.alpha) for name, v in votes.items()}
+    decisions = _decisions(checkpoint, malignant)
+    votes = certifier.vote_counts(x, (cfg.n0, cfg.n), {name: d[:2] for name, d in decisions.items()}, cfg.batch_size)
+    found = {name: decisions[name][2](v[:, 0], v[:, 1], cfg.n, sigma, cfg.alpha) for name, v in votes.items()}
     seconds = {"certify": round(time.perf_counter() - start, 2)}
     print(f"  certified in {seconds['certify']:.1f} s", file=sys.stderr)
     start = time.perf_counter()
@@ -124,10 +149,11 @@ def _malignant(found: tuple | None, labels: np.ndarray, checkpoint: Checkpoint, 
     """The binary decision p_malignant ≥ t, smoothed and certified: for the malignant images, the share certified
     malignant at each radius (no perturbation of smaller L2 norm can hide them), and for the benign ones, benign."""
     if found is None:
-        return {"threshold": None, "why_none": f"{checkpoint} stores no operating point for the malignant set {','.join(malignant)}"}
+        return {"threshold": None, "why_none": _why_none(checkpoint, malignant)}
     decision, radius = found
     positive = np.isin(labels, [checkpoint.classes.index(c) for c in malignant])
-    return {"threshold": checkpoint.threshold(malignant), "malignant_images": int(positive.sum()), "benign_images": int((~positive).sum()),
+    return {"threshold": checkpoint.threshold(malignant), "rule": MALIGNANT_RULES[bool(smoothing_of(checkpoint.meta.defence))],
+            "malignant_images": int(positive.sum()), "benign_images": int((~positive).sum()),
             "malignant_certified_malignant": curve(radius[positive], decision[positive] == 1, dim),
             "benign_certified_benign": curve(radius[~positive], decision[~positive] == 0, dim)}
 

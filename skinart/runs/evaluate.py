@@ -27,7 +27,7 @@ def evaluate_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, spli
                                  data_options=options.data_options)
     images = dataset.splits[split]
     grouped = None if by is None else (by, subgroups(images.metadata, by, dataset.name))  # refused before anything is written
-    classifier = deployed(checkpoint, options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision, samples=options.smoothing_n)
     what = f"external {dataset.name} data" if external else f"{dataset.name} {split}"
     with run.staged() as tmp:
         return evaluate(classifier, images, checkpoint, malignant=malignant, out=tmp,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from skinart.models.checkpoint import Checkpoint
+from skinart.certification.table import smoothing_of
 from skinart.defences.table import DEFENCES, PREPROCESSOR_DEFAULTS, check_setting
 from skinart.errors import SkinartError
 from skinart.defences.preprocessors import preprocessors
@@ -23,6 +24,9 @@ def preprocess_run(method: str, checkpoint: Checkpoint, out: Path, options: RunO
     if checkpoint.meta.preprocessing:
         raise SkinartError(f"{checkpoint} already carries the defence {list(checkpoint.meta.preprocessing)}; "
                            "defend its source checkpoint instead")
+    if smoothing_of(checkpoint.meta.defence):
+        raise SkinartError(f"{checkpoint} is a smoothed classifier (trained under noise of σ), whose noise goes on the pixels "
+                           f"before any preprocessing: {method} cannot sit in front of it; defend its source checkpoint instead")
     entry = {"name": method, **{k: settings.get(k, v) for k, v in PREPROCESSOR_DEFAULTS.items()}}
     preprocessors([entry])  # ART checks the settings before anything is written
     run = RunDir("defend", out, options, checkpoint=checkpoint, data=options.data_ref(checkpoint.data_name()),

@@ -30,7 +30,7 @@ def rechoose_run(checkpoint: Checkpoint, out: Path, options: RunOptions, *, on: 
         return None
     dataset = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root, external=True,
                                  split_external=True)
-    classifier = deployed(checkpoint, options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision, samples=options.smoothing_n)
     malignant_idx = [checkpoint.classes.index(m) for m in malignant]
     chosen_on = dataset.splits[on]
     scores = p_malignant(predict(classifier, chosen_on.images), malignant_idx)

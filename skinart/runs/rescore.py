@@ -62,4 +62,5 @@ def rescore_run(cfg: AttackConfig, checkpoint: Checkpoint, run: Path, out: Path,
     outcome = AttackOutcome(cfg=crafted, art_params=art_params, threat="transfer", target=target, x=x, adversarial=saved["adversarial"],
                             labels=saved["labels"], ids=saved["ids"], start=time.perf_counter())
     with job.staged() as tmp:
-        return write_attack(tmp, outcome, deployed(checkpoint, options.device, precision=options.precision), checkpoint, malignant)
+        return write_attack(tmp, outcome, deployed(checkpoint, options.device, precision=options.precision,
+                                                    samples=options.smoothing_n), checkpoint, malignant)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attacks.config import OBJECTIVES, AttackConfig, objective_words
+from skinart.certification.smoothing import smoothing_record
 from skinart.models.checkpoint import Checkpoint
 from skinart.data import Split
 from skinart.errors import SkinartError
@@ -34,7 +35,7 @@ def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: lis
     `by` (--by's name, each image's group) the metrics per group too."""
     probs, classes = predict(classifier, split.images), checkpoint.classes
     threshold = checkpoint.threshold(malignant)
-    metrics = {"kind": kind, **(about or {}), **checkpoint.provenance(),
+    metrics = {"kind": kind, **(about or {}), **checkpoint.provenance(), **smoothing_record(classifier),
                **classification_metrics(split.labels, probs.argmax(1), classes=classes, malignant=malignant, probs=probs,
                                                   threshold=threshold)}
     metrics["operating_point_here"] = operating_point_here(checkpoint, split.labels, probs, malignant)
@@ -86,7 +87,7 @@ def score_attack(classifier, checkpoint: Checkpoint, *, x: np.ndarray, adv: np.n
     clean_probs, adv_probs = predict(classifier, x), predict(classifier, adv)
     metrics = attack_metrics(labels, clean_probs=clean_probs, adv_probs=adv_probs, classes=checkpoint.classes,
                              malignant=tuple(malignant), target=target, threshold=checkpoint.threshold(malignant))
-    metrics.update(perturbation_norms(x, adv))
+    metrics.update(perturbation_norms(x, adv), **smoothing_record(classifier))
     return metrics, clean_probs, adv_probs
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skinart.attacks.loops import sample_indices
+from skinart.certification.smoothing import smoothing_record
 from skinart.data import Split, subgroups
 from skinart.defences.deployed import deployed
 from skinart.errors import SkinartError
@@ -23,7 +24,7 @@ from skinart.models.checkpoint import Checkpoint
 from skinart.models.networks import predict
 from skinart.models.provenance import checkpoint_dataset
 from skinart.presentation.figures import plot_lines
-from skinart.presentation.tables import pct
+from skinart.presentation.tables import pct, smoothed_lines
 from skinart.runs.scoring import restoring
 from skinart.runs.subgroups import subgroup_metrics
 from skinart.rundir import METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, RunDir, RunOptions, write_json
@@ -55,12 +56,13 @@ def shift_run(cfg: ShiftConfig, checkpoint: Checkpoint, out: Path, options: RunO
     test = dataset.splits["test"]
     keep = sample_indices(len(test), cfg.max_samples, cfg.seed)
     groups = None if cfg.by is None else subgroups(test.metadata, cfg.by, dataset.name)[keep]  # refused before writing
-    classifier = deployed(checkpoint, options.device, precision=options.precision)
+    classifier = deployed(checkpoint, options.device, precision=options.precision, samples=options.smoothing_n)
     scored = _score_all(cfg, classifier, test, keep, checkpoint.classes, malignant)
     target = checkpoint.meta.operating_point.get("target_sensitivity")  # none: the owner gave t
     metrics = shift_metrics(scored, test.labels[keep], classes=checkpoint.classes, malignant=malignant,
                             threshold=threshold, target=target, cfg=cfg, groups=groups)
-    metrics.update({"kind": "shift", **checkpoint.provenance(), "external": external, "images": len(keep),
+    metrics.update({"kind": "shift", **checkpoint.provenance(), **smoothing_record(classifier), "external": external,
+                    "images": len(keep),
                     "data": {**dataset.identity(), "split": "all" if external else "test"}, "seed": cfg.seed})
     with run.staged() as tmp:
         write_json(tmp / METRICS_FILE, metrics)
@@ -187,7 +189,8 @@ def shift_markdown(metrics: dict, title: str) -> str:
     accuracy, AUROC and the threshold that would restore the target sensitivity."""
     t, target = metrics["threshold"], metrics["target_sensitivity"]
     chosen = "given by the model's owner" if target is None else f"chosen for sensitivity {pct(target)} on validation data"
-    lines = [f"# {title}", "", f"{metrics['images']} images; stored threshold t = {t:.4f} ({chosen}); severity 0 is clean.", "",
+    lines = [f"# {title}", "", *smoothed_lines(metrics),
+             f"{metrics['images']} images; stored threshold t = {t:.4f} ({chosen}); severity 0 is clean.", "",
              "| shift | severity | sensitivity @ t (95 % CI) | specificity @ t | balanced accuracy | AUROC | t restoring "
              f"{pct(target)} sensitivity |" if target is not None else
              "| shift | severity | sensitivity @ t (95 % CI) | specificity @ t | balanced accuracy | AUROC | (no target: nothing to restore) |", "|---|---|---|---|---|---|---|"]

@@ -112,7 +112,7 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
     test = checkpoint_dataset(checkpoint, data=options.data, data_root=options.data_root).splits["test"]
     keep = sample_indices(len(test), SANITY_SAMPLES, cfg.seed, attacked_images(objective, test.labels, malignant_idx))
     labels = test.labels[keep] if head is None else np.full(len(keep), objective.decision)
-    classifier = deployed(checkpoint, options.device, precision=options.precision, head=head)
+    classifier = deployed(checkpoint, options.device, precision=options.precision, head=head, samples=options.smoothing_n)
     print(f"sanity checks: PGD on {len(keep)} {'' if head is None else objective.attacked + ' '}test images"
           f"{'' if shift is None else ' under ' + shift.words()} through the deployed model"
           f"{'' if head is None else ', on the decision at t'}", file=sys.stderr)

@@ -213,12 +213,13 @@ def _epochs(s: _Setup, cfg: TrainConfig, fitter, val_split: Split | None, malign
 
 def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = "auto", malignant=DEFAULT_MALIGNANT,
           trainer: Callable | None = None, extra_meta: dict | None = None, start: Checkpoint | None = None,
-          resume: Path | None = None) -> dict:
+          resume: Path | None = None, deployed_as: Callable | None = None) -> dict:
     """Train on dataset.splits['train'], select on 'val' (if any), save a checkpoint into `out`; its `history`,
     `best_epoch` and the `checkpoint` written. `trainer(classifier)` may return an ART trainer (e.g.
     `AdversarialTrainer`) whose `fit_generator` replaces the classifier's own for each epoch. `start`: continue from a
     checkpoint's weights (retraining) instead of `cfg`'s model and first weights. `resume`: a folder keeping the last
-    finished epoch's state, and continuing from it when it holds one."""
+    finished epoch's state, and continuing from it when it holds one. `deployed_as(classifier)`: the classifier the
+    checkpoint is deployed as (a smoothed one), whose p_malignant the operating point is chosen on."""
     cfg.check()
     seed_everything(cfg.seed)
     s = _setup(dataset, cfg, device, start)  # refuses a missing --weights file in its own words
@@ -229,7 +230,8 @@ def train(dataset: LesionDataset, cfg: TrainConfig, out: Path, *, device: str = 
     progress = _epochs(s, cfg, fitter, dataset.splits.get("val"), list(malignant), resume)
     history, best_epoch = progress.history, progress.best_epoch
     s.net.load_state_dict(progress.best_state)
-    point = operating_point(s.classifier, dataset, list(malignant), cfg.target_sensitivity)
+    point = operating_point(deployed_as(s.classifier) if deployed_as else s.classifier, dataset, list(malignant),
+                            cfg.target_sensitivity)
     meta = CheckpointMeta(model=cfg.model, classes=dataset.classes, img_size=dataset.img_size, mean=s.mean, std=s.std,
                           malignant=malignant, best_epoch=best_epoch, train_config=asdict(cfg), start_weights=started,
                           data=dataset.settings(), operating_point=point, **(extra_meta or {}))
