@@ -72,10 +72,15 @@ RETRAIN_MODES = ("static", "online")
 INITS = ("scratch", "finetune")
 
 
+def defence_takes(name: str) -> set[str]:
+    """The options defence `name` takes: its own and every defence's."""
+    return set(DEFENCES[name].takes) | set(_EVERY_DEFENCE)
+
+
 def check_defence(name: str, given: set[str] = frozenset()) -> Defence:
     """The row of defence `name`, refusing any `given` option (set on the command line) it does not take."""
     defence = DEFENCES[choose(name, DEFENCES, "defence")]
-    extra = sorted(set(given) - set(defence.takes) - set(_EVERY_DEFENCE))
+    extra = sorted(set(given) - defence_takes(name))
     if extra:
         flags = lambda names: ", ".join("--" + n.replace("_", "-") for n in names)  # noqa: E731
         raise SkinartError(f"{flags(extra[:1])} does not apply to {name}; it takes {flags(defence.takes)}")

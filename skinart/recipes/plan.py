@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from skinart.commands.steps import STEP_COMMANDS, step_group
+from skinart.defences.table import DEFENCES, defence_takes
 from skinart.errors import SkinartError
 from skinart.recipes.file import GLOBAL_PATHS, STEP_KEYS, expect, load_recipe, recipe_globals, unknown
 from skinart.report.rows import ROW_METRICS
@@ -126,8 +127,12 @@ def _step_options(path: str, step: dict, options: dict, globals_: dict) -> tuple
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SkinartError(f"{path}.grid.{key}: expected a non-empty list of values, got {values!r}")
+    # a recipe-wide setting reaches the steps that take it: of a defend step, the options its defence takes (data.balance
+    # reaches training under noise, not a retraining, which keeps its checkpoint's)
+    method = params.get("method")
+    takes = defence_takes(method) if step.get("command") == "defend" and method in DEFENCES else set(options)
     for key, value in globals_.items():
-        if key in options and key not in params and key not in grid:
+        if key in options and key in takes and key not in params and key not in grid:
             params[key] = value
     return params, grid
 
