@@ -54,6 +54,14 @@ def test_every_table_and_finding_names_its_split_and_a_val_finding_says_t_was_ch
     assert all(k.endswith(f"— on {TEST}") for k in _tables(rows[1:]))
 
 
+def test_a_stored_t_that_calls_every_image_malignant_is_said_beside_its_fnr_of_zero():
+    # certified.yaml's σ 0.12 model: t = 0 on its vote-share p_malignant, sensitivity 100 %, specificity 0 at t
+    rows = [_row("clean", 0.48, "—", fnr=0.0, threshold=0.0), _row("clean", 0.51, "—", fnr=0.107, task="other")]
+    rows[0]["metrics"] |= {"threshold": 0.0, "specificity_at_threshold": 0.0}
+    text = [t for t, _ in findings(rows)]
+    assert "calls every image malignant (specificity at t 0%)" in text[0] and "calls every" not in text[1]
+
+
 def test_the_attack_that_misses_most_cancers_is_named_beside_the_one_that_lowers_accuracy_most():
     # the quickstart's retrain: AutoAttack lowers accuracy most but leaves FNR@t at 20 %; PGD misses 64.7 % of cancers
     rows = [_row("clean", 0.72, "—", images=2000), _row("autoattack", 0.18, fnr=0.20, before=0.62, before_fnr=0.0, images=50),

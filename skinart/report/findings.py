@@ -54,7 +54,10 @@ def _clean(model: str, r: dict) -> str:
     m, data = r["metrics"], r.get("data") or "test"
     chosen = (f"; t was chosen on these images, so FNR@t is about 1 − the target sensitivity by construction (not a test "
               "of it)") if CHOSEN_HERE in data else ""
-    return f"{model} on {data}: clean accuracy {_p(m['accuracy'])}, AUROC {_p(m['auroc'])}, FNR@t {_p(m['fnr_at_threshold'])}{_few(r)}{chosen}"
+    constant = (f"; its stored t = {m['threshold']:.4g} calls every image malignant (specificity at t 0%): its FNR@t of 0 "
+                "is no sign of a good model, and the operating point decides nothing") if m.get("specificity_at_threshold") == 0 else ""
+    return (f"{model} on {data}: clean accuracy {_p(m['accuracy'])}, AUROC {_p(m['auroc'])}, FNR@t {_p(m['fnr_at_threshold'])}"
+            f"{_few(r)}{chosen}{constant}")
 
 
 def _attack_findings(model: str, attacks: list[tuple[int, dict]]) -> list[tuple[str, int]]:
