@@ -289,7 +289,8 @@ def test_an_attack_on_a_sigma_checkpoint_attacks_and_scores_the_smoothed_classif
     result = invoke(*args, "--method", "pgd", "--eps", "0.25", "--max-iter", 2, "--out", tmp_path / "pgd")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "pgd" / "metrics.json").read_text())
-    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    # n votes per prediction, 16 copies per gradient: one smoothed classifier scores and is attacked
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "eot", "seed")} == {"sigma": 0.12, "n": 8, "eot": 16, "seed": 0}
     assert metrics["smoothing_eot"] == 16 and metrics["linf_max"] <= 0.25 + 1e-6
     assert "gradients averaged over 16 noisy copies (EOT)" in (tmp_path / "pgd" / "metrics.md").read_text()
     probabilities = np.load(tmp_path / "pgd" / "adversarial.npz")["adversarial_probabilities"]
@@ -383,7 +384,8 @@ def test_a_shift_evaluation_of_a_sigma_checkpoint_scores_and_records_the_smoothe
                     "--severity", "1", "--max-samples", 6, "--smoothing-n", 8, "--device", "cpu", "--out", out)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "seed")} == {"sigma": 0.12, "n": 8, "seed": 0}
+    # n votes per prediction, 16 copies per gradient: one smoothed classifier scores and is attacked
+    assert {k: metrics["smoothed_classifier"][k] for k in ("sigma", "n", "eot", "seed")} == {"sigma": 0.12, "n": 8, "eot": 16, "seed": 0}
     assert "smoothed classifier: σ 0.12, n 8, seed 0" in (out / "metrics.md").read_text()
     shares = [float(r["p_malignant"]) for r in _rows(out)]
     assert np.allclose(np.multiply(shares, 8), np.round(np.multiply(shares, 8)), atol=1e-4)  # shares of 8 votes

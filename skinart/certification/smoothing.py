@@ -85,15 +85,16 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
       `sample_size` noisy copies) unless told otherwise: ART's attacks pass no keywords, and without it ART
       differentiates the base classifier, not the smoothed one; it takes torch tensors too (ART's PyTorch PGD hands
       them) and sends at most `draw_rows` noisy copies through the network at once;
-    - `predict` giving the log of each class's share of the votes of `sample_size` noisy copies (their softmax is the
+    - `predict` giving the log of each class's share of the votes of `votes` noisy copies (their softmax is the
       vote shares: what skinart scores as probabilities), batched like `certify`, with no abstention (ART's answers
       zeros where a binomial test at α cannot separate the top two classes; the majority decides here, the first
       class of a tie, as np.argmax).
     """
 
-    def __init__(self, *args, seed: int = 0, draw_rows: int = 1024, **kwargs):
+    def __init__(self, *args, seed: int = 0, draw_rows: int = 1024, votes: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.draw_rows, self.seed = draw_rows, seed
+        # ART's `sample_size` sets the copies of a gradient (and of certify's selection); `votes` those of a prediction
+        self.draw_rows, self.seed, self.votes = draw_rows, seed, votes or self.sample_size
         self.noise = torch.Generator(device=self.device).manual_seed(seed)
 
     def _draw_into(self, block: torch.Tensor) -> torch.Tensor:
@@ -124,9 +125,9 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
         return torch.from_numpy(gradient).to(x.device) if isinstance(x, torch.Tensor) else gradient
 
     def predict(self, x: np.ndarray, batch_size: int = 128, verbose: bool = False, **kwargs) -> np.ndarray:
-        shares = self.vote_counts(x, (self.sample_size,), {"class": (class_rule, self.nb_classes)}, self.draw_rows)["class"][:, 0]
+        shares = self.vote_counts(x, (self.votes,), {"class": (class_rule, self.nb_classes)}, self.draw_rows)["class"][:, 0]
         with np.errstate(divide="ignore"):  # log 0 = -inf: a class no copy voted for gets probability 0
-            return np.log(shares / self.sample_size).astype(np.float32)
+            return np.log(shares / self.votes).astype(np.float32)
 
     def vote_counts(self, x: np.ndarray, draws: tuple[int, ...], rules: dict[str, tuple[Rule, int]],
                     batch_size: int = 1024) -> dict[str, np.ndarray]:
@@ -168,10 +169,12 @@ class BatchedRandomizedSmoothing(PyTorchRandomizedSmoothing):
 
 def smoothing_record(classifier) -> dict:
     """What metrics.json says of a smoothed classifier's predictions (σ, n, seed: their vote shares are its
-    probabilities, p_malignant the share of copies voting a malignant class); nothing for another classifier."""
+    probabilities, p_malignant the share of copies voting a malignant class; eot: the copies each gradient averages);
+    nothing for another classifier."""
     if not isinstance(classifier, BatchedRandomizedSmoothing):
         return {}
-    return {"smoothed_classifier": {"sigma": classifier.scale, "n": classifier.sample_size, "seed": classifier.seed,
+    return {"smoothed_classifier": {"sigma": classifier.scale, "n": classifier.votes, "eot": classifier.sample_size,
+                                    "seed": classifier.seed,
                                     "probabilities": "vote shares of the n noisy copies' base classes",
                                     "p_malignant": "share of the n noisy copies whose base class is malignant"}}
 
@@ -192,12 +195,12 @@ def check_pixel_space(classifier: PyTorchClassifier) -> None:
 
 
 def smoothed(classifier: PyTorchClassifier, *, sigma: float, sample_size: int, alpha: float = 0.001, seed: int = 0,
-             batch_size: int = 1024) -> BatchedRandomizedSmoothing:
+             batch_size: int = 1024, votes: int | None = None) -> BatchedRandomizedSmoothing:
     """`classifier` as ART's smoothed classifier with noise σ on [0, 1] pixels, sharing its model, loss and optimiser
-    (`check_pixel_space` first)."""
+    (`check_pixel_space` first): `sample_size` noisy copies per gradient, `votes` per prediction (default the same)."""
     check_pixel_space(classifier)
     return BatchedRandomizedSmoothing(
         model=classifier.model, loss=classifier.loss, input_shape=classifier.input_shape, nb_classes=classifier.nb_classes,
         optimizer=classifier.optimizer, clip_values=classifier.clip_values, preprocessing=None,
         device_type="gpu" if classifier.device.type == "cuda" else "cpu", sample_size=sample_size, scale=sigma, alpha=alpha,
-        seed=seed, draw_rows=batch_size)
+        seed=seed, draw_rows=batch_size, votes=votes)

@@ -90,7 +90,7 @@ def evaluate(
     from skinart.runs.rechoose import rechoose_run, stored_then_rechosen
     from skinart.runs.shift import shift_markdown, shift_run
     from skinart.runs.threats import threats_run
-    from skinart.shifts.config import ImageShift
+    from skinart.shifts.config import ImageShift, under
     from skinart.runs.worst_case import worst_case_run
 
     options = RunOptions(data=data, data_root=data_root, malignant=malignant, device=device, overwrite=overwrite,
@@ -108,7 +108,7 @@ def evaluate(
         scored = "external data" if external else split or "test"
         return skipped(out) if metrics is None else typer.echo(evaluation_markdown(metrics, f"{checkpoint} on {scored}"))
     shifted = None if shifts is None else ImageShift(shifts.shifts[0], shifts.severities[0])  # one of each (checked)
-    on = f"{checkpoint}{'' if shifted is None else ' under ' + shifted.words()}"
+    on = f"{checkpoint}{under(shifted)}"
     if len(cfgs) > 1:
         metrics = worst_case_run(cfgs, loaded, out, options, threats=threats, source_checkpoint=source_checkpoint,
                                  shift=shifted, by=by)

@@ -24,7 +24,8 @@ def deployed(checkpoint: Checkpoint, device: str = "auto", *, defended: bool = T
     metadata names (unless `defended` is False or `preprocessing_defences` replaces them); `head` puts a module around
     the network (an attack objective's decision at the operating point: skinart.attacks.objective). A checkpoint that
     records σ is its smoothed classifier (`certification.smoothing.smoothed`): `samples` noisy copies per prediction
-    and per gradient (default: the n it records, `certification.table.SMOOTHED_PREDICTION`), the noise from its seed;
+    (default: the n it records, `certification.table.SMOOTHED_PREDICTION`), the eot it records per gradient, the noise
+    from its seed;
     `base` gives its base classifier instead (what `certify` smooths itself)."""
     meta = checkpoint.meta
     if preprocessing_defences is None and defended and meta.preprocessing:
@@ -35,4 +36,4 @@ def deployed(checkpoint: Checkpoint, device: str = "auto", *, defended: bool = T
     smoothing = None if base else smoothing_of(meta.defence, samples)
     if smoothing is None:
         return classifier
-    return smoothed(classifier, sigma=smoothing["sigma"], sample_size=smoothing["n"], seed=smoothing["seed"])
+    return smoothed(classifier, sigma=smoothing["sigma"], sample_size=smoothing["eot"], votes=smoothing["n"], seed=smoothing["seed"])

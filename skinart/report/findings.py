@@ -52,7 +52,7 @@ def _on(row: dict) -> str:
 
 def _clean(model: str, r: dict) -> str:
     m, data = r["metrics"], r.get("data") or "test"
-    chosen = (f"; t was chosen on these images, so FNR@t is about 1 − the target sensitivity by construction (not a test "
+    chosen = ("; t was chosen on these images, so FNR@t is about 1 − the target sensitivity by construction (not a test "
               "of it)") if CHOSEN_HERE in data else ""
     constant = (f"; its stored t = {m['threshold']:.4g} calls every image malignant (specificity at t 0%): its FNR@t of 0 "
                 "is no sign of a good model, and the operating point decides nothing") if m.get("specificity_at_threshold") == 0 else ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,9 @@ from skinart.errors import SkinartError
 from skinart.options import choose
 from skinart.defences.preprocessors import adaptive_chain
 from skinart.rundir import RunDir, RunOptions, seed_everything
-from skinart.runs.scoring import AttackOutcome, write_attack
+from skinart.runs.scoring import AttackOutcome, shift_settings, write_attack
 from skinart.shifts.apply import apply_shift
-from skinart.shifts.config import ImageShift
+from skinart.shifts.config import ImageShift, under
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
 
@@ -53,14 +52,14 @@ def crafting_model(threat: str, checkpoint: Checkpoint, source: Checkpoint | Non
     """The model the attacker differentiates under a DESIGN.md threat model: for transfer, the `source` checkpoint's
     undefended network. On a checkpoint with preprocessing defences, white-box means oblivious (the defended weights
     without the preprocessor) and adaptive means through it (BPDA, plus EOT over random flips when every preprocessor
-    is PyTorch and the method's row allows it). A checkpoint trained under noise is attacked as its smoothed classifier,
-    each gradient averaged over the noisy copies it records (`eot`: EOT over the noise). Each computes at the run's
+    is PyTorch and the method's row allows it). A checkpoint trained under noise is attacked as its smoothed classifier
+    (`deployed`: each gradient averaged over the noisy copies it records, EOT over the noise). Each computes at the run's
     precision; `head` (an objective's decision at the operating point, `objective.decision_head`) goes around the network."""
     device, precision = options.device, options.precision
     if threat == "transfer":
-        return deployed(source, device, defended=False, precision=precision, head=head, samples=_eot(source))
+        return deployed(source, device, defended=False, precision=precision, head=head)
     if threat == "white-box" or not checkpoint.meta.preprocessing:
-        return deployed(checkpoint, device, defended=False, precision=precision, head=head, samples=_eot(checkpoint))
+        return deployed(checkpoint, device, defended=False, precision=precision, head=head, samples=options.smoothing_n)
     chain = adaptive_chain(list(checkpoint.meta.preprocessing), resolve_device(device), eot)
     return deployed(checkpoint, device, preprocessing_defences=chain, precision=precision, head=head)
 
@@ -123,7 +122,7 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
     run = RunDir("attack", out, options, inputs=[source and source.path], checkpoint=checkpoint,
                  data=options.data_ref(checkpoint.data_name()), attack=cfg.__dict__, threat_model=threat, malignant=malignant,
                  source_checkpoint=source and source.ref(), seed=cfg.seed,
-                 **({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {}))  # absent: unchanged config hashes
+                 **shift_settings(shift, by))
     if run.done:
         return None
     crafter = crafting_model(threat, checkpoint, source, options, cfg.row.eot, decision_head(cfg.objective, malignant_idx, threshold))
@@ -142,9 +141,8 @@ def attack_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: Ru
         info = {**info, "same_images_as": crafted[identity][3]}
     else:
         aim = "" if threshold is None else f", objective {cfg.objective}: {objective.help}, t = {threshold:.4g}"
-        under = "" if shift is None else f" under {shift.words()}"
         print(f"{cfg.method} on {len(keep)} {'' if threshold is None else objective.attacked + ' '}test images of {dataset.name}"
-              f"{under} ({threat}{aim})", file=sys.stderr)
+              f"{under(shift)} ({threat}{aim})", file=sys.stderr)
         adv, info, arrays = _craft(cfg, attack, crafter, dataset, x=x, labels=test.labels[keep], target=target)
         eot = _eot(source if threat == "transfer" else checkpoint)
         info = {**info, **({"smoothing_eot": eot} if eot else {})}  # the noisy copies each gradient averaged

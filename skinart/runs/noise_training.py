@@ -46,7 +46,7 @@ def noise_training_run(cfg: NoiseTrainingConfig, checkpoint: Checkpoint, out: Pa
                            "balance": train_cfg.balance, "prediction": prediction},
                **checkpoint.lineage()}
     # t is chosen on the smoothed p_malignant (the share of the noisy copies voting a malignant class), as deployed
-    deployed_as = partial(smoothed, sigma=cfg.sigma, sample_size=prediction["n"], seed=prediction["seed"])
+    deployed_as = partial(smoothed, sigma=cfg.sigma, sample_size=prediction["eot"], votes=prediction["n"], seed=prediction["seed"])
     malignant = list(checkpoint.meta.malignant)
     with run.staged() as tmp:
         trained = train(dataset, train_cfg, tmp, device=options.device, malignant=malignant, trainer=noise_trainer(cfg.variant, cfg.sigma),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from skinart.presentation.figures import amplified, plot_confusions, plot_pertur
 from skinart.presentation.tables import attack_markdown, metrics_markdown, subgroup_markdown, threat_label
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, PER_IMAGE_FILE, PREDICTIONS_FILE, write_json
 from skinart.runs.subgroups import subgroup_metrics
-from skinart.shifts.config import ImageShift
+from skinart.shifts.config import ImageShift, under
 
 
 def evaluate(classifier, split: Split, checkpoint: Checkpoint, *, malignant: list[str], out: Path, title: str,
@@ -161,15 +161,19 @@ def write_attack(out: Path, outcome: AttackOutcome, classifier, checkpoint: Chec
     if method.kind == "universal":  # one δ tends to push most images to one class: which one decides if the FNR rises or falls
         metrics["predicted_shares"] = {"clean": prediction_shares(clean_probs.argmax(1), classes),
                                        "attacked": prediction_shares(adv_probs.argmax(1), classes)}
-    under = "" if o.shift is None else f" under {o.shift.words()}"
     title = (f"{o.cfg.method} on {checkpoint.meta.model} ({threat_label(o.threat, method.access)}, {len(o.x)} test images"
-             f"{under}{objective_words(o.cfg.objective)})")
+             f"{under(o.shift)}{objective_words(o.cfg.objective)})")
     _write_attack_outputs(out, metrics, o, clean_probs=clean_probs, adv_probs=adv_probs, classes=list(classes), title=title)
     return metrics
 
 
 PER_IMAGE_COLUMNS = ("image_id", "true_class", "clean_prediction", "clean_p_malignant", "attacked_prediction",
                      "attacked_p_malignant", "linf", "l2", "robust", "attack", "shift", "severity")
+
+
+def shift_settings(shift: ImageShift | None, by: str | None) -> dict:
+    """A run config's shift and subgroup entries, absent when not given (so an unshifted run keeps its config hash)."""
+    return {**({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {})}
 
 
 def shift_record(shift: ImageShift | None) -> dict:

@@ -22,8 +22,8 @@ from skinart.metrics import robustness_flags
 from skinart.presentation.tables import threats_markdown
 from skinart.rundir import METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, seed_everything, write_json
 from skinart.runs.attack import attack_run, check_crafting, crafting_identity, objective_threshold, test_inputs, transfer_source
-from skinart.runs.scoring import shift_record
-from skinart.shifts.config import ImageShift
+from skinart.runs.scoring import shift_record, shift_settings
+from skinart.shifts.config import ImageShift, under
 from skinart.attacks.sanity import SANITY_SAMPLES, gradient_checks, gradient_checks_not_run, summary, table_checks
 from skinart.models.provenance import checkpoint_dataset
 from skinart.defences.deployed import deployed
@@ -51,7 +51,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
     run = RunDir("threats", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attack=cfg.__dict__, threats=list(threats), source_checkpoint=resolved(source_checkpoint),
                  malignant=options.malignant, gradient_sanity=gradient_sanity, seed=cfg.seed,
-                 **({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {}))  # absent: unchanged config hashes
+                 **shift_settings(shift, by))
     if run.done:
         return None
     with run.staged() as tmp:
@@ -65,8 +65,7 @@ def threats_run(cfg: AttackConfig, checkpoint: Checkpoint, out: Path, options: R
         metrics = {"kind": "threats", **checkpoint.provenance(), "method": cfg.method, **objective_record(cfg), **shift_record(shift), "threats": table,
                    **robustness_flags(table, preprocessed, measure), "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)
-        under = "" if shift is None else f" under {shift.words()}"
-        (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}{under}{objective_words(cfg.objective)}"))
+        (tmp / METRICS_MD).write_text(threats_markdown(metrics, f"{cfg.method} on {checkpoint}{under(shift)}{objective_words(cfg.objective)}"))
     return metrics
 
 
@@ -114,7 +113,7 @@ def sanity_gradients(cfg: AttackConfig, checkpoint: Checkpoint, options: RunOpti
     labels = test.labels[keep] if head is None else np.full(len(keep), objective.decision)
     classifier = deployed(checkpoint, options.device, precision=options.precision, head=head, samples=options.smoothing_n)
     print(f"sanity checks: PGD on {len(keep)} {'' if head is None else objective.attacked + ' '}test images"
-          f"{'' if shift is None else ' under ' + shift.words()} through the deployed model"
+          f"{under(shift)} through the deployed model"
           f"{'' if head is None else ', on the decision at t'}", file=sys.stderr)
     seed_everything(cfg.seed)
     what = "accuracy" if head is None else objective.measure.replace("_at_threshold", " at t")

@@ -4,7 +4,6 @@ metrics under the worst case and the sanity checks run once."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ from skinart.metrics import worst_case_choice, worst_case_metrics
 from skinart.presentation.tables import worst_case_markdown
 from skinart.rundir import ADVERSARIAL_FILE, METRICS_FILE, METRICS_MD, RunDir, RunOptions, resolved, write_json
 from skinart.attacks.sanity import summary
-from skinart.runs.scoring import shift_record, write_per_image
-from skinart.shifts.config import ImageShift
+from skinart.runs.scoring import shift_record, shift_settings, write_per_image
+from skinart.shifts.config import ImageShift, under
 from skinart.runs.threats import table_row, check_threats, objective_record, sanity_gradients, threats_run
 
 
@@ -35,7 +34,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
     run = RunDir("worst_case", out, options, inputs=[source_checkpoint], checkpoint=checkpoint,
                  data=options.data_ref(), attacks=[c.__dict__ for c in cfgs], threats=list(threats),
                  source_checkpoint=resolved(source_checkpoint), malignant=options.malignant, seed=cfgs[0].seed,
-                 **({"shift": asdict(shift)} if shift else {}), **({"by": by} if by else {}))  # absent: unchanged config hashes
+                 **shift_settings(shift, by))
     if run.done:
         return None
     by_decision = cfgs[0].objective != "accuracy"
@@ -51,8 +50,7 @@ def worst_case_run(cfgs: list[AttackConfig], checkpoint: Checkpoint, out: Path, 
                    "worst_case": {t: table_row(m) for t, m in full.items()},
                    "worst_case_metrics": {t: m["adversarial"] for t, m in full.items()}, "sanity": summary(checks)}
         write_json(tmp / METRICS_FILE, metrics)
-        under = "" if shift is None else f" under {shift.words()}"
-        (tmp / METRICS_MD).write_text(worst_case_markdown(metrics, f"{', '.join(runs)} on {checkpoint}{under}: worst case{objective_words(cfgs[0].objective)}"))
+        (tmp / METRICS_MD).write_text(worst_case_markdown(metrics, f"{', '.join(runs)} on {checkpoint}{under(shift)}: worst case{objective_words(cfgs[0].objective)}"))
     return metrics
 
 

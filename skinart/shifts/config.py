@@ -37,5 +37,7 @@ class ImageShift:
     shift: str
     severity: int
 
-    def words(self) -> str:
-        return f"{self.shift} severity {self.severity}"
+
+def under(shift: ImageShift | None) -> str:
+    """A title's words for the shift its images are under (" under jpeg_compression severity 3"); none without one."""
+    return "" if shift is None else f" under {shift.shift} severity {shift.severity}"
