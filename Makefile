@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/skinart run recipes/quickstart.yaml --out runs/quickstart
+	$(BIN)/skinart run recipes/quickstart.yaml --out runs/quickstart --executor ray
 
 # --durations=15: the 15 slowest tests in every run's output (CI's included); `-m "not slow"` leaves out what trains end to end
 test: install

@@ -150,6 +150,11 @@ def test_a_cluster_that_cannot_hold_a_step_or_see_out_is_refused(tmp_path, derma
     assert result.exit_code == 2 and "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1" in result.stderr
     result = invoke("run", path, "--out", tmp_path / "new" / "out", "--executor", "ray", "--gpus-per-step", 1)
     assert result.exit_code == 2 and "no node of the Ray cluster has 1 CPU and 1 GPU" in result.stderr
+    recipe = small_recipe(derma_subset)
+    recipe["steps"][0]["cpus"] = 3  # the local instance has 2
+    result = invoke("run", write(tmp_path / "big.yaml", recipe), "--out", tmp_path / "new" / "out", "--executor", "ray")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert f"no node of the Ray cluster has 3 CPU (step {recipe['steps'][0]['name']}'s cpus) and 0 GPU" in result.stderr
 
     def blind(marker):  # a worker on another machine, without the shared filesystem
         return None

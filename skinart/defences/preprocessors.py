@@ -34,7 +34,7 @@ def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
 
 def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
     """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. The batch is cut into one contiguous chunk
-    per thread; each worker converts (rounding, not truncating, to uint8), codes and writes back one image
+    per thread (torch's thread count unless `threads`); each worker converts (rounding, not truncating, to uint8), codes and writes back one image
     at a time, so the conversions stay in cache instead of two threads streaming whole chunks through
     memory. Pillow's codec and numpy's array loops release the GIL."""
     out = np.empty(x.shape, dtype=np.float32)
@@ -43,7 +43,8 @@ def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.nd
         for i in part:
             out[i] = to_model_input(webp_roundtrip(from_model_input(x[i : i + 1])[0], quality)[None])[0]
 
-    parts = [p for p in np.array_split(np.arange(len(x)), threads or os.cpu_count() or 1) if len(p)]
+    # as many threads as torch computes with: a step's CPUs under Ray (every core in a local run)
+    parts = [p for p in np.array_split(np.arange(len(x)), threads or torch.get_num_threads()) if len(p)]
     list(_pool(os.getpid(), len(parts)).map(chunk, parts))
     return out
 

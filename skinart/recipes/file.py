@@ -11,7 +11,8 @@ import yaml
 from skinart.errors import SkinartError
 
 TOP_KEYS = {"name": str, "description": str, "seed": int, "data": dict, "model": dict, "steps": list, "reference": dict}
-STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict}
+STEP_KEYS = {"name": str, "command": str, "params": dict, "grid": dict,
+             "cpus": float}  # the CPUs a step holds under --executor ray (the local runner runs one step at a time)
 # Recipe-wide settings: section key -> command option. Each goes to every step whose command has that option.
 GLOBAL_OPTIONS = {
     "data": {"loader": "data", "root": "data_root", "size": "img_size", "resize": "resize", "split_ratios": "split_ratios",
@@ -33,8 +34,9 @@ GLOBAL_TYPES = {"size": int, "pretrained": bool, "loader": str, "root": str, "re
 
 
 def expect(path: str, value, kind: type) -> None:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SkinartError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    """`value` is a `kind` (a float may be written as an int: `cpus: 2`; true is not a number)."""
+    if not isinstance(value, (int, float) if kind is float else kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise SkinartError(f"{path}: expected {'a number' if kind is float else kind.__name__}, got {type(value).__name__} {value!r}")
 
 
 def unknown(path: str, key: str, known) -> SkinartError:

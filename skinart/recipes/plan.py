@@ -8,6 +8,7 @@ go through the Typer/click command itself, so a recipe step and a command line c
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from pathlib import Path
 
@@ -112,6 +113,9 @@ def _check_step(path: str, step, members: dict) -> tuple[str, str]:
         raise SkinartError(f"{path}.name: step '{name}' is defined twice; step names must be unique")
     if command not in STEP_COMMANDS:
         raise SkinartError(f"{path}.command: expected one of {', '.join(STEP_COMMANDS)}, got {command!r}")
+    if "cpus" in step and not (0 < step["cpus"] < math.inf):  # `not`: NaN fails too
+        raise SkinartError(f"{path}.cpus: expected a positive number of CPUs (what the step holds under --executor ray), "
+                           f"got {step['cpus']!r}; e.g. cpus: 2")
     return name, command
 
 
@@ -172,7 +176,7 @@ def _check_values(path: str, step: dict, params: dict, grid: dict, options: dict
                 _check_shape(f"{path}.grid.{key}[{j}]", options[key], value)
 
 
-def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict) -> list[Task]:
+def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict, cpus: float | None) -> list[Task]:
     """One task per combination of the choices (the product of a grid over several keys), named step@key=value…"""
     keys, tasks = list(choices), []
     for combo in itertools.product(*(choices[k] for k in keys)):
@@ -187,7 +191,8 @@ def _grid_tasks(name: str, command: str, params: dict, grid: dict, choices: dict
                 if key in grid:
                     label.append(f"{key}={_slug(value)}")
         grid_values = {k: task_params[k] for k in keys if len(choices[k]) > 1 or k in grid}
-        tasks.append(Task(name="@".join([name] + label), step=name, command=command, params=task_params, grid=grid_values, uses=uses))
+        tasks.append(Task(name="@".join([name] + label), step=name, command=command, params=task_params, grid=grid_values, uses=uses,
+                          cpus=cpus))
     return tasks
 
 
@@ -204,7 +209,7 @@ def plan(recipe: dict) -> list[Task]:
         params, grid = _step_options(path, step, options, globals_)
         choices = _fan_out(path, params, grid, options, members)
         _check_values(path, step, params, grid, options)
-        members[name] = _grid_tasks(name, command, params, grid, choices)
+        members[name] = _grid_tasks(name, command, params, grid, choices, step.get("cpus"))
         for task in members[name]:
             _check_task(path, commands[command], task, step)
             check_sources(path, step, task, members)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import socket
@@ -22,7 +23,7 @@ import torch
 from skinart import __version__
 from skinart.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, SkinartError
 from skinart.recipes.plan import Task
-from skinart.recipes.ray_options import RayOptions, refused_without_gpu, step_gpus, task_device
+from skinart.recipes.ray_options import RayOptions, refused_without_gpu, step_cpus, step_gpus, task_device
 from skinart.recipes.executor import checked_plan, execute_task, task_line, write_plan
 from skinart.rundir import CONFIG_FILE
 
@@ -74,16 +75,20 @@ def _probe(marker: str) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
-def _check_cluster(ray, options: RayOptions, run_dir: Path) -> None:
-    """Some node can hold a step, and every such node sees `run_dir` (a marker file) and runs this skinart."""
+def _check_cluster(ray, options: RayOptions, run_dir: Path, tasks: list[Task]) -> None:
+    """Some node can hold each step, and every node that can hold one sees `run_dir` (a marker file) and runs this
+    skinart."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     gpus = options.gpus or 0.0
-    nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= options.cpus
-             and n["Resources"].get("GPU", 0) >= gpus]
-    if not nodes:
-        raise SkinartError(f"no node of the Ray cluster has {options.cpus:g} CPU and {gpus:g} GPU free for a step "
-                           f"({ray.cluster_resources()}); lower --cpus-per-step/--gpus-per-step or add nodes")
+    alive = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("GPU", 0) >= gpus]
+    largest = max(tasks, key=lambda t: step_cpus(t, options))
+    if not any(n["Resources"].get("CPU", 0) >= step_cpus(largest, options) for n in alive):
+        whose, lower = (f" (step {largest.name}'s cpus)", ", or the step's cpus") if largest.cpus is not None else ("", "")
+        raise SkinartError(f"no node of the Ray cluster has {step_cpus(largest, options):g} CPU{whose} and {gpus:g} GPU free "
+                           f"for a step ({ray.cluster_resources()}); lower --cpus-per-step/--gpus-per-step{lower}, or add nodes")
+    smallest = min(step_cpus(t, options) for t in tasks)
+    nodes = [n for n in alive if n["Resources"].get("CPU", 0) >= smallest]
     marker = run_dir / f".skinart-ray-{uuid.uuid4().hex}"
     marker.write_text(__version__)
     try:
@@ -108,6 +113,17 @@ def dependencies(tasks: list[Task]) -> dict[str, list[str]]:
     """The tasks each task reads: the runs it names, or for a report every task before it."""
     return {t.name: [u.name for u in tasks[:i]] if t.command == "report" else list(dict.fromkeys(t.uses.values()))
             for i, t in enumerate(tasks)}
+
+
+def waiting_on(tasks: list[Task], deps: dict) -> dict[str, int]:
+    """How many tasks read each task, directly or through others: sent in that order when several are ready (the one
+    most of the graph hangs on first, a retraining before an attack only the report reads; ties in recipe order), so
+    on a few CPUs the longest chain starts early. The order of sending changes no step's numbers."""
+    readers: dict[str, set[str]] = {t.name: set() for t in tasks}
+    for task in reversed(tasks):  # plan order is a topological order: a task's readers come after it
+        for d in deps[task.name]:
+            readers[d] |= {task.name} | readers[task.name]
+    return {name: len(r) for name, r in readers.items()}
 
 
 def already_done(tasks: list[Task], deps: dict, previous: list[dict], run_dir: Path, resume: bool) -> set[str]:
@@ -138,8 +154,11 @@ def step_on_worker(task: Task, run_dir: str, resume: bool) -> dict:
     """On a Ray worker: `execute_task`, timed, with the worker's name (and torch threads: Ray sets OMP_NUM_THREADS to the
     step's CPUs, and the numbers match an in-process run with as many threads) and the step's error line; a step asking
     for CUDA without a GPU from Ray is refused, not run."""
+    ray = import_ray()
+    # a worker sets OMP_NUM_THREADS once, from the first task it runs: a step's own CPUs are set for each step
+    torch.set_num_threads(max(1, math.floor(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     worker, start = f"{socket.gethostname()} pid {os.getpid()}, {torch.get_num_threads()} threads", time.time()
-    refusal = refused_without_gpu(task, import_ray().get_gpu_ids())
+    refusal = refused_without_gpu(task, ray.get_gpu_ids())
     if refusal:
         print(f"error: {refusal}", file=sys.stderr, flush=True)
         return {"code": EXIT_BAD_INPUT, "worker": worker, "seconds": 0.0, "error": refusal}
@@ -198,10 +217,11 @@ def _run_graph(ray, tasks: list[Task], *, deps: dict, done: set[str], run_dir: P
     step, cluster_gpus = ray.remote(step_on_worker), ray.cluster_resources().get("GPU", 0)
 
     def remote(task: Task):
-        return step.options(num_cpus=options.cpus, num_gpus=step_gpus(options.gpus, cluster_gpus, task_device(task)))
+        return step.options(num_cpus=step_cpus(task, options), num_gpus=step_gpus(options.gpus, cluster_gpus, task_device(task)))
 
     results: dict = {name: {} for name in done}
-    waiting, running = [t for t in tasks if t.name not in done], {}
+    order = waiting_on(tasks, deps)
+    waiting, running = sorted((t for t in tasks if t.name not in done), key=lambda t: -order[t.name]), {}
     try:
         while waiting or running:
             running |= _send_ready(remote, waiting, deps=deps, results=results, run_dir=run_dir, resume=resume)
@@ -239,12 +259,12 @@ def summary(tasks: list[Task], deps: dict, results: dict, wall: float) -> str:
             f"{blocked} not run (an input failed); wall time {wall:.1f} s; longest path {total:.1f} s: {' → '.join(path) or '-'}")
 
 
-def _prepared_dir(ray, options: RayOptions, run_dir: Path) -> None:
+def _prepared_dir(ray, options: RayOptions, run_dir: Path, tasks: list[Task]) -> None:
     """Create `run_dir` for the visibility check; a refused or interrupted check leaves nothing it created."""
     created = next((p for p in [*reversed(run_dir.parents), run_dir] if not p.exists()), None)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        _check_cluster(ray, options, run_dir)
+        _check_cluster(ray, options, run_dir, tasks)
     except BaseException:  # refused or interrupted
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
@@ -259,7 +279,7 @@ def execute_on_ray(path: Path, out: Path | None, overrides: list[str], resume: b
     run_dir = run_dir.resolve()  # the workers' view of the same shared path
     started = _connect(ray, options.address)
     try:
-        _prepared_dir(ray, options, run_dir)
+        _prepared_dir(ray, options, run_dir, tasks)
         deps, clock = dependencies(tasks), time.monotonic()
         done = already_done(tasks, deps, write_plan(path, recipe, tasks, run_dir), run_dir, resume)
         results = _run_graph(ray, tasks, deps=deps, done=done, run_dir=run_dir, resume=resume, options=options)

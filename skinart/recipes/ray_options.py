@@ -1,5 +1,5 @@
-"""The settings of `skinart run --executor ray`, checked before Ray is imported, and its GPU policy: how many GPUs Ray
-holds for a step, and the refusal of a CUDA step that Ray gave none."""
+"""The settings of `skinart run --executor ray`, checked before Ray is imported, and its resource policy: how many CPUs
+and GPUs Ray holds for a step, and the refusal of a CUDA step that Ray gave no GPU."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def step_gpus(gpus_per_step: float | None, cluster_gpus: float, device: str) -> 
     if gpus_per_step is not None:
         return gpus_per_step
     return 1.0 if cluster_gpus >= 1 else 0.0
+
+
+def step_cpus(task: Task, options: RayOptions) -> float:
+    """The CPUs Ray holds for a step: its recipe's `cpus` (a training nothing else can run beside), else --cpus-per-step."""
+    return options.cpus if task.cpus is None else task.cpus
 
 
 def task_device(task: Task) -> str:

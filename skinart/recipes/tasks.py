@@ -26,6 +26,7 @@ class Task:
     params: dict
     grid: dict = field(default_factory=dict)  # the grid values (and referenced members) that made this task
     uses: dict = field(default_factory=dict)  # reference option -> task name it reads
+    cpus: float | None = None  # the CPUs it holds under --executor ray (None: --cpus-per-step)
 
     def argv(self, run_dir: Path) -> list[str]:
         # every command writes its own run directory; report reads the whole run instead
