@@ -8,6 +8,8 @@ skinart is imported (it points other libraries' folders into the cache at import
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import os
 import shutil
@@ -16,10 +18,25 @@ from pathlib import Path
 
 # Once per process: a second import of this file (as `tests.conftest`, once) found HOME already ours and used to point it
 # at a new folder, which the guard below, watching the first, never saw: now it keeps the folders the guard watches.
-if not os.environ.get("SKINART_SUITE_HOME") or os.environ["SKINART_SUITE_HOME"] != os.environ.get("HOME"):
+# Each pytest-xdist worker gets folders of its own (it inherits the controller's environment): the first worker to
+# finish would otherwise remove the cache the other still reads.
+_OWNER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if os.environ.get("SKINART_SUITE_HOME") != os.environ.get("HOME") or os.environ.get("SKINART_SUITE_OWNER") != _OWNER:
     os.environ["HOME"] = os.environ["SKINART_SUITE_HOME"] = tempfile.mkdtemp(prefix="skinart-home-")
     os.environ["SKINART_CACHE"] = tempfile.mkdtemp(prefix="skinart-cache-")
+    os.environ["SKINART_SUITE_OWNER"] = _OWNER
 _HOME, _CACHE = Path(os.environ["HOME"]), Path(os.environ["SKINART_CACHE"])
+
+
+@atexit.register
+def _remove_folders() -> None:
+    """The cache, and HOME when empty (the guard below fails a session that leaves anything there): in the xdist
+    controller too, which runs no session fixture."""
+    shutil.rmtree(_CACHE, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        _HOME.rmdir()
+
+
 for _variable in ("ART_DATA_PATH", "MPLCONFIGDIR", "TORCH_HOME", "HF_HOME"):  # skinart chooses these from the cache
     os.environ.pop(_variable, None)
 
@@ -158,3 +175,11 @@ def real_flip_run(real_trained, real_derma_subset, tmp_path_factory) -> Path:
     _ok("attack", "--method", "poison-flip", "--source-class", "nv", "--target-class", "bkl", "--fraction", 0.9,
         "--retrain-epochs", 3, "--checkpoint", real_trained, "--data-root", real_derma_subset, "--device", "cpu", "--out", out)
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """Modules with a test marked slow first, in file order otherwise: under `make test`'s two workers (pytest-xdist,
+    a module to a worker, `--no-loadscope-reorder`) the long end-to-end modules, the README's above all, start at once
+    instead of after the many short ones, so both workers end together."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

@@ -38,7 +38,8 @@ def test_the_home_guard_fires_on_a_write_under_home(tmp_path, first_line):
     (tmp_path / "tests" / "test_stray.py").write_text(
         f"import os, pathlib\n{first_line}\n\ndef test_writes_under_home():\n"
         "    pathlib.Path(os.environ['HOME'], 'stray.txt').write_text('left behind')\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "SKINART_CACHE", "SKINART_DATA", "SKINART_SUITE_HOME")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HOME", "SKINART_CACHE", "SKINART_DATA", "SKINART_SUITE_HOME", "SKINART_SUITE_OWNER", "PYTEST_XDIST_WORKER")}
     (tmp_path / "tmp").mkdir()
     env["TMPDIR"] = str(tmp_path / "tmp")  # its HOME, with the stray file, and its cache: in this test's folder
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
