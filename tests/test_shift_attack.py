@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import invoke
 
 from skinart.attacks.config import AttackConfig
 from skinart.attacks.loops import one_hot, sample_indices
@@ -78,3 +79,12 @@ def test_a_shifted_attack_is_another_run_than_the_unshifted_one(trained, derma_s
     with open(out / "per_image.csv", newline="") as f:
         assert {(r["shift"], r["severity"]) for r in csv.DictReader(f)} == {("", "")}
     assert shifted["clean"]["confusion_matrix"] != plain["clean"]["confusion_matrix"]
+
+
+def test_the_report_names_a_shifted_attack_as_its_run_does(trained, derma_subset, tmp_path):
+    out = tmp_path / "fgsm-noise"
+    _fgsm(trained, derma_subset, out, NOISE)
+    assert "test images under gaussian_noise severity 3" in (out / "metrics.md").read_text()
+    result = invoke("report", out, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert "| fgsm under gaussian_noise severity 3 |" in (tmp_path / "report" / "report.md").read_text()

@@ -277,7 +277,7 @@ def test_an_attack_by_sex_splits_attacked_and_unattacked_images_into_groups_that
     assert result.exit_code == 0, result.output
     md = (tmp_path / "report" / "report.md").read_text()
     table = md.split("## Subgroups: every metric per group (clean and attacked images)")[1].split("\n## ")[0]
-    label = "fgsm on hair severity 3"
+    label = "fgsm under hair severity 3"
     attacked = [line for line in table.splitlines() if line.startswith("| fgsm-by-sex |") and label in line]
     assert len(attacked) == 3
     male = metrics["adversarial"]["subgroups"]["groups"]["male"]

@@ -21,6 +21,7 @@ from skinart.attacks.sanity import sanity_label
 from skinart.report.basis import data_label, import_check
 from skinart.report.certified import certified_entries
 from skinart.report.subgroups import subgroup_entries
+from skinart.shifts.config import ImageShift, under
 
 ROW_METRICS = ("accuracy", "macro_recall", "macro_specificity", "fooling_rate", "error_rate", "clean_accuracy",
                "binary_accuracy", "sensitivity", "specificity", "npv", "fnr", "auroc", "sensitivity_at_threshold",
@@ -75,8 +76,8 @@ def _predictions(where: Path, kind: str, classes: list[str], malignant: list[int
 def _row(task: dict, where: Path, metrics: dict, options: ReportOptions, *, model: str, attack: str, threat: str, kind: str) -> dict:
     """One reported line: flat metrics, bootstrap CIs from the per-image predictions, the alternative binary mapping."""
     m = metrics.get("adversarial", metrics)
-    under = f" on {metrics['shift']} severity {metrics['severity']}" if metrics.get("shift") else ""  # evaluate --attack --shift
-    row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack + under,
+    shift = ImageShift(metrics["shift"], metrics["severity"]) if metrics.get("shift") else None  # evaluate --attack --shift
+    row = {"task": task["name"], "step": task["step"], "grid": task["grid"], "model": model, "attack": attack + under(shift),
            "method": attack, "threat": threat_label(threat, METHODS[attack].access if attack in METHODS else "gradients"),
            "eps": metrics.get("eps"), "dir": str(where), "metrics": _flat(m), "ci": {}, "also": None, "sanity": "—",
            "predicted_shares": (metrics.get("predicted_shares") or {}).get("attacked"),  # universal runs: where δ sends the images
