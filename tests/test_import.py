@@ -77,8 +77,15 @@ def foreign(derma_subset, tmp_path_factory):
     y = torch.tensor([ORDER.index(CLASSES[label]) for label in data["train_labels"].ravel()])
     weights = torch.tensor(np.bincount(y.numpy(), minlength=7) + 1.0).float().reciprocal() ** 0.5
     torch.manual_seed(0)
-    net = _fit(torchvision.models.resnet18(num_classes=7), x, y, epochs=3,
-               loss=lambda z, t: nn.functional.cross_entropy(z, t, weight=weights / weights.mean()))
+    # two threads whatever the machine's cores: a weak model (3 epochs) whose weights move with the thread count would
+    # mix up other classes (with one thread bkl and df), and the import check's tests read which
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        net = _fit(torchvision.models.resnet18(num_classes=7), x, y, epochs=3,
+                   loss=lambda z, t: nn.functional.cross_entropy(z, t, weight=weights / weights.mean()))
+    finally:
+        torch.set_num_threads(threads)
     folder = tmp_path_factory.mktemp("outside-team")
     return net, _save_all(net, folder, "resnet18")
 
