@@ -222,8 +222,22 @@ def test_apply_shift_refuses_wrong_input():
 
 
 def test_gallery_is_a_png_of_the_grid(tmp_path):
-    from skinart.shifts.gallery import plot_shift_gallery
+    from skinart.presentation.grids import enlarged
+    from skinart.shifts.gallery import CELL_PX, plot_shift_gallery, side_by_side
 
     path = plot_shift_gallery(IMAGES[:2], ["pixelate", "hair"], (1, 5), tmp_path / "gallery.png", seed=0)
     with Image.open(path) as png:
         assert png.format == "PNG" and png.width > png.height > 100
+        picture = np.asarray(png.convert("RGB"))
+    # every cell pixel for pixel: the shifted images side by side, each pixel a whole block (never resampled)
+    for name, severity in (("pixelate", 5), ("hair", 1), ("hair", 0)):
+        strip = side_by_side(apply_shift(IMAGES[:2], name, severity, seed=0, ids=[0, 1]))
+        assert _found(picture, enlarged(strip, CELL_PX // IMAGES.shape[1])), (name, severity)
+    assert not _found(picture, enlarged(side_by_side(IMAGES[:2]), CELL_PX // IMAGES.shape[1] + 1))
+
+
+def _found(picture: np.ndarray, block: np.ndarray) -> bool:
+    """Whether `block` appears in `picture` exactly."""
+    h, w = block.shape[:2]
+    ys, xs = np.nonzero((picture[: picture.shape[0] - h + 1, : picture.shape[1] - w + 1] == block[0, 0]).all(axis=2))
+    return any(np.array_equal(picture[y : y + h, x : x + w], block) for y, x in zip(ys, xs))

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
+from skinart.presentation.grids import Cell, plot_image_grid  # noqa: E402
+
 
 def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str) -> None:
     cm = np.asarray(cm)
@@ -83,25 +85,15 @@ def save_image(hwc: np.ndarray, path: Path) -> None:
 def plot_perturbations(clean: np.ndarray, adversarial: np.ndarray, *, clean_probs: np.ndarray, adv_probs: np.ndarray,
                        classes: list[str], labels: np.ndarray, path: Path, title: str) -> None:
     """Rows of original | amplified perturbation | adversarial, each titled with prediction and confidence."""
-    rows = len(clean)
-    fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.6 * rows), squeeze=False)
-    for i in range(rows):
+    rows = []
+    for i in range(len(clean)):
         delta = adversarial[i] - clean[i]
-        panels = (
-            (clean[i].transpose(1, 2, 0), f"true {classes[labels[i]]}\npred {classes[clean_probs[i].argmax()]} {clean_probs[i].max():.0%}"),
-            (amplified(delta), f"perturbation ×{1 / max(float(np.abs(delta).max()), 1e-12):.0f}\nL∞ {np.abs(delta).max() * 255:.1f}/255"),
-            (adversarial[i].transpose(1, 2, 0), f"adversarial\npred {classes[adv_probs[i].argmax()]} {adv_probs[i].max():.0%}"),
-        )
-        for ax, (image, caption) in zip(axes[i], panels):
-            ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
-            ax.set_title(caption, fontsize=8)
-            ax.axis("off")
-    fig.suptitle(title, fontsize=9, y=1 - 0.1 / (2.6 * rows))
-    # margins in inches, fixed: tight_layout measured every text and doubled this figure's cost (38 per quickstart)
-    height = 2.6 * rows
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / height, top=1 - 0.6 / height, hspace=0.2, wspace=0.06)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        rows.append([
+            Cell(clean[i].transpose(1, 2, 0), f"true {classes[labels[i]]}\npred {classes[clean_probs[i].argmax()]} {clean_probs[i].max():.0%}"),
+            Cell(amplified(delta), f"perturbation ×{1 / max(float(np.abs(delta).max()), 1e-12):.0f}\nL∞ {np.abs(delta).max() * 255:.1f}/255"),
+            Cell(adversarial[i].transpose(1, 2, 0), f"adversarial\npred {classes[adv_probs[i].argmax()]} {adv_probs[i].max():.0%}"),
+        ])
+    plot_image_grid(rows, path, cell_px=256, dpi=120, title=title)
 
 
 def _percent(values) -> np.ndarray:
