@@ -160,7 +160,6 @@ def plot_grouped_bars(panels: dict[str, tuple], path: Path, ylabel: str, before_
         ax.grid(alpha=0.3, axis="y")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
     before = any(len(panel) > 2 for panel in panels.values())
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.99), fontsize=7, frameon=False,
                title=f"pale: {before_label}" if before else None, title_fontsize=7)  # outside the panels: it hides no bar
