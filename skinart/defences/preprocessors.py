@@ -34,9 +34,9 @@ def webp_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
 
 def webp_batch(x: np.ndarray, quality: int, threads: int | None = None) -> np.ndarray:
     """float NCHW in [0, 1] -> WebP round trip -> float32 NCHW. The batch is cut into one contiguous chunk
-    per thread (torch's thread count unless `threads`); each worker converts (rounding, not truncating, to uint8), codes and writes back one image
-    at a time, so the conversions stay in cache instead of two threads streaming whole chunks through
-    memory. Pillow's codec and numpy's array loops release the GIL."""
+    per thread (torch's thread count unless `threads`); each worker converts (rounding, not truncating, to
+    uint8), codes and writes back one image at a time, so the conversions stay in cache instead of two threads
+    streaming whole chunks through memory. Pillow's codec and numpy's array loops release the GIL."""
     out = np.empty(x.shape, dtype=np.float32)
 
     def chunk(part: np.ndarray) -> None:

@@ -63,8 +63,7 @@ def plot_image_grid(rows: Sequence[Sequence[Cell]], path: Path | str, *, cell_px
     left = PAD + label_px
     width = left + sum(widths) + PAD * len(widths)
     height = top + sum(above + h + below + PAD for h in heights)
-    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    cells = np.zeros((height, width), dtype=bool)  # where an image is pasted
+    pasted = []  # (y, x, enlarged image), into the picture once the texts are drawn
     texts = []  # (x, y, text, ha, va, fontsize) in pixels from the top left
     if title:
         texts.append((width / 2, PAD, title, "center", "top", fontsize + 1))
@@ -76,9 +75,7 @@ def plot_image_grid(rows: Sequence[Sequence[Cell]], path: Path | str, *, cell_px
         if i < len(row_labels):
             texts.append((left - PAD, y + above + h / 2, row_labels[i], "right", "center", fontsize))
         for x, w, cell in zip(xs, widths, row):
-            image = enlarged(cell.image, scale)
-            where = np.s_[y + above : y + above + image.shape[0], x : x + image.shape[1]]
-            canvas[where], cells[where] = image, True
+            pasted.append((y + above, x, enlarged(cell.image, scale)))
             if cell.above:
                 texts.append((x + w / 2, y + above - 1, cell.above, "center", "bottom", caption))
             if cell.below:
@@ -90,8 +87,9 @@ def plot_image_grid(rows: Sequence[Sequence[Cell]], path: Path | str, *, cell_px
     fig.canvas.draw()  # the texts alone, then the cells pasted into its pixels: matplotlib resamples no image
     drawn = np.asarray(fig.canvas.buffer_rgba())[:height, :width, :3]
     plt.close(fig)
-    picture = np.full_like(canvas, 255)
+    picture = np.full((height, width, 3), 255, dtype=np.uint8)
     picture[: drawn.shape[0], : drawn.shape[1]] = drawn
-    picture[cells] = canvas[cells]
+    for y, x, image in pasted:
+        picture[y : y + image.shape[0], x : x + image.shape[1]] = image
     Image.fromarray(picture).save(path, format="PNG", dpi=(dpi, dpi))
     return Path(path)
